@@ -1,0 +1,207 @@
+"""The command line, end to end on the bundled demo dataset (real heads)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bids_app.cli.run import main
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_BIDS = REPO / "data" / "demo" / "bids"
+DEMO_PHOTOS = REPO / "data" / "demo" / "photos"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bids_app", *map(str, args)],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+# -- bad arguments: non-zero exit with one clear line ---------------------------
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["participant", "--n-renders", "0"], "--n-renders: '0' must be 1 or more"),
+        (["participant", "--modality", "bold"], "not a supported anat suffix"),
+        (["participant", "--participant-label", "../etc"], "not a BIDS sub label"),
+        (["participant", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["banana"], "invalid choice: 'banana'"),
+        (["participant", "--seed", "-3"], "must be 0 or more"),
+        (["participant", "--photos-dir", "/no/such/folder"], "is not a folder"),
+    ],
+)
+def test_bad_arguments_exit_nonzero_with_one_line(tmp_path, capsys, args, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(DEMO_BIDS), str(tmp_path / "out"), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert expected in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bids_dir_must_be_a_bids_dataset(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), str(tmp_path / "out"), "participant"])
+    assert exit_info.value.code == 2
+    assert "no dataset_description.json" in capsys.readouterr().err
+
+
+def test_output_dir_inside_bids_dir_needs_derivatives(tmp_path, capsys):
+    bids_dir = tmp_path / "ds"
+    bids_dir.mkdir()
+    (bids_dir / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    with pytest.raises(SystemExit):
+        main([str(bids_dir), str(bids_dir / "out"), "participant"])
+    assert "inside bids_dir" in capsys.readouterr().err
+
+
+def test_group_before_participant_is_a_clear_error(tmp_path, capsys):
+    assert main([str(DEMO_BIDS), str(tmp_path / "never"), "group"]) == 2
+    assert "run the participant level first" in capsys.readouterr().err
+
+
+def test_version_and_module_entry_point():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("facerisk ")
+
+
+def test_missing_modality_fails_that_participant_with_its_name(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main([str(DEMO_BIDS), str(out), "participant", "--participant-label", "sub-01",
+                 "--modality", "FLAIR", "--skip-bids-validator"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "sub-01: no anat image with suffix FLAIR" in err
+    # the derivatives dataset itself is still valid
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+
+
+# -- the full pipeline on the bundled dataset --------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """participant (2 processes) then group on the demo dataset; the real thing."""
+    out = tmp_path_factory.mktemp("facerisk") / "out"
+    participant = run_cli(DEMO_BIDS, out, "participant", "--modality", "T1w",
+                          "--photos-dir", DEMO_PHOTOS, "--nprocs", "2")
+    group = run_cli(DEMO_BIDS, out, "group", "--modality", "T1w", "--photos-dir", DEMO_PHOTOS)
+    return out, participant, group
+
+
+@pytest.mark.slow
+def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
+    out, participant, _ = demo_run
+    assert participant.returncode == 0, participant.stderr[-3000:]
+    subjects = sorted(p.name for p in DEMO_BIDS.glob("sub-*"))
+    assert len(subjects) >= 3
+    detected_total = 0
+    for subject in subjects:
+        anat = out / subject / "anat"
+        renders = sorted(anat.glob(f"{subject}_desc-render*_T1w.png"))
+        assert len(renders) == 10
+        for render in renders:
+            sidecar = json.loads(render.with_suffix(".json").read_text())
+            assert set(sidecar) >= {"Seed", "Camera", "Light", "Face", "Sources"}
+            assert sidecar["Sources"] == [f"bids:raw:{subject}/anat/{subject}_T1w.nii.gz"]
+            if sidecar["Face"]["Detected"]:
+                assert 0 < sidecar["Face"]["Score"] <= 1
+                assert len(sidecar["Face"]["Box"]) == 4
+        vectors = np.load(anat / f"{subject}_desc-faces_T1w.npy")
+        meta = json.loads((anat / f"{subject}_desc-faces_T1w.json").read_text())
+        assert vectors.shape == (10, meta["Dimension"])
+        assert meta["FaceModel"]["Name"] == "sface"
+        detected = np.isfinite(vectors).all(axis=1)
+        assert detected.tolist() == [row["Detected"] for row in meta["Rows"]]
+        np.testing.assert_allclose(np.linalg.norm(vectors[detected], axis=1), 1, atol=1e-4)
+        detected_total += int(detected.sum())
+        photos = json.loads((out / subject / "photo" / f"{subject}_desc-faces_photo.json").read_text())
+        assert len(photos["Rows"]) == len(list((DEMO_PHOTOS / subject).glob("*.png")))
+    assert detected_total >= 0.8 * 10 * len(subjects)
+    # the same seed gives the same camera and light for a participant
+    first = json.loads((out / subjects[0] / "anat" / f"{subjects[0]}_desc-render01_T1w.json").read_text())
+    assert first["Seed"] != json.loads(
+        (out / subjects[1] / "anat" / f"{subjects[1]}_desc-render01_T1w.json").read_text())["Seed"]
+
+
+@pytest.mark.slow
+def test_outputs_are_owner_only(demo_run):
+    out, _, _ = demo_run
+    for path in [*out.rglob("*.png"), *out.rglob("*.npy"), out / "facerisk.html"]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is readable by others ({mode:o})"
+
+
+@pytest.mark.slow
+def test_group_level_ranks_summary_and_report(demo_run):
+    out, _, group = demo_run
+    assert group.returncode == 0, group.stderr[-3000:]
+    with open(out / "group_desc-ranks.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert [r["participant_id"] for r in rows] == sorted(p.name for p in DEMO_BIDS.glob("sub-*"))
+    assert list(rows[0])[:2] == ["participant_id", "rank"]
+    n_identities = len(rows)
+    for row in rows:
+        if row["rank"] != "n/a":
+            assert 1 <= int(row["rank"]) <= n_identities
+            assert row["match1_id"].startswith("sub-")
+    summary = json.loads((out / "group_desc-summary.json").read_text())
+    stats = summary["reidentification"]
+    assert stats["n"] == summary["n_with_photos"] >= 3
+    ranks = [int(r["rank"]) for r in rows if r["rank"] != "n/a"]
+    assert stats["top1"]["count"] == sum(r == 1 for r in ranks)
+    assert stats["top1"]["ci_low"] <= stats["top1"]["rate"] <= stats["top1"]["ci_high"]
+    assert summary["detection"]["rate"] >= 0.8
+    assert summary["cmc"][-1] <= 1.0 and summary["cmc"] == sorted(summary["cmc"])
+    html = (out / "facerisk.html").read_text()
+    assert "identifying" in html.lower()
+    # offline: nothing is loaded from the network (links to papers are fine)
+    assert not re.search(r"""(src|srcset|poster)\s*=\s*["']?(https?:)?//""", html)
+    assert not re.search(r"""<link[^>]+href\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html
+    assert html.count("data:image/") >= len(rows)
+    for name in ("CITATION.md", "CITATION.html", "CITATION.bib"):
+        assert (out / "logs" / name).stat().st_size > 0
+    # the group level prints the numbers
+    assert "top1" in group.stderr and "report:" in group.stderr
+
+
+@pytest.mark.slow
+def test_outputs_are_a_bids_derivatives_dataset(demo_run):
+    from bids import BIDSLayout
+
+    out, _, _ = demo_run
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert description["GeneratedBy"][0]["Name"] == "facerisk"
+    layout = BIDSLayout(DEMO_BIDS, derivatives=out)
+    derivatives = layout.derivatives["facerisk"]
+    renders = derivatives.get(subject="01", suffix="T1w", extension=".png")
+    assert len(renders) == 10
+    assert {f.entities["desc"] for f in renders} == {f"render{i:02d}" for i in range(1, 11)}
+
+
+@pytest.mark.slow
+def test_rerun_group_is_idempotent(demo_run, tmp_path):
+    out, _, _ = demo_run
+    before = (out / "group_desc-ranks.tsv").read_text()
+    assert run_cli(DEMO_BIDS, out, "group", "--modality", "T1w").returncode == 0
+    assert (out / "group_desc-ranks.tsv").read_text() == before
+    # a copy of the outputs gives the same answer: group level reads only outputs
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert run_cli(DEMO_BIDS, copy, "group", "--modality", "T1w").returncode == 0
+    assert (copy / "group_desc-ranks.tsv").read_text() == before
