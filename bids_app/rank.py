@@ -32,6 +32,10 @@ Conventions
   ``NaN`` never passes a ``rank <= k`` test, so it cannot be counted as a hit
   by mistake; callers write it as ``n/a``. Under ``ties="max"``/``"min"`` all
   finite ranks are whole numbers.
+* The metrics (:func:`cmc_curve`, :func:`summarise`) leave ``NaN`` ranks out
+  of the denominator but keep ``+inf``: a caller can pass ``inf`` for a person
+  who has a usable photo but cannot be found at all (e.g. no face in any of
+  their own MRI renders), so that they count as *not identified*.
 
 Examples
 --------
@@ -214,6 +218,7 @@ def true_ranks(
     person_scores: ArrayLike,
     true_identity: ArrayLike,
     ties: TiePolicy = "max",
+    usable: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
     """1-based rank of each person's own identity among all identities.
 
@@ -237,13 +242,19 @@ def true_ranks(
     true_identity : array_like of int, shape (N,)
         Identity code of each person's own MRI, ``-1`` when not in the gallery.
     ties : {"max", "min", "average"}
+    usable : array_like of bool, shape (N,), optional
+        Which persons have at least one usable photo. By default a person is
+        usable when their score row is not all zero. When given, a usable
+        person's all-zero row (every photo returned nothing) is ranked
+        normally: all identities tie at 0, so ``"max"`` gives rank ``I``; a
+        person marked unusable gets ``NaN`` whatever the scores.
 
     Returns
     -------
     ndarray, shape (N,), float64
-        Ranks in ``[1, I]``; ``NaN`` for unusable persons: identity ``-1``, or a
-        score row that is all zero (no usable photo) or contains non-finite
-        values. Use :func:`usable_ranks` to drop them.
+        Ranks in ``[1, I]``; ``NaN`` for unusable persons: identity ``-1``, a
+        score row with non-finite values, or no usable photo (see
+        ``usable``). Use :func:`usable_ranks` to drop them.
     """
     scores = _as_2d("person_scores", person_scores)
     n, n_id = scores.shape
@@ -252,8 +263,13 @@ def true_ranks(
         raise ValueError(f"ties must be 'max', 'min' or 'average', got {ties!r}")
 
     ranks = np.full(n, np.nan)
-    usable = (truth >= 0) & np.isfinite(scores).all(axis=1) & (scores != 0).any(axis=1)
-    rows = np.flatnonzero(usable)
+    if usable is None:
+        has_photo = (scores != 0).any(axis=1)
+    else:
+        has_photo = np.asarray(usable, dtype=bool).ravel()
+        if has_photo.shape != (n,):
+            raise ValueError(f"usable must have shape ({n},), got {has_photo.shape}")
+    rows = np.flatnonzero((truth >= 0) & np.isfinite(scores).all(axis=1) & has_photo)
     if rows.size:
         s = scores[rows]
         own = s[np.arange(rows.size), truth[rows]][:, None]
@@ -269,9 +285,9 @@ def true_ranks(
 
 
 def usable_ranks(ranks: ArrayLike) -> NDArray[np.float64]:
-    """The finite ranks (persons with a usable photo), as float64."""
+    """The ranks of usable persons, as float64: ``NaN`` dropped, ``+inf`` kept."""
     r = np.asarray(ranks, dtype=np.float64).ravel()
-    return r[np.isfinite(r)]
+    return r[~np.isnan(r)]
 
 
 def top_matches(
@@ -339,7 +355,8 @@ def cmc_curve(ranks: ArrayLike, n_gallery: int) -> NDArray[np.float64]:
     Parameters
     ----------
     ranks : array_like, shape (N,)
-        Output of :func:`true_ranks`; NaN (unusable) entries are ignored.
+        Output of :func:`true_ranks`; NaN (unusable) entries are ignored,
+        ``+inf`` (never found) entries count as misses.
     n_gallery : int
         Number of gallery identities.
 
@@ -347,8 +364,8 @@ def cmc_curve(ranks: ArrayLike, n_gallery: int) -> NDArray[np.float64]:
     -------
     ndarray, shape (n_gallery,)
         Element ``r - 1`` is the fraction of usable persons with rank <= r,
-        for r = 1..n_gallery. Non-decreasing and ending at 1 when all ranks
-        are <= n_gallery. All NaN when no person is usable.
+        for r = 1..n_gallery. Non-decreasing and ending at 1 when all usable
+        ranks are <= n_gallery. All NaN when no person is usable.
     """
     n_gallery = int(n_gallery)
     r = usable_ranks(ranks)
@@ -379,6 +396,8 @@ def summarise(
     z: float = 1.96,
 ) -> dict[str, Any]:
     """Summary metrics in a JSON-serialisable form (NaN becomes ``None``).
+
+    ``NaN`` ranks are left out; ``+inf`` ranks count in ``n`` as misses.
 
     Returns
     -------

@@ -147,6 +147,30 @@ def test_unusable_persons_are_nan():
     assert not (r[[0, 2, 3]] <= 1).any()
 
 
+def test_usable_mask_ranks_empty_rows():
+    scores = np.array([[0.0, 0.0, 0.0], [0.3, 0.1, 0.0], [0.0, 0.0, 0.0]])
+    # person 0 had a usable photo that returned nothing: all tie at 0 -> last under "max"
+    r = rank.true_ranks(scores, np.array([0, 0, 1]), usable=np.array([True, False, False]))
+    assert r[0] == 3.0
+    assert np.isnan(r[1]) and np.isnan(r[2])  # marked unusable
+    assert rank.true_ranks(scores[:1], np.array([0]), ties="min", usable=[True]).tolist() == [1.0]
+    with pytest.raises(ValueError):
+        rank.true_ranks(scores, np.array([0, 0, 1]), usable=[True])
+
+
+def test_infinite_rank_counts_as_miss():
+    # NaN: left out; inf: a person with a usable photo who cannot be found (counted, never a hit)
+    ranks = np.array([1.0, np.inf, NAN, 2.0])
+    assert rank.usable_ranks(ranks).tolist() == [1.0, np.inf, 2.0]
+    cmc = rank.cmc_curve(ranks, 3)
+    np.testing.assert_allclose(cmc, [1 / 3, 2 / 3, 2 / 3])
+    s = rank.summarise(ranks, 3)
+    json.dumps(s, allow_nan=False)
+    assert s["n"] == 3 and s["top1"]["hits"] == 1 and s["n_unusable"] == 1
+    assert s["median_rank"] == 2.0
+    assert s["mean_reciprocal_rank"] == pytest.approx((1 + 0 + 0.5) / 3)
+
+
 def test_cosine_similarity_and_nan_rows():
     probes = np.array([[1.0, 0.0], [NAN, NAN], [0.6, 0.8]])
     gallery = np.array([[1.0, 0.0], [0.0, 1.0], [NAN, NAN]])

@@ -32,10 +32,11 @@ Group report context
                                        rank of own MRI; None -> "n/a"
         render_uri        str | None   data: URI of one render thumbnail
         photo_uri         str | None   data: URI of one photo thumbnail
-        matches           list of {"participant_id": str, "score": float}
-                                       best first (up to 5); the entry whose
-                                       participant_id equals the row's is
-                                       marked as the true match
+        matches           list of {"participant_id": str, "score": float,
+                                       "is_true": bool (optional)}
+                                       best first (up to 5); without is_true,
+                                       the entry whose participant_id equals
+                                       the row's is marked as the true match
         renders_detected  int | None   renders with a face
         renders_total     int | None   renders made
     parameters        dict    run parameters, shown as a key/value table ({})
@@ -153,7 +154,8 @@ def _normalise_group_context(context: Mapping[str, Any]) -> dict[str, Any]:
         row["render_uri"] = _check_uri(row["render_uri"], f"participants[{i}].render_uri")
         row["photo_uri"] = _check_uri(row["photo_uri"], f"participants[{i}].photo_uri")
         row["matches"] = [
-            {**m, "is_true": m.get("participant_id") == row["participant_id"]} for m in row["matches"] or []
+            {**m, "is_true": bool(m.get("is_true", m.get("participant_id") == row["participant_id"]))}
+            for m in row["matches"] or []
         ]
         rows.append(row)
     ctx["participants"] = rows
