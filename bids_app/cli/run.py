@@ -97,8 +97,11 @@ def run_participant_level(settings) -> int:
 
     def report(number, subject, outcome):
         if isinstance(outcome, BaseException):
-            reason = str(outcome) if isinstance(outcome, (ParticipantError, ValueError)) else (
-                f"sub-{subject}: unexpected {type(outcome).__name__}: {outcome}")
+            reason = str(outcome)
+            if not isinstance(outcome, (ParticipantError, ValueError)):
+                reason = f"unexpected {type(outcome).__name__}: {reason}"
+            if not reason.startswith(f"sub-{subject}"):
+                reason = f"sub-{subject}: {reason}"
             failures[subject] = reason
             LOGGER.error("[%d/%d] FAILED %s", number, len(subjects), reason)
             LOGGER.debug("traceback for sub-%s", subject, exc_info=outcome)

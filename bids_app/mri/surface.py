@@ -58,6 +58,7 @@ def head_surface(
     affine: np.ndarray,
     *,
     blur_vox: float = 0.8,
+    resolution_mm: float = 1.25,
     max_triangles: int = 140_000,
     smooth_iter: int = 25,
     pass_band: float = 0.08,
@@ -66,7 +67,7 @@ def head_surface(
 
     Steps: crop to the mask's bounding box; blur the binary mask slightly
     (removes the voxel staircase while keeping the surface where the mask
-    edge is); flying-edges isosurface at 0.5; quadric decimation to at most
+    edge is); resample to ``resolution_mm``; flying-edges isosurface at 0.5; quadric decimation to at most
     ``max_triangles``; windowed-sinc (Taubin-like, non-shrinking) smoothing;
     points mapped to world coordinates with ``affine``; outward normals.
 
@@ -78,6 +79,11 @@ def head_surface(
         4x4 voxel-to-world matrix of ``mask``.
     blur_vox
         Gaussian sigma (voxels) applied to the mask before contouring.
+    resolution_mm
+        Grid spacing (mm) the blurred mask is resampled to before
+        contouring, when the voxels are smaller. 1.25 mm keeps the face's
+        shape while halving the mesh the decimation must reduce (the
+        slowest step); use the voxel size for full detail.
     max_triangles
         Upper bound on the triangle count after decimation.
     smooth_iter, pass_band
@@ -111,10 +117,20 @@ def head_surface(
     if blur_vox > 0:
         crop = ndi.gaussian_filter(crop, blur_vox, mode="constant")
 
-    grid = pv.ImageData(dimensions=crop.shape, origin=tuple(float(v) for v in lo))
+    # resample to ``resolution_mm`` (linear, corners aligned) before contouring
+    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    factor = np.minimum(zooms / float(resolution_mm), 1.0)
+    spacing = np.ones(3)
+    if np.any(factor < 0.999):
+        out_shape = np.maximum(np.round(np.array(crop.shape) * factor).astype(int), 2)
+        spacing = (np.array(crop.shape) - 1) / (out_shape - 1)
+        crop = ndi.zoom(crop, out_shape / np.array(crop.shape), order=1, prefilter=False,
+                        grid_mode=False)
+
+    grid = pv.ImageData(dimensions=crop.shape, origin=tuple(float(v) for v in lo),
+                        spacing=tuple(float(v) for v in spacing))
     grid.point_data["m"] = crop.ravel(order="F")
     surf = grid.contour([0.5], scalars="m", method="flying_edges", compute_normals=False)
-    surf = surf.triangulate().clean()
     if surf.n_cells == 0:
         raise ValueError("mask produced an empty surface")
     if surf.n_cells > max_triangles:
@@ -144,67 +160,61 @@ def face_frame(
     """Locate the face on a head surface.
 
     The head is assumed to face ``anterior`` (+y, RAS+) with the top of
-    the head along ``superior`` (+z). The anterior profile of the head's
-    midsagittal band (for each height, the most anterior surface point
-    within 25 mm of the midline) is searched for the nose tip: the point
-    most prominent relative to the profile 30 mm above and below it, among
-    points within 40 mm of the most anterior one. This works wherever the
-    head sits in the field of view and whether or not the chin or forehead
-    sticks out further than the nose.
+    the head along ``superior`` (+z). A depth map of the head seen from the
+    front (most anterior surface point per 2 mm cell of the left-right /
+    inferior-superior plane, max-filtered over 6 mm) is searched for the nose tip: the point that
+    stands out most in front of the surface 20 mm to its left and to its
+    right (the smaller of the two),
+    among the cells within 40 mm of the most anterior one. Unlike "the most
+    anterior point", this does not pick a jutting chin or forehead, and it
+    works wherever the head sits in the field of view.
 
-    The face centre is placed 8 mm above the nose tip and 25 mm behind it;
-    the size is the face height scale, taken as 1.15 times the head's
-    width (ear to ear) around eye level, clipped to 120-260 mm.
+    The face centre is placed 15 mm above the nose tip and 25 mm behind
+    it; the size is the face height scale, taken as 1.2 times the head's
+    width (ear to ear) around eye level, clipped to 130-260 mm.
 
     Returns
     -------
     FaceFrame
+
+    Raises
+    ------
+    ValueError
+        If the surface is too small or no nose-like protrusion is found.
     """
     a = _unit(np.asarray([0.0, 1.0, 0.0] if anterior is None else anterior, float))
     s = np.asarray([0.0, 0.0, 1.0] if superior is None else superior, float)
     s = _unit(s - a * float(s @ a))
-    r = np.cross(a, s)
+    r = np.cross(s, a)  # completes a right-handed (right, anterior, superior) frame
     pts = np.asarray(surf.points, dtype=float)
     if pts.shape[0] < 100:
         raise ValueError("surface too small to locate a face")
     # coordinates in the face frame: u (right), v (anterior), w (superior)
     u, v, w = pts @ r, pts @ a, pts @ s
 
-    # midline: the middle of the head's left-right extent in its front half
-    front = v > np.percentile(v, 60)
-    mid_u = 0.5 * (np.percentile(u[front], 2) + np.percentile(u[front], 98))
-    band = np.abs(u - mid_u) < 25.0
-    if band.sum() < 50:
-        band = np.ones_like(u, bool)
-    wb = w[band]
-    vb = v[band]
-    w_lo, w_hi = float(wb.min()), float(wb.max())
-    nbin = max(int(np.ceil(w_hi - w_lo)), 1)  # 1 mm bins
-    bins = np.clip(((wb - w_lo) // 1.0).astype(int), 0, nbin - 1)
-    profile = np.full(nbin, -np.inf)
-    np.maximum.at(profile, bins, vb)
-    have = np.isfinite(profile)
-    heights = np.arange(nbin)[have]
-    prof = profile[have]
-    # fill gaps by interpolation, then smooth lightly
-    full = np.interp(np.arange(nbin), heights, prof)
-    full = ndi.uniform_filter1d(full, 3, mode="nearest")
-    k = 30
-    above = np.concatenate([full[k:], np.full(k, full[-1])])
-    below = np.concatenate([np.full(k, full[0]), full[:-k]])
-    # rows near the very top/bottom have no real neighbour on one side
-    prominence = full - 0.5 * (above + below)
-    candidate = full > full.max() - 40.0
-    valid = np.zeros(nbin, bool)
-    valid[k:nbin - k] = True
-    if not (candidate & valid).any():
-        valid[:] = True
-    score = np.where(candidate & valid, prominence, -np.inf)
-    i = int(np.argmax(score))
-    tip_w = w_lo + i + 0.5
-    sel = band & (np.abs(w - tip_w) < 2.0)
-    j = np.nonzero(sel)[0][int(np.argmax(v[sel]))]
-    tip = pts[j]
+    cell = 2.0
+    iu = ((u - u.min()) // cell).astype(int)
+    iw = ((w - w.min()) // cell).astype(int)
+    depth = np.full((iu.max() + 1, iw.max() + 1), -np.inf)
+    np.maximum.at(depth, (iu, iw), v)
+    # a decimated mesh leaves cells without a front vertex: close them
+    depth = ndi.maximum_filter(depth, size=3, mode="constant", cval=-np.inf)
+    off = int(round(20.0 / cell))
+    left = np.full_like(depth, -np.inf)
+    right = np.full_like(depth, -np.inf)
+    left[off:] = depth[:-off]
+    right[:-off] = depth[off:]
+    ok = np.isfinite(depth) & np.isfinite(left) & np.isfinite(right)
+    ok &= depth > depth[np.isfinite(depth)].max() - 40.0
+    # stands out on both sides (a face's edge stands out on one side only)
+    with np.errstate(invalid="ignore"):
+        prominence = np.where(ok, depth - np.maximum(left, right), -np.inf)
+    if not ok.any():
+        raise ValueError("no face found on the surface")
+    i, j = np.unravel_index(int(np.argmax(prominence)), depth.shape)
+    sel = (iu == i) & (iw == j)
+    tip = pts[np.nonzero(sel)[0][int(np.argmax(v[sel]))]]
+    tip_w = float(tip @ s)
 
     # head width around eye level (20-50 mm above the nose tip)
     eye = (w > tip_w + 20) & (w < tip_w + 50)
@@ -212,6 +222,6 @@ def face_frame(
         width = float(np.percentile(u[eye], 99.5) - np.percentile(u[eye], 0.5))
     else:
         width = 150.0
-    size = float(np.clip(1.15 * width, 120.0, 260.0))
-    center = tip + 8.0 * s - 25.0 * a
+    size = float(np.clip(1.2 * width, 130.0, 260.0))
+    center = tip + 15.0 * s - 25.0 * a
     return FaceFrame(center=center, anterior=a, superior=s, size=size, nose_tip=tip)

@@ -79,12 +79,12 @@ def process_anat_image(
     frame = face_frame(surface)
     start = _add_time(result, "surface", start)
     views = sample_view_params(seed, settings.n_renders)
-    rendered = render_views(surface, frame, views)
+    pictures = render_views(surface, frame, views)
     start = _add_time(result, "render", start)
 
     embeddings = np.full((len(views), model.dim), np.nan, dtype=np.float32)
     rows = []
-    for index, ((picture, camera), view) in enumerate(zip(rendered, views), start=1):
+    for index, (picture, view) in enumerate(zip(pictures, views), start=1):
         detections = model.detect(picture, min_score=settings.render_min_score)
         face = {"Detected": bool(detections), "Score": None, "NumFaces": len(detections)}
         if detections:
@@ -97,8 +97,7 @@ def process_anat_image(
             "Sources": [source],
             "Seed": seed,
             "RenderIndex": index,
-            **view.to_json(),
-            "CameraActual": camera,
+            **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
             "FaceModel": model.info["Name"],

