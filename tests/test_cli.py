@@ -162,7 +162,7 @@ def test_group_level_ranks_summary_and_report(demo_run):
     stats = summary["reidentification"]
     assert stats["n"] == summary["n_with_photos"] >= 3
     ranks = [int(r["rank"]) for r in rows if r["rank"] != "n/a"]
-    assert stats["top1"]["count"] == sum(r == 1 for r in ranks)
+    assert stats["top1"]["hits"] == sum(r == 1 for r in ranks)
     assert stats["top1"]["ci_low"] <= stats["top1"]["rate"] <= stats["top1"]["ci_high"]
     assert summary["detection"]["rate"] >= 0.8
     assert summary["cmc"][-1] <= 1.0 and summary["cmc"] == sorted(summary["cmc"])
@@ -188,7 +188,7 @@ def test_outputs_are_a_bids_derivatives_dataset(demo_run):
     assert description["DatasetType"] == "derivative"
     assert description["GeneratedBy"][0]["Name"] == "facerisk"
     layout = BIDSLayout(DEMO_BIDS, derivatives=out)
-    derivatives = layout.derivatives["facerisk"]
+    derivatives = layout.derivatives.get_pipeline("facerisk")
     renders = derivatives.get(subject="01", suffix="T1w", extension=".png")
     assert len(renders) == 10
     assert {f.entities["desc"] for f in renders} == {f"render{i:02d}" for i in range(1, 11)}

@@ -60,25 +60,25 @@ def _write_run_config(settings, stamp: str) -> None:
 
 # -- participant level -------------------------------------------------------
 
-_WORKER_MODEL = None
+_WORKER: dict = {}
 
 
-def _worker_init(face_model: str) -> None:
-    global _WORKER_MODEL
-    from bids_app.face import load_face_model
-
-    _WORKER_MODEL = load_face_model(face_model)
-
-
-def _worker_run(subject: str, settings):
+def _worker_init(settings) -> None:
+    """Per worker process, once: umask, logging, face model and BIDS index."""
     from bids_app import bids as bidsio
-    from bids_app.workflows.participant import run_participant
+    from bids_app.face import load_face_model
 
     os.umask(settings.umask)
     setup_logging(settings)
-    layout = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
-                                validate=not settings.skip_bids_validator)
-    return run_participant(subject, layout, settings, _WORKER_MODEL)
+    _WORKER["model"] = load_face_model(settings.face_model)
+    _WORKER["layout"] = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
+                                           validate=not settings.skip_bids_validator)
+
+
+def _worker_run(subject: str, settings):
+    from bids_app.workflows.participant import run_participant
+
+    return run_participant(subject, _WORKER["layout"], settings, _WORKER["model"])
 
 
 def run_participant_level(settings) -> int:
@@ -117,7 +117,7 @@ def run_participant_level(settings) -> int:
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(settings.nprocs, len(subjects)), mp_context=context,
-                                 initializer=_worker_init, initargs=(settings.face_model,)) as pool:
+                                 initializer=_worker_init, initargs=(settings,)) as pool:
             futures = {pool.submit(_worker_run, s, settings): s for s in subjects}
             for number, future in enumerate(as_completed(futures), start=1):
                 subject = futures[future]
