@@ -31,7 +31,14 @@ import numpy as np
 
 from bids_app.face.align import ARCFACE_TEMPLATE, norm_crop
 
-__all__ = ["LANDMARK_NAMES", "Detection", "FaceModel", "check_image", "order_detections"]
+__all__ = [
+    "LANDMARK_NAMES",
+    "Detection",
+    "FaceModel",
+    "border_colour",
+    "check_image",
+    "order_detections",
+]
 
 #: Names of the five landmarks, in the order of :attr:`Detection.landmarks`.
 LANDMARK_NAMES: tuple[str, ...] = (
@@ -116,6 +123,15 @@ class Detection:
         """Inverse of :meth:`to_json`."""
         return cls(box=tuple(data["Box"]), landmarks=data["Landmarks"], score=data["Score"])
 
+    def shifted(self, dx: float, dy: float) -> Detection:
+        """The same face with box and landmarks moved by ``(dx, dy)`` pixels."""
+        x, y, w, h = self.box
+        return Detection(
+            box=(x + dx, y + dy, w, h),
+            landmarks=self.landmarks + np.array([dx, dy]),
+            score=self.score,
+        )
+
 
 def check_image(image: Any) -> np.ndarray:
     """Return *image* as a C-contiguous ``H x W x 3`` ``uint8`` array, or raise.
@@ -134,6 +150,12 @@ def check_image(image: Any) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must be H x W x 3 (RGB), got shape {image.shape}")
     return np.ascontiguousarray(image)
+
+
+def border_colour(image: np.ndarray) -> tuple[int, int, int]:
+    """Median RGB colour of the one-pixel frame around *image* (its background)."""
+    frame = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]], axis=0)
+    return tuple(int(v) for v in np.median(frame, axis=0))  # type: ignore[return-value]
 
 
 def order_detections(dets: Sequence[Detection], width: int, height: int) -> list[Detection]:
@@ -203,6 +225,67 @@ class FaceModel(abc.ABC):
 
         Returns a ``float32`` vector of length :attr:`dim` with unit L2 norm.
         """
+
+    def detect_with_fallback(
+        self,
+        image: np.ndarray,
+        min_score: float | None = None,
+        fallback_min_score: float | None = None,
+        pad: float = 0.25,
+    ) -> tuple[list[Detection], int]:
+        """Detect, and if nothing is found, try once more with context and a lower threshold.
+
+        Meant for renders: a synthetic face on a plain background, often
+        framed tightly, with no hair or skin texture, on which detectors
+        trained on photos score lower than on photos.
+
+        Pass 1 is :meth:`detect` with *min_score*. If it finds nothing, pass 2
+        pads the image on every side by ``pad`` times its longer side with its
+        own background colour (the median of its border pixels), so that a
+        face filling the frame is seen with the margin detectors were trained
+        with, and detects with *fallback_min_score*. Boxes and landmarks of
+        pass 2 are mapped back to the coordinates of *image*.
+
+        Parameters
+        ----------
+        image : ndarray, ``H x W x 3`` uint8, RGB
+        min_score : float, optional
+            Threshold of pass 1; :attr:`default_min_score` if None.
+        fallback_min_score : float, optional
+            Threshold of pass 2; ``0.6 * min_score`` if None (never above
+            *min_score*).
+        pad : float
+            Margin added on each side in pass 2, as a fraction of the longer
+            image side; 0 keeps the image as it is (threshold only).
+
+        Returns
+        -------
+        detections : list of Detection
+            As :meth:`detect` returns them, in *image* coordinates; empty if
+            neither pass found a face.
+        pass_number : int
+            1 or 2, the pass that found the faces; 0 if none did.
+        """
+        image = check_image(image)
+        first = self.default_min_score if min_score is None else float(min_score)
+        dets = self.detect(image, min_score=first)
+        if dets:
+            return dets, 1
+        second = 0.6 * first if fallback_min_score is None else float(fallback_min_score)
+        second = min(second, first)
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0, got {pad}")
+        height, width = image.shape[:2]
+        margin = int(round(pad * max(height, width)))
+        padded = image
+        if margin:
+            padded = np.empty((height + 2 * margin, width + 2 * margin, 3), np.uint8)
+            padded[...] = border_colour(image)
+            padded[margin : margin + height, margin : margin + width] = image
+        dets = [d.shifted(-margin, -margin) for d in self.detect(padded, min_score=second)]
+        if not dets:
+            return [], 0
+        return order_detections(dets, width, height), 2
 
     def align(self, image: np.ndarray, det: Detection) -> np.ndarray:
         """The aligned ``crop_size x crop_size x 3`` uint8 RGB crop the recogniser sees."""

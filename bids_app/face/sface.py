@@ -28,8 +28,6 @@ photo, against 0.95 or more up to 15 degrees). Keep render roll small.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -38,9 +36,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bids_app.face._onnx import onnx_session, sha256
 from bids_app.face.base import Detection, FaceModel, check_image, order_detections
 
-__all__ = ["SFaceModel", "DETECTOR_FILE", "RECOGNIZER_FILE", "model_dir"]
+__all__ = ["DETECTOR_FILE", "RECOGNIZER_FILE", "SFaceModel", "YuNetDetector", "model_dir"]
 
 DETECTOR_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 RECOGNIZER_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
@@ -74,54 +73,6 @@ def model_dir() -> Path:
     return folder
 
 
-@functools.lru_cache(maxsize=None)
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fobj:
-        for chunk in iter(lambda: fobj.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=None)
-def _cleaned_onnx(path: Path) -> bytes:
-    """The ONNX model at *path*, serialised without spurious graph inputs.
-
-    Exporters of that era listed every weight among the graph inputs as well
-    as the initializers; the int8 SFace file also keeps inputs no node uses.
-    onnxruntime warns about the former and older releases reject the latter.
-    Only true inputs (used, not initialised) are kept.
-    """
-    import onnx
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    initialised = {init.name for init in graph.initializer}
-    used = {name for node in graph.node for name in node.input}
-    used.update(out.name for out in graph.output)
-    keep = [inp for inp in graph.input if inp.name not in initialised and inp.name in used]
-    if len(keep) != len(graph.input):
-        del graph.input[:]
-        graph.input.extend(keep)
-    return model.SerializeToString()
-
-
-@functools.lru_cache(maxsize=None)
-def _onnx_session(path: Path, threads: int) -> Any:
-    """One onnxruntime CPU session per (file, thread count) and process.
-
-    ``InferenceSession.run`` is thread-safe, so the session is shared.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(_cleaned_onnx(path), options, providers=["CPUExecutionProvider"])
-
-
 def _create_yunet(path: Path, nms_threshold: float, top_k: int) -> Any:
     """A :class:`cv2.FaceDetectorYN`, created without OpenCV's backend chatter."""
     logging = cv2.utils.logging
@@ -131,6 +82,38 @@ def _create_yunet(path: Path, nms_threshold: float, top_k: int) -> Any:
         return cv2.FaceDetectorYN.create(str(path), "", (320, 320), 0.5, nms_threshold, top_k)
     finally:
         logging.setLogLevel(level)
+
+
+class YuNetDetector:
+    """YuNet through :class:`cv2.FaceDetectorYN`: RGB image in, detections out.
+
+    Shared by the ``sface`` backend and by insightface packs that carry a
+    YuNet file instead of SCRFD. Thread-safe: the OpenCV detector holds
+    per-image state, so calls are serialised by a lock.
+    """
+
+    def __init__(self, path: Path, nms_threshold: float = 0.3, top_k: int = 5000) -> None:
+        self.path = Path(path)
+        self._detector = _create_yunet(self.path, nms_threshold, top_k)
+        self._lock = threading.Lock()
+
+    def __call__(self, image: np.ndarray, threshold: float) -> list[Detection]:
+        """Faces scoring at least *threshold* in RGB *image*, largest central first."""
+        image = check_image(image)
+        height, width = image.shape[:2]
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        with self._lock:
+            self._detector.setInputSize((width, height))
+            self._detector.setScoreThreshold(float(threshold))
+            _, rows = self._detector.detect(bgr)
+        if rows is None:
+            return []
+        dets = [
+            Detection(box=tuple(row[0:4]), landmarks=row[4:14].reshape(5, 2), score=row[14])
+            for row in np.asarray(rows, dtype=np.float64)
+            if row[14] >= threshold
+        ]
+        return order_detections(dets, width, height)
 
 
 class SFaceModel(FaceModel):
@@ -152,6 +135,8 @@ class SFaceModel(FaceModel):
     -----
     One instance may be shared between threads: detection (the OpenCV
     detector holds per-image state) is serialised by a lock, embedding is not.
+    The ONNX input fix (dropping graph inputs that are weights or unused) is
+    applied once, when the recogniser's session is built.
     """
 
     name = "sface"
@@ -169,9 +154,8 @@ class SFaceModel(FaceModel):
         self._detector_path = folder / DETECTOR_FILE
         self._recognizer_path = folder / RECOGNIZER_FILE
         self.default_min_score = float(min_score)
-        self._detector = _create_yunet(self._detector_path, nms_threshold, top_k)
-        self._lock = threading.Lock()
-        self._session = _onnx_session(self._recognizer_path, int(threads))
+        self._detector = YuNetDetector(self._detector_path, nms_threshold, top_k)
+        self._session = onnx_session(self._recognizer_path, int(threads))
         self._input_name = self._session.get_inputs()[0].name
         self._info: dict[str, Any] | None = None
 
@@ -185,11 +169,11 @@ class SFaceModel(FaceModel):
                 "Files": {
                     "detector": {
                         "Name": self._detector_path.name,
-                        "SHA256": _sha256(self._detector_path),
+                        "SHA256": sha256(self._detector_path),
                     },
                     "recognizer": {
                         "Name": self._recognizer_path.name,
-                        "SHA256": _sha256(self._recognizer_path),
+                        "SHA256": sha256(self._recognizer_path),
                     },
                 },
                 "Dimension": self.dim,
@@ -199,22 +183,8 @@ class SFaceModel(FaceModel):
         return {**self._info, "Files": {k: dict(v) for k, v in self._info["Files"].items()}}
 
     def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:
-        image = check_image(image)
         threshold = self.default_min_score if min_score is None else float(min_score)
-        height, width = image.shape[:2]
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        with self._lock:
-            self._detector.setInputSize((width, height))
-            self._detector.setScoreThreshold(threshold)
-            _, rows = self._detector.detect(bgr)
-        if rows is None:
-            return []
-        dets = [
-            Detection(box=tuple(row[0:4]), landmarks=row[4:14].reshape(5, 2), score=row[14])
-            for row in np.asarray(rows, dtype=np.float64)
-            if row[14] >= threshold
-        ]
-        return order_detections(dets, width, height)
+        return self._detector(image, threshold)
 
     def embed_crop(self, crop: np.ndarray) -> np.ndarray:
         crop = check_image(crop)
