@@ -125,9 +125,25 @@ def render_name(image: AnatImage, index: int, extension: str) -> str:
     return f"{image.stem}_desc-render{index:02d}_{image.suffix}{extension}"
 
 
-def faces_name(image: AnatImage, extension: str) -> str:
-    """``<stem>_desc-faces_<suffix><extension>``: the embeddings of an image's renders."""
-    return f"{image.stem}_desc-faces_{image.suffix}{extension}"
+def faces_desc(model_name: str) -> str:
+    """``desc`` value of a face model's embedding files.
+
+    ``faces`` for the default model (sface); ``faces<Name>`` for the others,
+    e.g. ``facesDlib`` or ``facesPackBuffalol`` for the pack ``buffalo_l``.
+    """
+    if model_name == "sface":
+        return "faces"
+    if model_name.startswith("pack:"):
+        model_name = "pack " + Path(model_name[5:]).name
+    elif "/" in model_name:  # a pack given by path on the command line
+        model_name = "pack " + Path(model_name).name
+    words = re.findall(r"[A-Za-z0-9]+", model_name)
+    return "faces" + "".join(word[:1].upper() + word[1:].lower() for word in words)
+
+
+def faces_name(image: AnatImage, extension: str, desc: str = "faces") -> str:
+    """``<stem>_desc-<desc>_<suffix><extension>``: the embeddings of an image's renders."""
+    return f"{image.stem}_desc-{desc}_{image.suffix}{extension}"
 
 
 def photo_prefix(subject: str, session: str | None = None) -> str:

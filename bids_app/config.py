@@ -34,10 +34,14 @@ class Settings:
     n_renders: int = 10
     seed: int = 20191024  # the NEJM letter's publication date
     nprocs: int = 1
-    face_model: str = "sface"
+    face_models: list[str] = field(default_factory=lambda: ["sface"])
     render_min_score: float = 0.5
     photo_min_score: float = 0.6
     top_k: int = 50
+    scoring: str = "nejm"
+    compare_to: Path | None = None
+    report_images: str = "full"
+    force: bool = False
     skip_bids_validator: bool = False
     bids_database_dir: Path | None = None
     work_dir: Path | None = None

@@ -195,6 +195,45 @@ def test_outputs_are_a_bids_derivatives_dataset(demo_run):
 
 
 @pytest.mark.slow
+def test_group_refuses_embeddings_of_different_models(demo_run, tmp_path):
+    out, _, _ = demo_run
+    copy = tmp_path / "mixed"
+    shutil.copytree(out, copy)
+    sidecar = copy / "sub-02" / "anat" / "sub-02_desc-faces_T1w.json"
+    meta = json.loads(sidecar.read_text())
+    meta["FaceModel"]["Files"]["recognizer"]["SHA256"] = "0" * 64  # another model file
+    sidecar.write_text(json.dumps(meta))
+    result = run_cli(DEMO_BIDS, copy, "group", "--modality", "T1w")
+    assert result.returncode == 2
+    assert "different face models" in result.stderr
+    assert "sub-02" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_backends_are_fused(tmp_path):
+    out = tmp_path / "out"
+    common = ["--modality", "T1w", "--photos-dir", DEMO_PHOTOS, "--face-model", "sface,dlib"]
+    participant = run_cli(DEMO_BIDS, out, "participant", "--participant-label", "01", "02",
+                          "--n-renders", "3", *common)
+    assert participant.returncode == 0, participant.stderr[-2000:]
+    anat = out / "sub-01" / "anat"
+    sface = json.loads((anat / "sub-01_desc-faces_T1w.json").read_text())
+    dlib = json.loads((anat / "sub-01_desc-facesDlib_T1w.json").read_text())
+    assert (sface["FaceModel"]["Name"], dlib["FaceModel"]["Name"]) == ("sface", "dlib")
+    render = json.loads((anat / "sub-01_desc-render01_T1w.json").read_text())
+    assert set(render["FaceByModel"]) == {"sface", "dlib"}
+    group = run_cli(DEMO_BIDS, out, "group", *common)
+    assert group.returncode == 0, group.stderr[-2000:]
+    summary = json.loads((out / "group_desc-summary.json").read_text())
+    assert summary["face_model"]["Name"] == "sface+dlib"
+    assert summary["reidentification"]["n"] == 2
+    # a model whose embeddings were never computed is a clear error
+    missing = run_cli(DEMO_BIDS, out, "group", "--modality", "T1w", "--face-model",
+                      str(tmp_path))
+    assert missing.returncode == 2
+
+
+@pytest.mark.slow
 def test_rerun_group_is_idempotent(demo_run, tmp_path):
     out, _, _ = demo_run
     before = (out / "group_desc-ranks.tsv").read_text()

@@ -74,6 +74,16 @@ def _umask(value: str) -> int:
     return number
 
 
+def _face_models(value: str) -> list[str]:
+    from bids_app.face import FACE_MODELS, parse_face_models
+
+    try:
+        names = parse_face_models(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return [n if n in FACE_MODELS else str(Path(n).expanduser().resolve()) for n in names]
+
+
 def _modality(value: str) -> str:
     for known in SUPPORTED_MODALITIES:
         if value.lower() == known.lower():
@@ -147,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="photo-like renders per MRI face (default: 10, as in the study)")
     face.add_argument("--seed", type=_nonnegative_int, default=20191024,
                       help="seed for random light and view (default: %(default)s)")
-    face.add_argument("--face-model", default="sface", metavar="NAME",
-                      help="face detection + recognition backend (default: sface, YuNet + SFace)")
+    face.add_argument("--face-model", dest="face_models", type=_face_models, default=["sface"],
+                      metavar="NAME[,NAME]",
+                      help="face backend: sface (default, YuNet + SFace), dlib, or the path of an "
+                      "insightface model pack folder; several, comma-separated, fuse their scores")
     face.add_argument("--render-min-score", type=_score, default=0.5, metavar="SCORE",
                       help="face detection threshold on renders (default: %(default)s)")
     face.add_argument("--photo-min-score", type=_score, default=0.6, metavar="SCORE",
@@ -156,7 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--top-k", type=_positive_int, default=50, metavar="K",
                       help="identities kept per photo when scoring (default: 50, as in the study)")
 
+    group = parser.add_argument_group("group level")
+    group.add_argument("--scoring", choices=["nejm", "max", "mean", "topk-sum"], default="nejm",
+                       help="how photo-to-render similarities become a participant's score: nejm "
+                       "(default: per photo the top-k identities' confidences, summed over photos), "
+                       "max, mean, or topk-sum")
+    group.add_argument("--compare-to", type=Path, default=None, metavar="OUTPUT_DIR",
+                       help="another facerisk output (e.g. the same data before defacing): report "
+                       "the change in detection and re-identification per participant")
+    group.add_argument("--report-images", choices=["full", "blurred", "none"], default="full",
+                       help="face images in the HTML report (default: full; blurred or none "
+                       "for a report that can be shared more widely)")
+
     run = parser.add_argument_group("running")
+    run.add_argument("--force", action="store_true",
+                     help="redo participants whose outputs are already complete")
     run.add_argument("--nprocs", "--n-cpus", "--n_cpus", type=_positive_int, default=1,
                      help="participants processed in parallel (default: 1)")
     run.add_argument("-w", "--work-dir", type=Path, default=None,
@@ -204,10 +230,14 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         n_renders=args.n_renders,
         seed=args.seed,
         nprocs=nprocs,
-        face_model=args.face_model,
+        face_models=args.face_models,
         render_min_score=args.render_min_score,
         photo_min_score=args.photo_min_score,
         top_k=args.top_k,
+        scoring=args.scoring,
+        compare_to=args.compare_to.expanduser().resolve() if args.compare_to else None,
+        report_images=args.report_images,
+        force=args.force,
         skip_bids_validator=args.skip_bids_validator,
         bids_database_dir=args.bids_database_dir.resolve() if args.bids_database_dir else None,
         work_dir=args.work_dir.resolve() if args.work_dir else None,

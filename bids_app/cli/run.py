@@ -70,7 +70,7 @@ def _worker_init(settings) -> None:
 
     os.umask(settings.umask)
     setup_logging(settings)
-    _WORKER["model"] = load_face_model(settings.face_model)
+    _WORKER["models"] = [load_face_model(name) for name in settings.face_models]
     _WORKER["layout"] = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
                                            validate=not settings.skip_bids_validator)
 
@@ -78,7 +78,7 @@ def _worker_init(settings) -> None:
 def _worker_run(subject: str, settings):
     from bids_app.workflows.participant import run_participant
 
-    return run_participant(subject, _WORKER["layout"], settings, _WORKER["model"])
+    return run_participant(subject, _WORKER["layout"], settings, _WORKER["models"])
 
 
 def run_participant_level(settings) -> int:
@@ -124,11 +124,11 @@ def run_participant_level(settings) -> int:
                 error = future.exception()
                 report(number, subject, error if error else future.result())
     else:
-        model = load_face_model(settings.face_model)
+        models = [load_face_model(name) for name in settings.face_models]
         for number, subject in enumerate(subjects, start=1):
             LOGGER.info("[%d/%d] sub-%s", number, len(subjects), subject)
             try:
-                outcome = run_participant(subject, layout, settings, model)
+                outcome = run_participant(subject, layout, settings, models)
             except Exception as err:  # one participant must not stop the others
                 outcome = err
             report(number, subject, outcome)

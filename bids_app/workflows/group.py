@@ -82,8 +82,11 @@ def _load_set(subject: str, kind: str, json_path: Path) -> EmbeddingSet:
     return EmbeddingSet(subject, kind, json_path, vectors.astype(np.float32), sidecar)
 
 
-def collect_participants(settings: Settings) -> list[Participant]:
-    """Every participant output in ``output_dir`` that matches the settings."""
+def collect_participants(settings: Settings, desc: str = "faces") -> list[Participant]:
+    """Every participant output in ``output_dir`` that matches the settings.
+
+    ``desc`` selects one face model's embeddings (see :func:`bids_app.bids.faces_desc`).
+    """
     subjects = bidsio.output_subjects(settings.output_dir)
     if settings.participant_label:
         subjects = [s for s in subjects if s in settings.participant_label]
@@ -92,16 +95,17 @@ def collect_participants(settings: Settings) -> list[Participant]:
         folder = settings.output_dir / f"sub-{subject}"
         person = Participant(subject)
         for suffix in settings.modality:
-            for json_path in sorted(folder.glob(f"**/anat/*_desc-faces_{suffix}.json")):
+            for json_path in sorted(folder.glob(f"**/anat/*_desc-{desc}_{suffix}.json")):
                 person.mri.append(_load_set(subject, "mri", json_path))
-        for json_path in sorted(folder.glob("**/photo/*_desc-faces_photo.json")):
+        for json_path in sorted(folder.glob(f"**/photo/*_desc-{desc}_photo.json")):
             person.photos.append(_load_set(subject, "photo", json_path))
         if person.mri or person.photos:
             participants.append(person)
     if not any(p.mri for p in participants):
         raise GroupError(
-            f"{settings.output_dir}: no participant outputs for "
+            f"{settings.output_dir}: no participant outputs (desc-{desc}) for "
             f"{' or '.join(settings.modality)}; run the participant level first"
+            + (f" with --face-model {','.join(settings.face_models)}" if desc != "faces" else "")
         )
     return participants
 
@@ -134,50 +138,67 @@ def _best_image(paths: list[Path | None], scores: list[float | None], usable: np
 
 def run_group(settings: Settings) -> dict:
     """Rank, summarise and report; returns the summary written to JSON."""
+    from bids_app.face import fuse_scores
     from bids_app.report import cmc_svg, image_data_uri, render_group_report
 
-    participants = collect_participants(settings)
-    model_info = check_single_model(participants)
+    # One set of participant outputs per face model; several models are fused.
+    per_model = [collect_participants(settings, bidsio.faces_desc(name)) for name in settings.face_models]
+    model_infos = [check_single_model(participants) for participants in per_model]
+    participants = per_model[0]
     subjects = [p.subject for p in participants]
+    stacked = [{p.subject: (p.stacked("mri"), p.stacked("photo")) for p in group} for group in per_model]
+    for name, by_subject in zip(settings.face_models[1:], stacked[1:]):
+        for subject in subjects:
+            other = by_subject.get(subject)
+            if other is None or [len(x[1]) for x in other] != [len(x[1]) for x in stacked[0][subject]]:
+                raise GroupError(
+                    f"sub-{subject}: embeddings of face model {name} do not match those of "
+                    f"{settings.face_models[0]}; rerun its participant level with "
+                    f"--face-model {','.join(settings.face_models)}"
+                )
 
-    # Gallery: all renders with a detected face; identity = participant.
-    gallery_vectors, gallery_identity, identity_subjects = [], [], []
+    # Gallery: every render with a face (by any model); identity = participant.
+    # Probes: every photo with a face; person = participant.
+    gallery = [[] for _ in per_model]
+    probes = [[] for _ in per_model]
+    gallery_identity, identity_subjects = [], []
+    probe_person, probe_subjects = [], []
     per_subject: dict[str, dict] = {}
-    for person in participants:
-        vectors, paths, scores = person.stacked("mri")
-        usable = _finite_rows(vectors)
-        info = per_subject.setdefault(person.subject, {})
-        info["renders_total"] = len(paths)
-        info["renders_detected"] = int(usable.sum())
-        info["render_path"] = _best_image(paths, scores, usable)
-        photo_vectors, photo_paths, photo_scores = person.stacked("photo")
-        photo_usable = _finite_rows(photo_vectors)
-        info["photos_total"] = len(photo_paths)
-        info["photos_detected"] = int(photo_usable.sum())
-        info["photo_path"] = _best_image(photo_paths, photo_scores, photo_usable)
+    for subject in subjects:
+        (vectors, paths, scores), (photo_vectors, photo_paths, photo_scores) = stacked[0][subject]
+        usable = np.logical_or.reduce([_finite_rows(m[subject][0][0]) for m in stacked])
+        photo_usable = np.logical_or.reduce([_finite_rows(m[subject][1][0]) for m in stacked])
+        per_subject[subject] = {
+            "renders_total": len(paths),
+            "renders_detected": int(usable.sum()),
+            "render_path": _best_image(paths, scores, usable),
+            "photos_total": len(photo_paths),
+            "photos_detected": int(photo_usable.sum()),
+            "photo_path": _best_image(photo_paths, photo_scores, photo_usable),
+        }
         if usable.any():
-            code = len(identity_subjects)
-            identity_subjects.append(person.subject)
-            gallery_vectors.append(vectors[usable])
-            gallery_identity.extend([code] * int(usable.sum()))
-
-    # Probes: photos with a detected face; person = participant.
-    probe_vectors, probe_person, probe_subjects = [], [], []
-    for person in participants:
-        vectors, _, _ = person.stacked("photo")
-        usable = _finite_rows(vectors)
-        if usable.any():
-            code = len(probe_subjects)
-            probe_subjects.append(person.subject)
-            probe_vectors.append(vectors[usable])
-            probe_person.extend([code] * int(usable.sum()))
+            gallery_identity.extend([len(identity_subjects)] * int(usable.sum()))
+            identity_subjects.append(subject)
+            for index, model_sets in enumerate(stacked):
+                gallery[index].append(model_sets[subject][0][0][usable])
+        if photo_usable.any():
+            probe_person.extend([len(probe_subjects)] * int(photo_usable.sum()))
+            probe_subjects.append(subject)
+            for index, model_sets in enumerate(stacked):
+                probes[index].append(model_sets[subject][1][0][photo_usable])
+    model_info = model_infos[0] if len(model_infos) == 1 else {
+        "Name": "+".join(str(info.get("Name")) for info in model_infos),
+        "Fusion": "mean of per-model z-scored cosine similarities",
+        "Models": model_infos,
+    }
 
     n_identities = len(identity_subjects)
     ranks_by_subject: dict[str, int | None] = {}
     matches_by_subject: dict[str, list[dict]] = {}
     true_score: dict[str, float | None] = {}
     if probe_subjects and n_identities:
-        sim = rank.cosine_similarity(np.concatenate(probe_vectors), np.concatenate(gallery_vectors))
+        sims = [rank.cosine_similarity(np.concatenate(p), np.concatenate(g)) for p, g in zip(probes, gallery)]
+        sim = sims[0] if len(sims) == 1 else fuse_scores(sims)
         photo_scores = rank.identity_scores_nejm(
             sim, np.asarray(gallery_identity), n_identities, top_k=settings.top_k
         )
@@ -283,7 +304,7 @@ def citation_parameters(settings: Settings, model_info: dict | None = None) -> d
         "n_renders": settings.n_renders,
         "seed": settings.seed,
         "top_k": settings.top_k,
-        "face_model": model_info.get("Name", settings.face_model),
+        "face_model": model_info.get("Name", settings.face_models[0]),
         "dim": model_info.get("Dimension", 128),
         "render_min_score": settings.render_min_score,
         "photo_min_score": settings.photo_min_score,

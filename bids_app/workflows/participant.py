@@ -55,10 +55,25 @@ def _embedding_sidecar(model, rows: list[dict], sources: list[str]) -> dict:
     }
 
 
+def _face_record(detections, found_pass: int | None = None) -> dict:
+    """What a detection step found, for a sidecar: best face, its score and box."""
+    face: dict = {"Detected": bool(detections), "Score": None, "NumFaces": len(detections)}
+    if found_pass is not None:
+        face["Pass"] = found_pass or None
+    if detections:
+        face.update(detections[0].to_json())
+    return face
+
+
 def process_anat_image(
-    image: bidsio.AnatImage, settings: Settings, model, result: ParticipantResult
+    image: bidsio.AnatImage, settings: Settings, models: list, result: ParticipantResult
 ) -> None:
-    """Reconstruct, render and embed the face in one anatomical image."""
+    """Reconstruct, render and embed the face in one anatomical image.
+
+    With several face models (fusion), every model detects and embeds every
+    render; the render sidecar's ``Face`` is the first model's finding and
+    ``FaceByModel`` holds all of them.
+    """
     from bids_app.mri import face_frame, head_mask, head_surface, load_head
     from bids_app.render import render_views, sample_view_params
 
@@ -82,16 +97,22 @@ def process_anat_image(
     pictures = render_views(surface, frame, views)
     start = _add_time(result, "render", start)
 
-    embeddings = np.full((len(views), model.dim), np.nan, dtype=np.float32)
-    rows = []
+    embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
+    rows: list[list[dict]] = [[] for _ in models]
     for index, (picture, view) in enumerate(zip(pictures, views), start=1):
-        detections = model.detect(picture, min_score=settings.render_min_score)
-        face = {"Detected": bool(detections), "Score": None, "NumFaces": len(detections)}
-        if detections:
-            best = detections[0]
-            embeddings[index - 1] = model.embed(picture, best)
-            face.update(best.to_json())
         png = out_dir / bidsio.render_name(image, index, ".png")
+        by_model = {}
+        for number, model in enumerate(models):
+            detections, found_pass = model.detect_with_fallback(
+                picture, min_score=settings.render_min_score
+            )
+            face = _face_record(detections, found_pass)
+            if detections:
+                embeddings[number][index - 1] = model.embed(picture, detections[0])
+            by_model[model.info["Name"]] = face
+            rows[number].append({"File": png.name, "Detected": face["Detected"],
+                                 "Score": face["Score"], "Pass": face["Pass"]})
+        face = next(iter(by_model.values()))
         atomic_write_png(png, picture)
         sidecar = {
             "Sources": [source],
@@ -100,27 +121,30 @@ def process_anat_image(
             **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
-            "FaceModel": model.info["Name"],
+            "FaceModel": models[0].info["Name"],
             "DetectionThreshold": settings.render_min_score,
         }
+        if len(models) > 1:
+            sidecar["FaceByModel"] = by_model
         atomic_write_json(png.with_suffix(".json"), sidecar)
-        rows.append({"File": png.name, "Detected": face["Detected"], "Score": face["Score"]})
         result.renders += 1
         result.renders_with_face += int(face["Detected"])
-        score = f"face {face['Score']:.2f}" if face["Detected"] else "no face"
+        score = f"face {face['Score']:.2f} (pass {face['Pass']})" if face["Detected"] else "no face"
         LOGGER.info("%s: %s render %d/%d: %s", label, image.suffix, index, len(views), score)
     _add_time(result, "faces", start)
 
-    atomic_write_npy(out_dir / bidsio.faces_name(image, ".npy"), embeddings)
-    atomic_write_json(
-        out_dir / bidsio.faces_name(image, ".json"),
-        _embedding_sidecar(model, rows, [source]),
-    )
+    for number, model in enumerate(models):
+        desc = bidsio.faces_desc(model.info["Name"])
+        atomic_write_npy(out_dir / bidsio.faces_name(image, ".npy", desc), embeddings[number])
+        atomic_write_json(
+            out_dir / bidsio.faces_name(image, ".json", desc),
+            _embedding_sidecar(model, rows[number], [source]),
+        )
     result.images += 1
 
 
 def process_photos(
-    subject: str, session: str | None, photos: list[Path], settings: Settings, model,
+    subject: str, session: str | None, photos: list[Path], settings: Settings, models: list,
     result: ParticipantResult,
 ) -> None:
     """Detect, align and embed the face in each of a participant's photos."""
@@ -130,39 +154,44 @@ def process_photos(
     out_dir = bidsio.subject_dir(settings.output_dir, subject, session) / "photo"
     prefix = bidsio.photo_prefix(subject, session)
     start = time.perf_counter()
-    embeddings = np.full((len(photos), model.dim), np.nan, dtype=np.float32)
-    rows = []
+    embeddings = [np.full((len(photos), m.dim), np.nan, dtype=np.float32) for m in models]
+    rows: list[list[dict]] = [[] for _ in models]
     for index, path in enumerate(photos, start=1):
-        row: dict = {"Source": path.name, "Detected": False, "Score": None, "NumFaces": 0}
         try:
             picture = read_photo(path)
         except PhotoError as err:
             LOGGER.warning("%s: photo %d of %d skipped: %s", label, index, len(photos), err)
-            row["Error"] = str(err)
-            rows.append(row)
+            for model_rows in rows:
+                model_rows.append({"Source": path.name, "Detected": False, "Score": None,
+                                   "NumFaces": 0, "Error": str(err)})
             continue
-        detections = model.detect(picture, min_score=settings.photo_min_score)
-        row["NumFaces"] = len(detections)
-        if detections:
-            best = detections[0]
-            embeddings[index - 1] = model.embed(picture, best)
-            crop_name = f"{prefix}_desc-photo{index:02d}_photo.png"
-            atomic_write_png(out_dir / crop_name, model.align(picture, best))
-            row.update(best.to_json(), Detected=True, File=crop_name)
-            result.photos_with_face += 1
-        else:
-            LOGGER.warning("%s: no face found in photo %d of %d", label, index, len(photos))
         result.photos += 1
-        rows.append(row)
-    atomic_write_npy(out_dir / f"{prefix}_desc-faces_photo.npy", embeddings)
-    atomic_write_json(
-        out_dir / f"{prefix}_desc-faces_photo.json",
-        _embedding_sidecar(model, rows, [p.name for p in photos]),
-    )
+        for number, model in enumerate(models):
+            detections = model.detect(picture, min_score=settings.photo_min_score)
+            row = {"Source": path.name, **_face_record(detections)}
+            if detections:
+                embeddings[number][index - 1] = model.embed(picture, detections[0])
+                if number == 0:
+                    crop_name = f"{prefix}_desc-photo{index:02d}_photo.png"
+                    atomic_write_png(out_dir / crop_name, model.align(picture, detections[0]))
+                    row["File"] = crop_name
+                    result.photos_with_face += 1
+            elif number == 0:
+                LOGGER.warning("%s: no face found in photo %d of %d", label, index, len(photos))
+            if len(detections) > 1:
+                row["Note"] = f"{len(detections)} faces: the largest, most central one was used"
+            rows[number].append(row)
+    for number, model in enumerate(models):
+        desc = bidsio.faces_desc(model.info["Name"])
+        atomic_write_npy(out_dir / f"{prefix}_desc-{desc}_photo.npy", embeddings[number])
+        atomic_write_json(
+            out_dir / f"{prefix}_desc-{desc}_photo.json",
+            _embedding_sidecar(model, rows[number], [p.name for p in photos]),
+        )
     _add_time(result, "photos", start)
 
 
-def run_participant(subject: str, layout, settings: Settings, model) -> ParticipantResult:
+def run_participant(subject: str, layout, settings: Settings, models: list) -> ParticipantResult:
     """Process every selected anat image and photo of one participant."""
     from bids_app.photos import default_photos_dir, find_photos
 
@@ -178,7 +207,7 @@ def run_participant(subject: str, layout, settings: Settings, model) -> Particip
         )
     for number, image in enumerate(images, start=1):
         LOGGER.info("sub-%s: image %d/%d: %s", subject, number, len(images), image.path.name)
-        process_anat_image(image, settings, model, result)
+        process_anat_image(image, settings, models, result)
 
     photos_dir = settings.photos_dir or default_photos_dir(settings.bids_dir)
     if photos_dir is not None:
@@ -187,6 +216,6 @@ def run_participant(subject: str, layout, settings: Settings, model) -> Particip
             photos = find_photos(photos_dir, subject, session)
             if photos:
                 LOGGER.info("sub-%s: %d photo(s)", subject, len(photos))
-                process_photos(subject, session, photos, settings, model, result)
+                process_photos(subject, session, photos, settings, models, result)
     result.seconds = time.perf_counter() - begin
     return result
