@@ -26,6 +26,7 @@ logs/
 */*/photo/
 group_*
 facerisk.html
+*/sub-*_facerisk.json
 """
 
 
@@ -56,6 +57,49 @@ class AnatImage:
         return self.path.relative_to(root).as_posix()
 
 
+def run_bids_validator(bids_dir: Path, timeout: float = 600) -> list[str]:
+    """Run the BIDS validator (``bids-validator-deno``, offline); return its errors.
+
+    Each returned line summarises one error code: ``CODE (n files): message;
+    e.g. path``. Warnings are ignored. Raises :class:`BIDSError` when the
+    validator itself cannot run.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    executable = shutil.which("bids-validator-deno") or str(
+        Path(sys.executable).parent / "bids-validator-deno"
+    )
+    if not Path(executable).exists():
+        raise BIDSError(
+            "bids-validator-deno is not installed (pip install bids-validator-deno); "
+            "or pass --skip-bids-validator"
+        )
+    try:
+        completed = subprocess.run(
+            [executable, str(bids_dir), "--json"], capture_output=True, text=True, timeout=timeout
+        )
+        report = json.loads(completed.stdout)
+    except (subprocess.TimeoutExpired, ValueError, OSError) as err:
+        raise BIDSError(f"{bids_dir}: the BIDS validator failed to run ({err})") from err
+    by_code: dict[str, list[dict]] = {}
+    for issue in report.get("issues", {}).get("issues", []):
+        if issue.get("severity") == "error":
+            by_code.setdefault(issue.get("code", "ERROR"), []).append(issue)
+    lines = []
+    for code, issues in sorted(by_code.items()):
+        example = next((i.get("location") for i in issues if i.get("location")), "")
+        message = (issues[0].get("issueMessage") or "").strip().splitlines()
+        text = f"{code} ({len(issues)} file{'s' if len(issues) > 1 else ''})"
+        if message:
+            text += f": {message[0][:120]}"
+        if example:
+            text += f"; e.g. {example}"
+        lines.append(text)
+    return lines
+
+
 def load_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool = True):
     """Index ``bids_dir`` with pybids; reuse the index in ``database_dir`` if given.
 
@@ -63,13 +107,14 @@ def load_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool
     left out of the index rather than failing the run).
     """
     from bids import BIDSLayout
+    from bids.layout import BIDSLayoutIndexer
 
-    kwargs = {}
+    kwargs = {"indexer": BIDSLayoutIndexer(validate=validate, index_metadata=False)}
     if database_dir is not None:
         database_dir.mkdir(parents=True, exist_ok=True)
         kwargs["database_path"] = database_dir
     try:
-        return BIDSLayout(bids_dir, validate=validate, derivatives=False, **kwargs)
+        return BIDSLayout(bids_dir, derivatives=False, **kwargs)
     except Exception as err:  # pybids raises many types; report them as one
         raise BIDSError(f"{bids_dir}: cannot index the BIDS dataset ({err})") from err
 

@@ -86,6 +86,15 @@ def run_participant_level(settings) -> int:
     from bids_app.face import load_face_model
     from bids_app.workflows.participant import ParticipantError, run_participant
 
+    if not settings.skip_bids_validator:
+        LOGGER.info("validating %s (bids-validator-deno)", settings.bids_dir)
+        problems = bidsio.run_bids_validator(settings.bids_dir)
+        if problems:
+            raise bidsio.BIDSError(
+                f"{settings.bids_dir}: the BIDS validator found {len(problems)} kind(s) of error "
+                f"(fix them, or pass --skip-bids-validator): " + " | ".join(problems[:4])
+                + (" | ..." if len(problems) > 4 else "")
+            )
     bidsio.init_derivatives(settings.output_dir, settings.bids_dir)
     layout = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
                                 validate=not settings.skip_bids_validator)
@@ -105,6 +114,8 @@ def run_participant_level(settings) -> int:
             failures[subject] = reason
             LOGGER.error("[%d/%d] FAILED %s", number, len(subjects), reason)
             LOGGER.debug("traceback for sub-%s", subject, exc_info=outcome)
+        elif outcome is None:
+            LOGGER.info("[%d/%d] sub-%s already complete: skipped", number, len(subjects), subject)
         else:
             results.append(outcome)
             LOGGER.info("[%d/%d] sub-%s done in %.1f s: face in %d/%d renders, %d/%d photos",

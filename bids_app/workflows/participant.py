@@ -146,8 +146,13 @@ def process_anat_image(
 def process_photos(
     subject: str, session: str | None, photos: list[Path], settings: Settings, models: list,
     result: ParticipantResult,
-) -> None:
-    """Detect, align and embed the face in each of a participant's photos."""
+) -> list[str]:
+    """Detect, align and embed the face in each of a participant's photos.
+
+    A photo that cannot be read is recorded in the sidecar and returned as an
+    error (the other photos are still used); a photo without a face is
+    recorded, not an error.
+    """
     from bids_app.photos import PhotoError, read_photo
 
     label = f"sub-{subject}"
@@ -156,11 +161,13 @@ def process_photos(
     start = time.perf_counter()
     embeddings = [np.full((len(photos), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
+    errors: list[str] = []
     for index, path in enumerate(photos, start=1):
         try:
             picture = read_photo(path)
         except PhotoError as err:
-            LOGGER.warning("%s: photo %d of %d skipped: %s", label, index, len(photos), err)
+            errors.append(f"{label}: photo {path.name}: {getattr(err, 'reason', err)}")
+            LOGGER.error("%s", errors[-1])
             for model_rows in rows:
                 model_rows.append({"Source": path.name, "Detected": False, "Score": None,
                                    "NumFaces": 0, "Error": str(err)})
@@ -189,10 +196,97 @@ def process_photos(
             _embedding_sidecar(model, rows[number], [p.name for p in photos]),
         )
     _add_time(result, "photos", start)
+    return errors
 
 
-def run_participant(subject: str, layout, settings: Settings, models: list) -> ParticipantResult:
-    """Process every selected anat image and photo of one participant."""
+def _fingerprint(paths: list[Path]) -> list[list]:
+    """Name, size and modification time of each input: changes trigger a redo."""
+    out = []
+    for path in paths:
+        info = path.stat()
+        out.append([path.name, info.st_size, info.st_mtime_ns])
+    return out
+
+
+def _run_parameters(settings: Settings) -> dict:
+    from bids_app import __version__
+
+    return {
+        "FaceriskVersion": __version__,
+        "Modality": settings.modality,
+        "Sessions": settings.session_label,
+        "NRenders": settings.n_renders,
+        "Seed": settings.seed,
+        "FaceModels": settings.face_models,
+        "RenderMinScore": settings.render_min_score,
+        "PhotoMinScore": settings.photo_min_score,
+    }
+
+
+def status_path(settings: Settings, subject: str) -> Path:
+    """The record a participant run writes last: present and current = complete."""
+    return settings.output_dir / f"sub-{subject}" / f"sub-{subject}_facerisk.json"
+
+
+def is_complete(settings: Settings, subject: str, inputs: list[Path]) -> bool:
+    """True when a previous run with the same parameters and inputs finished."""
+    from bids_app.io import read_json
+
+    path = status_path(settings, subject)
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return False
+    root = settings.output_dir
+    return (
+        record.get("Parameters") == _run_parameters(settings)
+        and record.get("Inputs") == _fingerprint(inputs)
+        and all((root / name).is_file() for name in record.get("Outputs", []))
+    )
+
+
+def _clear_previous(settings: Settings, subject: str, images: list, photo_sessions: list) -> None:
+    """Remove what an earlier (possibly killed) run left for these inputs.
+
+    The status record goes first, so an interrupted redo is never taken as
+    complete; then temporary files and the outputs of the images and photo
+    folders about to be rewritten (so no stale render or embedding remains).
+    """
+    status_path(settings, subject).unlink(missing_ok=True)
+    folder = settings.output_dir / f"sub-{subject}"
+    if not folder.is_dir():
+        return
+    for leftover in folder.rglob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    for image in images:
+        anat = bidsio.subject_dir(settings.output_dir, subject, image.session) / "anat"
+        for old in anat.glob(f"{image.stem}_desc-*_{image.suffix}.*"):
+            old.unlink(missing_ok=True)
+    for session in photo_sessions:
+        photo_dir = bidsio.subject_dir(settings.output_dir, subject, session) / "photo"
+        for old in photo_dir.glob(f"{bidsio.photo_prefix(subject, session)}_desc-*"):
+            old.unlink(missing_ok=True)
+
+
+def _check_sidecar(image: bidsio.AnatImage) -> None:
+    """An anat image's JSON sidecar, if present, must be valid JSON."""
+    from bids_app.io import read_json
+
+    sidecar = image.path.with_name(image.path.name.split(".")[0] + ".json")
+    if sidecar.is_file():
+        try:
+            read_json(sidecar)
+        except ValueError as err:
+            raise ParticipantError(f"sub-{image.subject}: {err}") from err
+
+
+def run_participant(subject: str, layout, settings: Settings, models: list) -> ParticipantResult | None:
+    """Process every selected anat image and photo of one participant.
+
+    Returns None when the participant's outputs are already complete for
+    these settings and inputs (and ``settings.force`` is off).
+    """
+    from bids_app.io import atomic_write_json
     from bids_app.photos import default_photos_dir, find_photos
 
     begin = time.perf_counter()
@@ -205,17 +299,50 @@ def run_participant(subject: str, layout, settings: Settings, models: list) -> P
             f"sub-{subject}: no anat image with suffix {' or '.join(settings.modality)} "
             f"(try --modality T1w or T2w)"
         )
-    for number, image in enumerate(images, start=1):
-        LOGGER.info("sub-%s: image %d/%d: %s", subject, number, len(images), image.path.name)
-        process_anat_image(image, settings, models, result)
-
     photos_dir = settings.photos_dir or default_photos_dir(settings.bids_dir)
+    photo_sets = []
     if photos_dir is not None:
-        sessions = settings.session_label or [None]
-        for session in sessions:
+        for session in settings.session_label or [None]:
             photos = find_photos(photos_dir, subject, session)
             if photos:
-                LOGGER.info("sub-%s: %d photo(s)", subject, len(photos))
-                process_photos(subject, session, photos, settings, models, result)
+                photo_sets.append((session, photos))
+    inputs = [image.path for image in images] + [p for _, photos in photo_sets for p in photos]
+    if not settings.force and is_complete(settings, subject, inputs):
+        LOGGER.info("sub-%s: outputs complete for these settings; skipped (--force redoes)", subject)
+        return None
+    _clear_previous(settings, subject, images, [session for session, _ in photo_sets])
+
+    errors = []
+    for number, image in enumerate(images, start=1):
+        LOGGER.info("sub-%s: image %d/%d: %s", subject, number, len(images), image.path.name)
+        try:
+            _check_sidecar(image)
+            process_anat_image(image, settings, models, result)
+        except ParticipantError as err:
+            errors.append(str(err))
+            LOGGER.debug("%s", err)
+    for session, photos in photo_sets:
+        LOGGER.info("sub-%s: %d photo(s)", subject, len(photos))
+        errors += process_photos(subject, session, photos, settings, models, result)
+    if errors:
+        raise ParticipantError("; ".join(errors))
+
     result.seconds = time.perf_counter() - begin
+    folder = settings.output_dir / f"sub-{subject}"
+    outputs = sorted(
+        path.relative_to(settings.output_dir).as_posix()
+        for path in folder.rglob("*") if path.is_file() and not path.name.startswith(".")
+    )
+    atomic_write_json(status_path(settings, subject), {
+        "Participant": f"sub-{subject}",
+        "Parameters": _run_parameters(settings),
+        "Inputs": _fingerprint(inputs),
+        "Outputs": outputs,
+        "Renders": result.renders,
+        "RendersWithFace": result.renders_with_face,
+        "Photos": result.photos,
+        "PhotosWithFace": result.photos_with_face,
+        "Seconds": round(result.seconds, 3),
+        "StageSeconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+    })
     return result
