@@ -22,12 +22,15 @@ COPY pyproject.toml README.md LICENSE ./
 COPY bids_app ./bids_app
 COPY boilerplate ./boilerplate
 COPY scripts/install.sh ./scripts/install.sh
-# hadolint ignore=DL3008
 RUN bash scripts/install.sh \
     && rm -rf /var/lib/apt/lists/* /src \
-    && useradd --create-home --uid 1000 facerisk
+    && useradd --create-home --uid 1000 --user-group facerisk
 
-USER facerisk
+# Optional insightface model pack from the build context (see docker/no-model-pack).
+ARG MODEL_PACK=docker/no-model-pack
+COPY ${MODEL_PACK} /opt/facerisk/models/pack/
+
+USER 1000:1000
 WORKDIR /home/facerisk
 ENTRYPOINT ["facerisk"]
 CMD ["--help"]

@@ -109,14 +109,40 @@ def load_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool
     from bids import BIDSLayout
     from bids.layout import BIDSLayoutIndexer
 
-    kwargs = {"indexer": BIDSLayoutIndexer(validate=validate, index_metadata=False)}
-    if database_dir is not None:
-        database_dir.mkdir(parents=True, exist_ok=True)
-        kwargs["database_path"] = database_dir
+    indexer = BIDSLayoutIndexer(validate=validate, index_metadata=False)
     try:
-        return BIDSLayout(bids_dir, derivatives=False, **kwargs)
+        if database_dir is None:
+            return BIDSLayout(bids_dir, derivatives=False, indexer=indexer)
+        if not (database_dir / "layout_index.sqlite").is_file():
+            _build_database(bids_dir, database_dir, indexer)
+        return BIDSLayout(bids_dir, derivatives=False, database_path=database_dir)
+    except BIDSError:
+        raise
     except Exception as err:  # pybids raises many types; report them as one
         raise BIDSError(f"{bids_dir}: cannot index the BIDS dataset ({err})") from err
+
+
+def _build_database(bids_dir: Path, database_dir: Path, indexer) -> None:
+    """Index into a private folder, then move it into place: the first of many
+    simultaneous jobs (SLURM array tasks) wins, the others use its index."""
+    import shutil
+    import tempfile
+
+    from bids import BIDSLayout
+
+    database_dir.parent.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=f".{database_dir.name}.", dir=database_dir.parent))
+    try:
+        BIDSLayout(bids_dir, derivatives=False, indexer=indexer, database_path=private)
+        try:
+            private.rename(database_dir)  # atomic; fails if another job got there first
+        except OSError:
+            if not (database_dir / "layout_index.sqlite").is_file():
+                raise BIDSError(
+                    f"--bids-database-dir {database_dir} exists but holds no pybids index"
+                ) from None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def select_subjects(layout, labels: list[str]) -> list[str]:

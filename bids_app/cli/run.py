@@ -179,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = parse_args(argv)
     os.umask(settings.umask)
+    if settings.work_dir is not None:
+        # scratch for anything libraries write as temporary files
+        import tempfile
+
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["TMPDIR"] = str(settings.work_dir)
+        os.environ.setdefault("MPLCONFIGDIR", str(settings.work_dir / "matplotlib"))
+        tempfile.tempdir = str(settings.work_dir)
     started = time.perf_counter()
     if settings.analysis_level == "group" and not settings.output_dir.is_dir():
         print(f"facerisk: error: output_dir {settings.output_dir} does not exist: "
