@@ -286,7 +286,6 @@ def run_participant(subject: str, layout, settings: Settings, models: list) -> P
     Returns None when the participant's outputs are already complete for
     these settings and inputs (and ``settings.force`` is off).
     """
-    from bids_app.io import atomic_write_json
     from bids_app.photos import default_photos_dir, find_photos
 
     begin = time.perf_counter()
