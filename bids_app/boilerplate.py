@@ -120,6 +120,16 @@ _DEFAULTS: dict[str, Any] = {
     "photo_min_score": None,
     "photos": True,
     "n_identities": None,
+    "scoring": "nejm",
+    "linkage": False,
+    "compare": False,
+    "fusion": False,
+}
+
+_SCORING_TEXT = {
+    "max": "the highest confidence over the participant's photos",
+    "mean": "the mean confidence over the participant's photos",
+    "topk-sum": "the sum of the participant's {k} highest photo confidences",
 }
 
 
@@ -266,6 +276,8 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
             versions[name] = str(value)
     version = str(p.get("version") or versions.get("facerisk") or __version__)
     versions.setdefault("facerisk", version)
+    if p["scoring"] != "nejm" and p["scoring"] not in _SCORING_TEXT:
+        raise ValueError(f"scoring must be nejm or one of {sorted(_SCORING_TEXT)}, got {p['scoring']!r}")
     if p["ties"] not in _TIES_TEXT:
         raise ValueError(f"ties must be one of {sorted(_TIES_TEXT)}, got {p['ties']!r}")
 
@@ -299,6 +311,11 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "render_min_score": p["render_min_score"],
         "photo_min_score": p["photo_min_score"],
         "n_identities": p["n_identities"],
+        "scoring": p["scoring"],
+        "scoring_text": _SCORING_TEXT.get(p["scoring"], "").format(k=p["top_k"]),
+        "linkage": bool(p["linkage"]),
+        "compare": bool(p["compare"]),
+        "fusion": bool(p["fusion"]),
         "sw": sw,
         "face_runtime": " and ".join(sw(n) for n in _FACE_RUNTIMES if n in versions),
         "software_list": ", ".join(software),

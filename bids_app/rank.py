@@ -59,7 +59,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "SCORINGS",
+    "RankResult",
     "aggregate_by_person",
+    "auc_score",
+    "identity_confidence",
+    "person_scores",
+    "rank_gallery",
+    "roc_curve",
+    "verification_pairs",
     "chance_rate",
     "cmc_curve",
     "cosine_similarity",
@@ -166,24 +174,10 @@ def identity_scores_nejm(
         Non-negative, finite confidences.
     """
     s = _as_2d("sim", sim)
-    n_identities = int(n_identities)
-    if n_identities < 0:
-        raise ValueError("n_identities must be >= 0")
-    ident = _as_codes("gallery_identity", gallery_identity, s.shape[1], n_identities)
     if top_k is not None and top_k < 1:
         raise ValueError("top_k must be >= 1 or None")
-
-    scores = np.full((s.shape[0], n_identities), np.nan)
-    for i in np.unique(ident):
-        # fmax ignores NaN unless every render of the identity is NaN
-        scores[:, i] = np.fmax.reduce(s[:, ident == i], axis=1)
-    scores = np.clip(np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
-
-    if top_k is not None and top_k < n_identities:
-        # stable sort of the negated scores: equal scores keep identity order
-        order = np.argsort(-scores, axis=1, kind="stable")
-        np.put_along_axis(scores, order[:, top_k:], 0.0, axis=1)
-    return scores
+    conf = identity_confidence(s, gallery_identity, n_identities)
+    return _nejm_select(conf, top_k)
 
 
 def aggregate_by_person(
@@ -206,11 +200,19 @@ def aggregate_by_person(
     -------
     ndarray, shape (n_persons, I), float64
     """
-    scores = _as_2d("photo_scores", photo_scores)
+    scores = np.asarray(photo_scores)
+    if scores.ndim != 2:
+        raise ValueError(f"photo_scores must be 2-D, got shape {scores.shape}")
     n_persons = int(n_persons)
     person = _as_codes("probe_person", probe_person, scores.shape[0], n_persons)
     out = np.zeros((n_persons, scores.shape[1]))
-    np.add.at(out, person, np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0))
+    clean = np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
+    if person.size and not np.any(np.diff(person) < 0):
+        # sorted codes (the usual layout): one vectorised sum per person
+        present, starts = np.unique(person, return_index=True)
+        out[present] = np.add.reduceat(clean, starts, axis=0)
+    else:
+        np.add.at(out, person, clean)
     return out
 
 
@@ -309,8 +311,8 @@ def top_matches(
     if k < 0:
         raise ValueError("k must be >= 0")
     k = min(int(k), scores.shape[1])
-    key = np.where(np.isfinite(scores), -scores, np.inf)
-    idx = np.argsort(key, axis=1, kind="stable")[:, :k]
+    key = np.where(np.isfinite(scores), scores, -np.inf)
+    idx = _top_indices(key, k)
     return idx, np.take_along_axis(scores, idx, axis=1)
 
 
@@ -371,8 +373,12 @@ def cmc_curve(ranks: ArrayLike, n_gallery: int) -> NDArray[np.float64]:
     r = usable_ranks(ranks)
     if r.size == 0:
         return np.full(n_gallery, np.nan)
-    thresholds = np.arange(1, n_gallery + 1, dtype=np.float64)
-    return (r[None, :] <= thresholds[:, None]).mean(axis=1)
+    # O(N + n_gallery): count ranks per whole-number bin, then accumulate.
+    # A rank r counts for every threshold t >= r, i.e. from ceil(r) on.
+    first = np.ceil(r[r <= n_gallery]).astype(np.int64)
+    first = np.clip(first, 1, None)
+    counts = np.bincount(first - 1, minlength=n_gallery)[:n_gallery]
+    return np.cumsum(counts) / r.size
 
 
 def chance_rate(k: int, n_gallery: int) -> float:
@@ -438,3 +444,474 @@ def summarise(
     out["mean_reciprocal_rank"] = _json_float(float(np.mean(1.0 / r))) if n else None
     out["cmc"] = [_json_float(v) for v in cmc_curve(all_r, n_gallery)]
     return out
+
+
+# -- scoring variants ------------------------------------------------------------
+
+#: ``--scoring`` choices. All start from the photo-level identity confidence
+#: (best cosine similarity between the photo and the identity's renders):
+#:
+#: ``nejm``      clipped at 0, top-k identities per photo, summed over photos
+#:               (Schwarz et al., 2019; the default);
+#: ``max``       the best confidence over the person's photos;
+#: ``mean``      the mean confidence over the person's photos (all identities);
+#: ``topk-sum``  the sum of the person's ``k`` best photo confidences for the
+#:               identity (``k`` = ``top_k``; 1 is ``max``, the number of
+#:               photos or more is the sum over all photos).
+SCORINGS = ("nejm", "max", "mean", "topk-sum")
+
+#: Value given to a missing confidence (identity without renders, excluded
+#: identity) by the scorings other than ``nejm``: below any cosine similarity.
+MISSING_CONFIDENCE = -1.0
+
+
+def _sorted_starts(codes: NDArray[np.intp], n: int) -> NDArray[np.intp] | None:
+    """Start offsets when ``codes`` is sorted and holds every code 0..n-1, else None."""
+    if codes.size == 0 or n == 0:
+        return None
+    if np.any(np.diff(codes) < 0):
+        return None
+    starts = np.searchsorted(codes, np.arange(n), side="left")
+    ends = np.searchsorted(codes, np.arange(n), side="right")
+    if np.any(ends <= starts):
+        return None
+    return starts
+
+
+def identity_confidence(
+    sim: ArrayLike,
+    gallery_identity: ArrayLike,
+    n_identities: int,
+) -> NDArray[np.float64]:
+    """Photo-level identity confidence: the best similarity over each identity's renders.
+
+    NaN renders (no face) are ignored; an identity with no finite render (or
+    no render at all) gets NaN.
+
+    Returns
+    -------
+    ndarray, shape (P, n_identities), float64
+    """
+    s = _as_2d("sim", sim)
+    n_identities = int(n_identities)
+    if n_identities < 0:
+        raise ValueError("n_identities must be >= 0")
+    ident = _as_codes("gallery_identity", gallery_identity, s.shape[1], n_identities)
+    out = np.full((s.shape[0], n_identities), np.nan)
+    if s.shape[0] == 0 or ident.size == 0:
+        return out
+    starts = _sorted_starts(ident, n_identities)
+    if starts is not None:
+        # fmax ignores NaN unless every render of the identity is NaN
+        return np.fmax.reduceat(s, starts, axis=1)
+    for i in np.unique(ident):
+        out[:, i] = np.fmax.reduce(s[:, ident == i], axis=1)
+    return out
+
+
+def _top_mask(scores: NDArray, k: int) -> NDArray[np.bool_]:
+    """Per row, True for the ``k`` largest entries; ties at the cut-off go to the lower column.
+
+    ``scores`` must be free of NaN. Same selection as a stable sort of the
+    negated scores, in O(columns) per row.
+    """
+    n_rows, n_cols = scores.shape
+    if k >= n_cols:
+        return np.ones(scores.shape, bool)
+    if k <= 0 or n_rows == 0:
+        return np.zeros(scores.shape, bool)
+    kth = _kth_largest(scores, k)
+    mask = scores > kth[:, None]
+    need = k - mask.sum(axis=1)
+    equal = scores == kth[:, None]
+    is_tied = equal.sum(axis=1) > need
+    mask[~is_tied] |= equal[~is_tied]
+    for row in np.flatnonzero(is_tied):  # rare: more entries equal to the k-th value than places left
+        cols = np.flatnonzero(equal[row])[: need[row]]
+        mask[row, cols] = True
+    return mask
+
+
+def _kth_largest(scores: NDArray, k: int) -> NDArray:
+    """Each row's k-th largest value (1 <= k <= columns), without partitioning whole rows.
+
+    The columns are split into ``m >= k`` disjoint strided sets; the k-th
+    largest of the sets' maxima is a lower bound of the k-th largest value
+    (those k maxima are k distinct entries). Only entries at or above that
+    bound are gathered and partitioned. Exact; falls back to a plain
+    partition for narrow rows.
+    """
+    n_rows, n_cols = scores.shape
+    m = 4 * k
+    width = n_cols // m
+    if width < 4:
+        return -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    used = width * m
+    set_max = scores[:, :used].reshape(n_rows, width, m).max(axis=1)  # set j = columns j, j+m, ...
+    bound = -np.partition(-set_max, k - 1, axis=1)[:, k - 1]
+    rows, cols = np.nonzero(scores >= bound[:, None])
+    counts = np.bincount(rows, minlength=n_rows)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    packed = np.full((n_rows, int(counts.max())), -np.inf, dtype=np.result_type(scores.dtype, np.float32))
+    packed[rows, np.arange(rows.size) - starts[rows]] = scores[rows, cols]
+    return -np.partition(-packed, k - 1, axis=1)[:, k - 1]
+
+
+def _top_indices(scores: NDArray, k: int) -> NDArray[np.intp]:
+    """Column indices of each row's ``k`` largest entries, best first, ties by lower column."""
+    n_rows, n_cols = scores.shape
+    k = min(k, n_cols)
+    if k == 0 or n_rows == 0:
+        return np.zeros((n_rows, k), np.intp)
+    mask = _top_mask(scores, k)
+    cols = np.nonzero(mask)[1].reshape(n_rows, k)  # row-major: ascending column per row
+    vals = np.take_along_axis(scores, cols, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1)
+
+
+def _nejm_select(conf: NDArray, top_k: int | None) -> NDArray[np.floating]:
+    """Clip at 0 (NaN -> 0) and keep each row's top-k; float32 input stays float32 (memory)."""
+    conf = np.asarray(conf)
+    scores = np.array(conf, dtype=np.float32 if conf.dtype == np.float32 else np.float64)
+    scores[~(scores > 0)] = 0.0  # NaN and negatives
+    scores[np.isinf(scores)] = 0.0
+    if top_k is not None and top_k < scores.shape[1]:
+        scores[~_top_mask(scores, int(top_k))] = 0.0
+    return scores
+
+
+def person_scores(
+    confidence: ArrayLike,
+    probe_person: ArrayLike,
+    n_persons: int,
+    scoring: str = "nejm",
+    top_k: int | None = NEJM_TOP_K,
+) -> NDArray[np.float64]:
+    """Person-by-identity scores from photo-level confidences (see :data:`SCORINGS`).
+
+    Parameters
+    ----------
+    confidence : array_like, shape (P, I)
+        From :func:`identity_confidence`; NaN = no confidence.
+    probe_person : array_like of int, shape (P,)
+    n_persons : int
+    scoring : {"nejm", "max", "mean", "topk-sum"}
+    top_k : int or None
+        ``nejm``: identities kept per photo; ``topk-sum``: photo confidences
+        summed per identity; ignored by ``max`` and ``mean``.
+
+    Returns
+    -------
+    ndarray, shape (n_persons, I), float64
+        A person without photos gets a row of zeros (``nejm``) or of
+        :data:`MISSING_CONFIDENCE` (the others).
+    """
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+    conf = np.asarray(confidence)
+    if conf.ndim != 2:
+        raise ValueError(f"confidence must be 2-D, got shape {conf.shape}")
+    n_persons = int(n_persons)
+    person = _as_codes("probe_person", probe_person, conf.shape[0], n_persons)
+    if scoring == "nejm":
+        return aggregate_by_person(_nejm_select(conf, top_k), person, n_persons)
+    if top_k is not None and top_k < 1:
+        raise ValueError("top_k must be >= 1 or None")
+    c = np.where(np.isfinite(conf), conf, MISSING_CONFIDENCE)
+    out = np.full((n_persons, conf.shape[1]), MISSING_CONFIDENCE)
+    counts = np.bincount(person, minlength=n_persons)
+    order = np.argsort(person, kind="stable")
+    c, person = c[order], person[order]
+    present = np.flatnonzero(counts)
+    starts = np.searchsorted(person, present)
+    if present.size == 0:
+        return out
+    if scoring == "max":
+        out[present] = np.maximum.reduceat(c, starts, axis=0)
+    elif scoring == "mean":
+        out[present] = np.add.reduceat(c, starts, axis=0) / counts[present, None]
+    else:  # topk-sum
+        k = conf.shape[0] if top_k is None else int(top_k)
+        if k >= counts.max():
+            out[present] = np.add.reduceat(c, starts, axis=0)
+        else:
+            for p, start in zip(present, starts):
+                rows = c[start:start + counts[p]]
+                if counts[p] <= k:
+                    out[p] = rows.sum(axis=0)
+                else:
+                    out[p] = -np.partition(-rows, k - 1, axis=0)[:k].sum(axis=0)
+    return out
+
+
+# -- blocked ranking for large cohorts ----------------------------------------
+
+class RankResult(dict):
+    """Result of :func:`rank_gallery` (a dict with attribute access).
+
+    ``ranks`` (N,) float64: 1-based rank of the true identity (or group);
+    NaN for a person without probes, ``+inf`` for a person with probes whose
+    true identity is not in the gallery (``-1``): counted, never found.
+    ``true_score`` (N,): the person's score for the true identity (NaN when
+    none). ``match_index`` / ``match_score`` (N, m): the ``m`` best
+    identities (or groups), best first, ``-1`` / NaN for persons without probes.
+    ``n_candidates``: identities (or groups) ranked.
+    """
+
+    __getattr__ = dict.__getitem__
+
+
+def rank_gallery(
+    probes: ArrayLike,
+    probe_person: ArrayLike,
+    n_persons: int,
+    gallery: ArrayLike,
+    gallery_identity: ArrayLike,
+    n_identities: int,
+    true_identity: ArrayLike,
+    *,
+    scoring: str = "nejm",
+    top_k: int | None = NEJM_TOP_K,
+    ties: TiePolicy = "max",
+    n_matches: int = 5,
+    exclude_identity: ArrayLike | None = None,
+    identity_group: ArrayLike | None = None,
+    n_groups: int | None = None,
+    block_bytes: int = 256 << 20,
+) -> RankResult:
+    """Rank every person's true identity without holding the full similarity matrix.
+
+    Same result as ``true_ranks(person_scores(identity_confidence(
+    cosine_similarity(probes, gallery), ...), ...), ...)`` but computed by
+    blocks of persons, so memory is bounded by ``block_bytes`` plus the
+    embeddings, whatever the cohort size. Similarities are computed in the
+    embeddings' precision (float32 embeddings give float32 similarities).
+
+    Gallery renders are grouped by identity and padded, per identity, by
+    repeating its own renders up to the largest number of renders of any
+    identity (repeating a render does not change a maximum); the best
+    render per identity is then a maximum over a middle axis, which NumPy
+    vectorises well.
+
+    Parameters
+    ----------
+    probes, probe_person, n_persons
+        Photo embeddings (finite rows: faces only) and their person codes.
+    gallery, gallery_identity, n_identities
+        Render embeddings (finite rows) and their identity codes.
+    true_identity : array_like of int, shape (n_persons,)
+        Each person's own identity (or group, when ``identity_group`` is
+        given); ``-1`` when absent.
+    scoring, top_k, ties
+        See :func:`person_scores` and :func:`true_ranks`.
+    n_matches : int
+        Best identities kept per person.
+    exclude_identity : array_like of int, shape (n_persons,), optional
+        An identity each person is *not* compared with (``-1`` for none):
+        its confidence is treated as missing before scoring. Used for
+        linkage, where a scan must not be matched with itself.
+    identity_group, n_groups : optional
+        Collapse identities into groups (e.g. scans into participants) by
+        the best score over the group's identities, after scoring; ranks and
+        matches are then over groups. Identities of one group must be
+        contiguous in code order.
+    block_bytes : int
+        Budget for the per-block working arrays.
+    """
+    p = np.asarray(probes)
+    g = np.asarray(gallery)
+    if p.ndim != 2 or g.ndim != 2 or p.shape[1] != g.shape[1]:
+        raise ValueError(f"probes {p.shape} and gallery {g.shape} must be 2-D with equal columns")
+    dtype = np.result_type(p.dtype, g.dtype, np.float32)
+    p = p.astype(dtype, copy=False)
+    g = g.astype(dtype, copy=False)
+    n_persons, n_identities = int(n_persons), int(n_identities)
+    person = _as_codes("probe_person", probe_person, p.shape[0], max(n_persons, 1))
+    ident = _as_codes("gallery_identity", gallery_identity, g.shape[0], max(n_identities, 1))
+    if identity_group is not None:
+        if n_groups is None:
+            raise ValueError("n_groups is required with identity_group")
+        group = _as_codes("identity_group", identity_group, n_identities, int(n_groups))
+        if np.any(np.diff(group) < 0):
+            raise ValueError("identities of one group must be contiguous (identity_group sorted)")
+        n_cand = int(n_groups)
+    else:
+        group = None
+        n_cand = n_identities
+    truth = _as_codes("true_identity", true_identity, n_persons, max(n_cand, 1), allow_missing=True)
+    exclude = None
+    if exclude_identity is not None:
+        exclude = _as_codes("exclude_identity", exclude_identity, n_persons, max(n_identities, 1),
+                            allow_missing=True)
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+
+    m = min(int(n_matches), n_cand)
+    result = RankResult(
+        ranks=np.full(n_persons, np.nan),
+        true_score=np.full(n_persons, np.nan),
+        match_index=np.full((n_persons, m), -1, np.intp),
+        match_score=np.full((n_persons, m), np.nan),
+        n_candidates=n_cand,
+    )
+    if n_persons == 0 or p.shape[0] == 0:
+        return result
+    counts_g = np.bincount(ident, minlength=n_identities) if ident.size else np.zeros(n_identities, int)
+    if n_identities == 0 or (counts_g == 0).any():
+        # identities without renders: fall back to the dense path per block (rare, small)
+        padded, width = None, 0
+    else:
+        order_g = np.argsort(ident, kind="stable")
+        width = int(counts_g.max())
+        starts_g = np.concatenate([[0], np.cumsum(counts_g)[:-1]])
+        slot = np.arange(width)[None, :] % counts_g[:, None]  # repeat own renders
+        padded = g[order_g][(starts_g[:, None] + slot).ravel()]
+
+    order_p = np.argsort(person, kind="stable")
+    p_sorted, person_sorted = p[order_p], person[order_p]
+    counts_p = np.bincount(person_sorted, minlength=n_persons)
+    starts_p = np.concatenate([[0], np.cumsum(counts_p)[:-1]])
+    itemsize = np.dtype(dtype).itemsize
+    # per probe row: confidence row (itemsize) + float64 copies in scoring (~3 x 8 bytes)
+    row_bytes = max(n_identities, 1) * (itemsize + 24)
+    rows_per_block = max(1, int(block_bytes // row_bytes))
+    persons_with = np.flatnonzero(counts_p)
+
+    a = 0
+    while a < persons_with.size:
+        # persons [a, b) of those with probes, about rows_per_block probe rows
+        cum = np.cumsum(counts_p[persons_with[a:]])
+        b = a + max(1, int(np.searchsorted(cum, rows_per_block, side="right")))
+        block_persons = persons_with[a:b]
+        r0 = starts_p[block_persons[0]]
+        r1 = starts_p[block_persons[-1]] + counts_p[block_persons[-1]]
+        rows = p_sorted[r0:r1]
+        local = np.repeat(np.arange(block_persons.size), counts_p[block_persons])
+        if padded is not None:
+            conf_t = np.empty((n_identities, rows.shape[0]), dtype)
+            ids_per_tile = max(1, int(block_bytes // max(1, width * rows.shape[0] * itemsize)))
+            for c0 in range(0, n_identities, ids_per_tile):
+                c1 = min(n_identities, c0 + ids_per_tile)
+                tile = padded[c0 * width:c1 * width] @ rows.T
+                conf_t[c0:c1] = tile.reshape(c1 - c0, width, rows.shape[0]).max(axis=1)
+            conf = np.ascontiguousarray(conf_t.T)
+        else:
+            conf = identity_confidence(rows.astype(np.float64) @ g.T.astype(np.float64), ident, n_identities)
+        if exclude is not None and not np.issubdtype(conf.dtype, np.floating):
+            conf = conf.astype(np.float64)
+        if exclude is not None:
+            ex = exclude[block_persons][local]
+            hit = np.flatnonzero(ex >= 0)
+            conf[hit, ex[hit]] = np.nan
+        scores = person_scores(conf, local, block_persons.size, scoring=scoring, top_k=top_k)
+        if group is not None:
+            gstarts = np.searchsorted(group, np.arange(n_cand))
+            present = np.bincount(group, minlength=n_cand) > 0
+            collapsed = np.full((scores.shape[0], n_cand), -np.inf)
+            collapsed[:, present] = np.maximum.reduceat(scores, gstarts[present], axis=1)
+            scores = collapsed
+        t = truth[block_persons]
+        known = t >= 0
+        ranks = np.full(block_persons.size, np.inf)
+        if known.any():
+            ranks[known] = true_ranks(scores[known], t[known], ties=ties,
+                                      usable=np.ones(int(known.sum()), bool))
+            result["true_score"][block_persons[known]] = scores[known, t[known]]
+        result["ranks"][block_persons] = ranks
+        idx, sc = top_matches(scores, m)
+        result["match_index"][block_persons] = idx
+        result["match_score"][block_persons] = sc
+        a = b
+    return result
+
+
+# -- verification (photo vs render pairs) ------------------------------------
+
+def verification_pairs(
+    probes: ArrayLike,
+    probe_person: ArrayLike,
+    gallery: ArrayLike,
+    gallery_owner: ArrayLike,
+    max_impostors: int = 200_000,
+    seed: int = 0,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], bool]:
+    """Cosine similarities of genuine and impostor photo-render pairs.
+
+    ``probe_person`` and ``gallery_owner`` are codes in one shared space (the
+    participant); a pair is genuine when they are equal. All genuine pairs
+    are scored; impostor pairs are all scored when there are at most
+    ``max_impostors`` of them, else a seeded uniform sample of that many
+    (with replacement) is drawn, so memory and time stay bounded.
+
+    Returns
+    -------
+    genuine, impostor : ndarray of float64
+    sampled : bool
+        Whether the impostors are a sample.
+    """
+    p = _as_2d("probes", probes)
+    g = _as_2d("gallery", gallery)
+    pp = np.asarray(probe_person).astype(np.intp)
+    go = np.asarray(gallery_owner).astype(np.intp)
+    if pp.shape != (p.shape[0],) or go.shape != (g.shape[0],):
+        raise ValueError("probe_person / gallery_owner must match the rows of probes / gallery")
+    genuine = []
+    order = np.argsort(go, kind="stable")
+    go_sorted = go[order]
+    for person in np.unique(pp):
+        lo, hi = np.searchsorted(go_sorted, [person, person + 1])
+        if hi > lo:
+            genuine.append((p[pp == person] @ g[order[lo:hi]].T).ravel())
+    genuine_arr = np.concatenate(genuine) if genuine else np.zeros(0)
+    n_pairs = p.shape[0] * g.shape[0]
+    n_impostor_total = n_pairs - genuine_arr.size
+    if n_impostor_total <= 0:
+        return genuine_arr, np.zeros(0), False
+    if n_pairs <= max_impostors:
+        sim = p @ g.T
+        return genuine_arr, sim[pp[:, None] != go[None, :]], False
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, p.shape[0], size=int(max_impostors * 1.2) + 16)
+    j = rng.integers(0, g.shape[0], size=i.size)
+    keep = pp[i] != go[j]
+    i, j = i[keep][:max_impostors], j[keep][:max_impostors]
+    impostor = np.einsum("ij,ij->i", p[i], g[j])
+    return genuine_arr, impostor, True
+
+
+def auc_score(genuine: ArrayLike, impostor: ArrayLike) -> float:
+    """Area under the ROC curve: P(genuine > impostor) + P(equal) / 2 (Mann-Whitney).
+
+    NaN when either set is empty.
+    """
+    gen = np.asarray(genuine, np.float64).ravel()
+    imp = np.sort(np.asarray(impostor, np.float64).ravel())
+    if gen.size == 0 or imp.size == 0:
+        return math.nan
+    below = np.searchsorted(imp, gen, side="left")
+    at_or_below = np.searchsorted(imp, gen, side="right")
+    return float((below + 0.5 * (at_or_below - below)).sum() / (gen.size * imp.size))
+
+
+def roc_curve(
+    genuine: ArrayLike, impostor: ArrayLike, max_points: int = 200
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Verification ROC: false and true positive rates over decreasing thresholds.
+
+    Returns ``(fpr, tpr, thresholds)``, starting at (0, 0) (threshold +inf)
+    and ending at (1, 1); at most ``max_points`` thresholds (quantiles of
+    all scores) plus the two ends.
+    """
+    gen = np.sort(np.asarray(genuine, np.float64).ravel())
+    imp = np.sort(np.asarray(impostor, np.float64).ravel())
+    if gen.size == 0 or imp.size == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    every = np.unique(np.concatenate([gen, imp]))
+    if every.size > max_points:
+        every = np.unique(np.quantile(every, np.linspace(0, 1, max_points)))
+    thr = every[::-1]
+    tpr = (gen.size - np.searchsorted(gen, thr, side="left")) / gen.size
+    fpr = (imp.size - np.searchsorted(imp, thr, side="left")) / imp.size
+    return (np.concatenate([[0.0], fpr, [1.0]]), np.concatenate([[0.0], tpr, [1.0]]),
+            np.concatenate([[np.inf], thr, [-np.inf]]))

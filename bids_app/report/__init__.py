@@ -42,6 +42,20 @@ Group report context
     parameters        dict    run parameters, shown as a key/value table ({})
     methods_html      str     trusted HTML (boilerplate.render_citation()["html"]),
                               inserted unescaped; may be empty        ("")
+    rate_keys         list    summary keys shown as cards, e.g. ["top1", "top5", "top10"]
+                              (default: every "top<k>" key of summary)
+    verification      dict | None  {"auc", "n_genuine", "n_impostor", "impostors_sampled"}
+    roc_svg, dist_svg str     inline SVG (figures.roc_svg / distribution_svg), trusted ("")
+    table_notes       list of str  notes under the table (truncation)   ([])
+    images_note       str     how images are shown (--report-images)   ("")
+    linkage           dict | None  linkage summary (top1/top5 like summary, n)
+    linkage_rows      list of {"participant_id", "image", "rank", "best_match", "best_score"}
+    comparison        dict | None  --compare-to summary (rates here/there, drops)
+    compare_rows      list of {"participant_id", "detect_fraction", "detect_fraction_compare",
+                                "rank", "rank_compare"}
+    versions          dict    software versions                         ({})
+  participant rows may also hold: status, score_true, detect_fraction,
+  detect_best_score, linkage_rank, page (file name of the participant page).
 
 All other strings are HTML-escaped (autoescape is on). Image URIs must be
 ``data:`` URIs; anything else is refused with ``ValueError`` so that the
@@ -56,9 +70,12 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from .figures import cmc_svg, image_data_uri
+from .figures import cmc_svg, distribution_svg, image_data_uri, privacy_image, roc_svg
 
-__all__ = ["cmc_svg", "get_environment", "image_data_uri", "render_group_report"]
+__all__ = [
+    "build_group_context", "cmc_svg", "distribution_svg", "get_environment", "image_data_uri",
+    "privacy_image", "render_group_report", "roc_svg", "write_participant_pages",
+]
 
 GROUP_TEMPLATE = "group.html.j2"
 
@@ -133,6 +150,17 @@ def _normalise_group_context(context: Mapping[str, Any]) -> dict[str, Any]:
         "cmc_svg": "",
         "parameters": {},
         "methods_html": "",
+        "verification": None,
+        "roc_svg": "",
+        "dist_svg": "",
+        "table_notes": [],
+        "images_note": "",
+        "linkage": None,
+        "linkage_rows": [],
+        "comparison": None,
+        "compare_rows": [],
+        "scoring_text": "",
+        "versions": {},
     }
     ctx.update(context)
     ctx.setdefault("n_participants", len(ctx["participants"]))
@@ -144,12 +172,15 @@ def _normalise_group_context(context: Mapping[str, Any]) -> dict[str, Any]:
     if det.get("rate") is None and det["renders_total"]:
         det["rate"] = (det["renders_detected"] or 0) / det["renders_total"]
     det.setdefault("rate", None)
+    for key in ("participant_rate", "participant_ci_low", "participant_ci_high", "participants_with_mri"):
+        det.setdefault(key, None)
     ctx["detection"] = det
 
     rows = []
     for i, p in enumerate(ctx["participants"]):
         row = {"rank": None, "render_uri": None, "photo_uri": None, "matches": [],
-               "renders_detected": None, "renders_total": None}
+               "renders_detected": None, "renders_total": None, "status": None, "score_true": None,
+               "detect_fraction": None, "detect_best_score": None, "linkage_rank": None, "page": None}
         row.update(p)
         row["render_uri"] = _check_uri(row["render_uri"], f"participants[{i}].render_uri")
         row["photo_uri"] = _check_uri(row["photo_uri"], f"participants[{i}].photo_uri")
@@ -162,7 +193,8 @@ def _normalise_group_context(context: Mapping[str, Any]) -> dict[str, Any]:
 
     summary = ctx["summary"]
     ctx["has_rates"] = bool(summary) and bool(summary.get("n")) and bool(ctx["n_with_photos"])
-    ctx["rate_keys"] = [k for k in ("top1", "top5") if ctx["has_rates"] and k in summary]
+    keys = ctx.get("rate_keys") or [k for k in summary or {} if k.startswith("top") and k[3:].isdigit()]
+    ctx["rate_keys"] = [k for k in keys if ctx["has_rates"] and k in summary]
     return ctx
 
 
@@ -170,3 +202,6 @@ def render_group_report(context: Mapping[str, Any]) -> str:
     """Render the group report to HTML text (see the module docstring for ``context``)."""
     ctx = _normalise_group_context(context)
     return get_environment().get_template(GROUP_TEMPLATE).render(**ctx)
+
+
+from .context import build_group_context, write_participant_pages  # noqa: E402

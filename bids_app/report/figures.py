@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from PIL import Image, ImageOps
 
-__all__ = ["cmc_svg", "image_data_uri"]
+__all__ = ["cmc_svg", "distribution_svg", "image_data_uri", "privacy_image", "roc_svg"]
 
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -193,5 +193,147 @@ def cmc_svg(
             out.append(
                 f'<text x="{xx + 6:.1f}" y="{anchor_y:.1f}" fill="#b3261e">top-{k}: {y[k - 1]:.0%}</text>'
             )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def privacy_image(
+    src: str | os.PathLike[str] | np.ndarray | Image.Image,
+    mode: str = "full",
+    max_side: int = 160,
+    boxes: Sequence[Sequence[float]] = (),
+    landmarks: Sequence[Sequence[float]] = (),
+) -> str | None:
+    """A thumbnail data URI as ``--report-images`` allows.
+
+    ``mode`` is ``"full"`` (as is), ``"blurred"`` (pixelated then blurred
+    so strongly that the face cannot be recognised, its layout still
+    visible) or ``"none"`` (returns None: no image). ``boxes`` ``[x, y, w,
+    h]`` and ``landmarks`` ``[x, y]`` in source pixels are drawn on top
+    (detections).
+    """
+    if mode == "none":
+        return None
+    if mode not in ("full", "blurred"):
+        raise ValueError(f"mode must be full, blurred or none, got {mode!r}")
+    from PIL import ImageDraw, ImageFilter
+
+    im = _to_image(src).convert("RGB")
+    if mode == "blurred":
+        w, h = im.size
+        cells = 12
+        im = im.resize((cells, max(1, round(cells * h / w))), Image.Resampling.BILINEAR)
+        im = im.resize((w, h), Image.Resampling.NEAREST).filter(ImageFilter.GaussianBlur(radius=max(w, h) / 24))
+    if boxes or landmarks:
+        im = im.copy()
+        draw = ImageDraw.Draw(im)
+        width = max(2, round(max(im.size) / 160))
+        for x, y, bw, bh in boxes:
+            draw.rectangle([x, y, x + bw, y + bh], outline=(0, 200, 90), width=width)
+        for x, y in landmarks:
+            r = width * 1.5
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 200, 0))
+    return image_data_uri(im, max_side=max_side)
+
+
+def _axes(out: list[str], left: float, top: float, pw: float, ph: float, xlabel: str, ylabel: str,
+          height: float, xticks: Sequence[tuple[float, str]], yticks: Sequence[tuple[float, str]]) -> None:
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fff" stroke="#999"/>')
+    for yy, label in yticks:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e3e3e3"/>')
+        out.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end">{escape(label)}</text>')
+    for xx, label in xticks:
+        out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="#666"/>')
+        out.append(f'<text x="{xx:.1f}" y="{top + ph + 16}" text-anchor="middle">{escape(label)}</text>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">{escape(xlabel)}</text>')
+    out.append(f'<text transform="translate(13 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle">'
+               f"{escape(ylabel)}</text>")
+
+
+def distribution_svg(
+    genuine: ArrayLike,
+    impostor: ArrayLike,
+    width: int = 460,
+    height: int = 300,
+    bins: int = 40,
+    title: str = "Similarity of true and impostor photo-render pairs",
+) -> str:
+    """Histograms (as densities) of genuine and impostor scores, inline SVG; "" when empty."""
+    gen = np.asarray(genuine, np.float64).ravel()
+    imp = np.asarray(impostor, np.float64).ravel()
+    gen, imp = gen[np.isfinite(gen)], imp[np.isfinite(imp)]
+    if gen.size == 0 and imp.size == 0:
+        return ""
+    both = np.concatenate([gen, imp])
+    lo, hi = float(both.min()), float(both.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    dens = [np.histogram(x, edges, density=True)[0] if x.size else np.zeros(bins) for x in (gen, imp)]
+    top_val = max(float(d.max()) for d in dens) or 1.0
+    left, right, top, bottom = 52, 16, 14, 42
+    pw, ph = width - left - right, height - top - bottom
+
+    def px(v):
+        return left + (v - lo) / (hi - lo) * pw
+
+    def py(v):
+        return top + (1 - v / top_val) * ph
+
+    out = [f'<svg class="plot" role="img" aria-labelledby="dist-title" viewBox="0 0 {width} {height}" '
+           f'width="{width}" height="{height}" font-family="system-ui, sans-serif" font-size="11">',
+           f'<title id="dist-title">{escape(title)}</title>']
+    xt = np.linspace(lo, hi, 5)
+    _axes(out, left, top, pw, ph, "Similarity", "Density", height,
+          [(px(v), f"{v:.2f}") for v in xt], [(py(v), f"{v:.1f}") for v in np.linspace(0, top_val, 5)])
+    for d, colour, name, n in ((dens[1], "#5f6368", "impostor", imp.size), (dens[0], "#b3261e", "true", gen.size)):
+        if not n:
+            continue
+        pts = [f"{px(edges[0]):.1f},{py(0):.1f}"]
+        for i in range(bins):
+            pts += [f"{px(edges[i]):.1f},{py(d[i]):.1f}", f"{px(edges[i + 1]):.1f},{py(d[i]):.1f}"]
+        pts.append(f"{px(edges[-1]):.1f},{py(0):.1f}")
+        out.append(f'<polygon points="{" ".join(pts)}" fill="{colour}" fill-opacity="0.25" stroke="{colour}" '
+                   f'stroke-width="1.5"><title>{name} pairs (n={n})</title></polygon>')
+    out.append(f'<text x="{left + 8}" y="{top + 16}" fill="#b3261e">true pairs (n={gen.size})</text>')
+    out.append(f'<text x="{left + 8}" y="{top + 30}" fill="#5f6368">impostor pairs (n={imp.size})</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def roc_svg(
+    fpr: ArrayLike,
+    tpr: ArrayLike,
+    auc: float | None = None,
+    width: int = 360,
+    height: int = 300,
+    title: str = "Verification ROC (photo vs MRI render)",
+) -> str:
+    """ROC curve, inline SVG with the chance diagonal; "" when empty."""
+    x = np.asarray(fpr, np.float64).ravel()
+    y = np.asarray(tpr, np.float64).ravel()
+    if x.size == 0:
+        return ""
+    left, right, top, bottom = 52, 16, 14, 42
+    pw, ph = width - left - right, height - top - bottom
+
+    def px(v):
+        return left + v * pw
+
+    def py(v):
+        return top + (1 - v) * ph
+
+    ticks = (0.0, 0.25, 0.5, 0.75, 1.0)
+    out = [f'<svg class="plot" role="img" aria-labelledby="roc-title" viewBox="0 0 {width} {height}" '
+           f'width="{width}" height="{height}" font-family="system-ui, sans-serif" font-size="11">',
+           f'<title id="roc-title">{escape(title)}</title>']
+    _axes(out, left, top, pw, ph, "False positive rate", "True positive rate", height,
+          [(px(v), f"{v:.2f}") for v in ticks], [(py(v), f"{v:.0%}") for v in ticks])
+    out.append(f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(1)}" stroke="#888" '
+               'stroke-dasharray="4 3"><title>chance</title></line>')
+    pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, y))
+    out.append(f'<polyline points="{pts}" fill="none" stroke="#b3261e" stroke-width="2"/>')
+    if auc is not None and math.isfinite(auc):
+        out.append(f'<text x="{px(0.55):.1f}" y="{py(0.1):.1f}" fill="#b3261e">AUC {auc:.3f}</text>')
     out.append("</svg>")
     return "\n".join(out)

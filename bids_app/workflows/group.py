@@ -1,19 +1,38 @@
-"""Group level: rank every participant's photos against every MRI face.
+"""Group level: rank every participant's photos against every MRI face, and audit the MRI faces.
 
-Reads only participant outputs (never the raw data), then writes
-``group_desc-ranks.tsv``, ``group_desc-summary.json`` and ``facerisk.html``
-at the top of ``output_dir``.
+Reads only participant outputs (never the raw data), then writes at the top of
+``output_dir``:
 
-Scoring follows Schwarz et al. (NEJM 2019): the gallery holds one identity per
-participant (all renders of their MRI face); each photo returns its top-k
-identities with a confidence (the best cosine similarity to that identity's
-renders, floored at 0); confidences are summed over a participant's photos and
-the identities are ranked by that sum.
+``group_desc-ranks.tsv``
+    one row per participant: rank of the own MRI, status, best matches, face
+    detectability of the MRI renders, linkage rank (see below).
+``group_desc-linkage.tsv``
+    (participants with several anat images) one row per image: the rank of
+    the participant among all others when that image's renders are matched
+    against every *other* image.
+``group_desc-compare.tsv``
+    (``--compare-to OTHER_OUTPUT_DIR``) detection and re-identification here
+    and there, participant by participant.
+``group_desc-summary.json``, ``facerisk.html``, ``sub-<label>.html``
+    numbers, the group report, and per-participant pages.
+``logs/CITATION.{md,html,bib}``
+    the methods boilerplate.
+
+Scoring follows Schwarz et al. (NEJM 2019) by default (see
+:data:`bids_app.rank.SCORINGS` for the alternatives). Similarities are
+computed in blocks (:func:`bids_app.rank.rank_gallery`): memory stays bounded
+for cohorts of any size. Several face models are fused exactly like
+:func:`bids_app.face.fuse_scores` (mean of z-scored cosine similarities) by
+concatenating the models' scaled embeddings, so fusion scales the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
+import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +48,16 @@ from bids_app.io import atomic_write_json, atomic_write_text, read_json
 LOGGER = logging.getLogger("facerisk")
 
 TOP_MATCHES = 5
+#: Rates reported besides top-k (``--top-k``).
+RATE_KS = (1, 5, 10)
+#: Rows of the participant table in the HTML report (the TSV has all).
+MAX_TABLE_ROWS = 1000
+#: Rows of that table that show thumbnails (the highest-risk ones).
+MAX_THUMBNAILS = 200
+#: Per-participant pages are written for the highest-risk participants only.
+MAX_PAGES = 200
+#: Impostor photo-render pairs sampled for the verification ROC and the score histograms.
+MAX_IMPOSTORS = 200_000
 
 
 class GroupError(RuntimeError):
@@ -49,6 +78,11 @@ class EmbeddingSet:
         """Per row, the render or aligned photo crop (None where there is none)."""
         folder = self.json_path.parent
         return [folder / row["File"] if row.get("File") else None for row in self.sidecar["Rows"]]
+
+    @property
+    def label(self) -> str:
+        """The source image's name: the sidecar name without ``_desc-faces*``."""
+        return re.sub(r"_desc-faces[A-Za-z0-9]*", "", self.json_path.name[: -len(".json")])
 
 
 @dataclass
@@ -79,31 +113,48 @@ def _load_set(subject: str, kind: str, json_path: Path) -> EmbeddingSet:
             f"sub-{subject}: {npy.name} has shape {vectors.shape}, its sidecar lists "
             f"{len(sidecar.get('Rows', []))} rows; rerun its participant level"
         )
-    return EmbeddingSet(subject, kind, json_path, vectors.astype(np.float32), sidecar)
+    return EmbeddingSet(subject, kind, json_path, vectors.astype(np.float32, copy=False), sidecar)
 
 
-def collect_participants(settings: Settings, desc: str = "faces") -> list[Participant]:
+def _walk_json(folder: Path) -> list[tuple[str, Path]]:
+    """``(parent folder name, path)`` of every JSON file under ``folder`` (one directory walk)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        parent = os.path.basename(root)
+        found.extend((parent, Path(root) / name) for name in sorted(files) if name.endswith(".json"))
+    return found
+
+
+def collect_participants(settings: Settings, desc: str = "faces", output_dir: Path | None = None) -> list[Participant]:
     """Every participant output in ``output_dir`` that matches the settings.
 
     ``desc`` selects one face model's embeddings (see :func:`bids_app.bids.faces_desc`).
     """
-    subjects = bidsio.output_subjects(settings.output_dir)
+    output_dir = output_dir or settings.output_dir
+    if not output_dir.is_dir():
+        raise GroupError(f"{output_dir}: no such folder; run the participant level first")
+    subjects = bidsio.output_subjects(output_dir)
     if settings.participant_label:
         subjects = [s for s in subjects if s in settings.participant_label]
+    anat = re.compile(rf"_desc-{re.escape(desc)}_({'|'.join(map(re.escape, settings.modality))})\.json$")
+    photo = re.compile(rf"_desc-{re.escape(desc)}_photo\.json$")
+    sessions = {f"ses-{s}" for s in settings.session_label}
     participants = []
     for subject in subjects:
-        folder = settings.output_dir / f"sub-{subject}"
         person = Participant(subject)
-        for suffix in settings.modality:
-            for json_path in sorted(folder.glob(f"**/anat/*_desc-{desc}_{suffix}.json")):
-                person.mri.append(_load_set(subject, "mri", json_path))
-        for json_path in sorted(folder.glob(f"**/photo/*_desc-{desc}_photo.json")):
-            person.photos.append(_load_set(subject, "photo", json_path))
+        for parent, path in _walk_json(output_dir / f"sub-{subject}"):
+            if sessions and not (sessions & set(path.relative_to(output_dir).parts)):
+                continue
+            if parent == "anat" and anat.search(path.name):
+                person.mri.append(_load_set(subject, "mri", path))
+            elif parent == "photo" and photo.search(path.name):
+                person.photos.append(_load_set(subject, "photo", path))
         if person.mri or person.photos:
             participants.append(person)
     if not any(p.mri for p in participants):
         raise GroupError(
-            f"{settings.output_dir}: no participant outputs (desc-{desc}) for "
+            f"{output_dir}: no participant outputs (desc-{desc}) for "
             f"{' or '.join(settings.modality)}; run the participant level first"
             + (f" with --face-model {','.join(settings.face_models)}" if desc != "faces" else "")
         )
@@ -128,186 +179,442 @@ def _finite_rows(vectors: np.ndarray) -> np.ndarray:
     return np.isfinite(vectors).all(axis=1) if vectors.size else np.zeros(len(vectors), bool)
 
 
-def _best_image(paths: list[Path | None], scores: list[float | None], usable: np.ndarray) -> Path | None:
-    best, best_score = None, -np.inf
-    for path, score, ok in zip(paths, scores, usable):
-        if ok and path is not None and score is not None and score > best_score:
-            best, best_score = path, score
-    return best
+# -- fusion of several models ----------------------------------------------------
+
+def _fusion_embeddings(per_model_rows: list[list[np.ndarray]], probe_side: list[bool], stats) -> list[np.ndarray]:
+    """Concatenate models' embeddings so that one dot product is the fused score.
+
+    For models m = 1..M with similarity mean mu_m and deviation sd_m, the fused
+    score of a pair is ``sum_m [both have a face] (cos_m - mu_m) / (M sd_m)``,
+    i.e. the mean z-score with a missing model counting as its mean (z = 0).
+    Probe rows hold ``x_m / (M sd_m)`` and ``-mu_m / (M sd_m)``; gallery rows
+    hold ``y_m`` and ``1``; zeros where the model found no face. A row with no
+    face in any model stays NaN.
+    """
+    n_models = len(stats)
+    out = []
+    for rows_by_model, is_probe in zip(zip(*per_model_rows), probe_side):
+        parts, any_face = [], np.zeros(len(rows_by_model[0]), bool)
+        for (mu, sd), x in zip(stats, rows_by_model):
+            ok = _finite_rows(x)
+            any_face |= ok
+            x = np.where(ok[:, None], x, 0.0)
+            if is_probe:
+                parts += [x / (n_models * sd), np.where(ok, -mu / (n_models * sd), 0.0)[:, None]]
+            else:
+                parts += [x, ok.astype(np.float64)[:, None]]
+        fused = np.concatenate(parts, axis=1).astype(np.float32)
+        fused[~any_face] = np.nan
+        out.append(fused)
+    return out
 
 
-def run_group(settings: Settings) -> dict:
-    """Rank, summarise and report; returns the summary written to JSON."""
-    from bids_app.face import fuse_scores
-    from bids_app.report import cmc_svg, image_data_uri, render_group_report
+def _model_stats(probes: np.ndarray, gallery: np.ndarray) -> tuple[float, float]:
+    """Mean and deviation of the cosine similarities (all pairs, or a sample for big cohorts)."""
+    p = probes[_finite_rows(probes)]
+    g = gallery[_finite_rows(gallery)]
+    if not len(p) or not len(g):
+        return 0.0, 1.0
+    if len(p) * len(g) <= MAX_IMPOSTORS:
+        sims = (p.astype(np.float64) @ g.astype(np.float64).T).ravel()
+    else:
+        rng = np.random.default_rng(0)
+        i, j = rng.integers(0, len(p), MAX_IMPOSTORS), rng.integers(0, len(g), MAX_IMPOSTORS)
+        sims = np.einsum("ij,ij->i", p[i].astype(np.float64), g[j].astype(np.float64))
+    sd = float(sims.std()) if sims.size > 1 else 0.0
+    return float(sims.mean()), (sd if sd > 0 else 1.0)
 
-    # One set of participant outputs per face model; several models are fused.
-    per_model = [collect_participants(settings, bidsio.faces_desc(name)) for name in settings.face_models]
+
+# -- the analysis of one output folder -----------------------------------------
+
+@dataclass
+class Analysis:
+    """Everything computed from one output folder."""
+
+    subjects: list[str]
+    info: dict[str, dict]  # per subject
+    summary: dict
+    linkage_rows: list[dict]
+    verification: dict
+    model_info: dict
+    participants: dict[str, Participant]
+
+
+def _load_all(settings: Settings, output_dir: Path):
+    per_model = [collect_participants(settings, bidsio.faces_desc(name), output_dir) for name in settings.face_models]
     model_infos = [check_single_model(participants) for participants in per_model]
-    participants = per_model[0]
-    subjects = [p.subject for p in participants]
-    stacked = [{p.subject: (p.stacked("mri"), p.stacked("photo")) for p in group} for group in per_model]
-    for name, by_subject in zip(settings.face_models[1:], stacked[1:]):
+    by_subject = [{p.subject: p for p in group} for group in per_model]
+    subjects = [p.subject for p in per_model[0]]
+    for name, other in zip(settings.face_models[1:], by_subject[1:]):
         for subject in subjects:
-            other = by_subject.get(subject)
-            if other is None or [len(x[1]) for x in other] != [len(x[1]) for x in stacked[0][subject]]:
+            theirs, ours = other.get(subject), by_subject[0][subject]
+            if theirs is None or [len(s.vectors) for s in theirs.mri + theirs.photos] != [
+                    len(s.vectors) for s in ours.mri + ours.photos]:
                 raise GroupError(
                     f"sub-{subject}: embeddings of face model {name} do not match those of "
                     f"{settings.face_models[0]}; rerun its participant level with "
                     f"--face-model {','.join(settings.face_models)}"
                 )
+    return per_model, model_infos, by_subject, subjects
 
-    # Gallery: every render with a face (by any model); identity = participant.
-    # Probes: every photo with a face; person = participant.
-    gallery = [[] for _ in per_model]
-    probes = [[] for _ in per_model]
-    gallery_identity, identity_subjects = [], []
-    probe_person, probe_subjects = [], []
-    per_subject: dict[str, dict] = {}
+
+def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
+    """Load one output folder's participant outputs and compute every number."""
+    output_dir = output_dir or settings.output_dir
+    per_model, model_infos, by_subject, subjects = _load_all(settings, output_dir)
+    n_models = len(per_model)
+
+    # one vector matrix per embedding set (fused when there are several models)
+    set_keys: list[tuple[str, str, int]] = []  # (subject, kind, index)
     for subject in subjects:
-        (vectors, paths, scores), (photo_vectors, photo_paths, photo_scores) = stacked[0][subject]
-        usable = np.logical_or.reduce([_finite_rows(m[subject][0][0]) for m in stacked])
-        photo_usable = np.logical_or.reduce([_finite_rows(m[subject][1][0]) for m in stacked])
-        per_subject[subject] = {
-            "renders_total": len(paths),
+        person = by_subject[0][subject]
+        set_keys += [(subject, "mri", i) for i in range(len(person.mri))]
+        set_keys += [(subject, "photo", i) for i in range(len(person.photos))]
+
+    def vectors(model: int, key) -> np.ndarray:
+        subject, kind, i = key
+        person = by_subject[model][subject]
+        return (person.mri if kind == "mri" else person.photos)[i].vectors
+
+    if n_models == 1:
+        set_vectors = {key: vectors(0, key) for key in set_keys}
+        model_info = model_infos[0]
+    else:
+        stats = []
+        for m in range(n_models):
+            mri = [vectors(m, k) for k in set_keys if k[1] == "mri"]
+            photo = [vectors(m, k) for k in set_keys if k[1] == "photo"]
+            g = np.concatenate(mri)
+            stats.append(_model_stats(np.concatenate(photo) if photo else g, g))
+        fused = _fusion_embeddings([[vectors(m, k) for k in set_keys] for m in range(n_models)],
+                                   [k[1] == "photo" for k in set_keys], stats)
+        set_vectors = dict(zip(set_keys, fused))
+        model_info = {
+            "Name": "+".join(str(info.get("Name")) for info in model_infos),
+            "Fusion": "mean of per-model z-scored cosine similarities",
+            "FusionStatistics": [{"Mean": mu, "SD": sd} for mu, sd in stats],
+            "Models": model_infos,
+            "Dimension": model_infos[0].get("Dimension"),
+        }
+
+    # detectability, gallery and probes
+    info: dict[str, dict] = {}
+    gallery, gallery_identity, identity_subjects = [], [], []
+    probes, probe_person = [], []
+    for subject in subjects:
+        person = by_subject[0][subject]
+        mri_sets = [set_vectors[(subject, "mri", i)] for i in range(len(person.mri))]
+        photo_sets = [set_vectors[(subject, "photo", i)] for i in range(len(person.photos))]
+        usable = np.concatenate([_finite_rows(v) for v in mri_sets]) if mri_sets else np.zeros(0, bool)
+        photo_usable = np.concatenate([_finite_rows(v) for v in photo_sets]) if photo_sets else np.zeros(0, bool)
+        det_scores = [
+            row.get("Score") for s in person.mri for row in s.sidecar["Rows"]
+            if row.get("Detected", True) and row.get("Score") is not None
+        ]
+        n_total = int(usable.size)
+        info[subject] = {
+            "renders_total": n_total,
             "renders_detected": int(usable.sum()),
-            "render_path": _best_image(paths, scores, usable),
-            "photos_total": len(photo_paths),
+            "detect_fraction": (float(usable.sum()) / n_total) if n_total else None,
+            "detect_best_score": max(det_scores) if det_scores and usable.any() else None,
+            "photos_total": int(photo_usable.size),
             "photos_detected": int(photo_usable.sum()),
-            "photo_path": _best_image(photo_paths, photo_scores, photo_usable),
+            "n_images": len(person.mri),
+            "rank": None, "score_true": None, "matches": [], "linkage_rank": None,
         }
         if usable.any():
-            gallery_identity.extend([len(identity_subjects)] * int(usable.sum()))
+            gallery.append(np.concatenate(mri_sets)[usable])
+            gallery_identity.append(np.full(int(usable.sum()), len(identity_subjects)))
             identity_subjects.append(subject)
-            for index, model_sets in enumerate(stacked):
-                gallery[index].append(model_sets[subject][0][0][usable])
         if photo_usable.any():
-            probe_person.extend([len(probe_subjects)] * int(photo_usable.sum()))
-            probe_subjects.append(subject)
-            for index, model_sets in enumerate(stacked):
-                probes[index].append(model_sets[subject][1][0][photo_usable])
-    model_info = model_infos[0] if len(model_infos) == 1 else {
-        "Name": "+".join(str(info.get("Name")) for info in model_infos),
-        "Fusion": "mean of per-model z-scored cosine similarities",
-        "Models": model_infos,
-    }
-
+            probes.append(np.concatenate(photo_sets)[photo_usable])
+            probe_person.append(np.full(int(photo_usable.sum()), len(probe_person)))
+            info[subject]["_probe_code"] = len(probe_person) - 1
+    probe_subjects = [s for s in subjects if "_probe_code" in info[s]]
+    identity_index = {s: i for i, s in enumerate(identity_subjects)}
     n_identities = len(identity_subjects)
-    ranks_by_subject: dict[str, int | None] = {}
-    matches_by_subject: dict[str, list[dict]] = {}
-    true_score: dict[str, float | None] = {}
+
+    # re-identification (photos vs MRI faces)
+    verification: dict = {}
+    rank_values = np.zeros(0)
     if probe_subjects and n_identities:
-        sims = [rank.cosine_similarity(np.concatenate(p), np.concatenate(g)) for p, g in zip(probes, gallery)]
-        sim = sims[0] if len(sims) == 1 else fuse_scores(sims)
-        photo_scores = rank.identity_scores_nejm(
-            sim, np.asarray(gallery_identity), n_identities, top_k=settings.top_k
+        g = np.concatenate(gallery)
+        gi = np.concatenate(gallery_identity)
+        p = np.concatenate(probes)
+        pi = np.concatenate(probe_person)
+        truth = np.array([identity_index.get(s, -1) for s in probe_subjects])
+        result = rank.rank_gallery(
+            p, pi, len(probe_subjects), g, gi, n_identities, truth,
+            scoring=settings.scoring, top_k=settings.top_k, n_matches=TOP_MATCHES,
         )
-        person_scores = rank.aggregate_by_person(photo_scores, np.asarray(probe_person), len(probe_subjects))
-        truth = np.array(
-            [identity_subjects.index(s) if s in identity_subjects else -1 for s in probe_subjects]
-        )
-        # every probe person has a usable photo; a true identity missing from the
-        # gallery (no face in any render) gives +inf: counted, never identified
-        ranks = rank.true_ranks(person_scores, truth, usable=np.ones(len(probe_subjects), bool))
-        top_idx, top_scores = rank.top_matches(person_scores, k=min(TOP_MATCHES, n_identities))
+        rank_values = result.ranks
         for row, subject in enumerate(probe_subjects):
-            ranks_by_subject[subject] = int(ranks[row]) if np.isfinite(ranks[row]) else None
-            true_score[subject] = float(person_scores[row, truth[row]]) if truth[row] >= 0 else None
-            matches_by_subject[subject] = [
+            r = result.ranks[row]
+            info[subject]["rank"] = int(r) if np.isfinite(r) and float(r).is_integer() else (
+                float(r) if np.isfinite(r) else None)
+            ts = result.true_score[row]
+            info[subject]["score_true"] = float(ts) if np.isfinite(ts) else None
+            info[subject]["matches"] = [
                 {"participant_id": f"sub-{identity_subjects[i]}", "score": float(s),
                  "is_true": identity_subjects[i] == subject}
-                for i, s in zip(top_idx[row], top_scores[row])
+                for i, s in zip(result.match_index[row], result.match_score[row]) if i >= 0
             ]
+        # verification ROC on photo-render pairs; owner codes = identity codes
+        owner_of_probe = truth[pi]
+        genuine, impostor, sampled = rank.verification_pairs(p, owner_of_probe, g, gi,
+                                                             max_impostors=MAX_IMPOSTORS)
+        fpr, tpr, _ = rank.roc_curve(genuine, impostor)
+        verification = {
+            "pairs": "photo vs MRI render (cosine similarity)" if n_models == 1 else "photo vs MRI render (fused z-score)",
+            "n_genuine": int(genuine.size),
+            "n_impostor": int(impostor.size),
+            "impostors_sampled": bool(sampled),
+            "auc": rank._json_float(rank.auc_score(genuine, impostor)),
+            "roc": {"fpr": [round(float(x), 5) for x in fpr], "tpr": [round(float(x), 5) for x in tpr]},
+            "_genuine": genuine,
+            "_impostor": impostor,
+        }
 
-    # Persons whose MRI shows no face cannot be found: they count as not identified.
-    rank_values = np.array(
-        [ranks_by_subject[s] if ranks_by_subject.get(s) else np.inf for s in probe_subjects], float
-    )
-    summary_stats = rank.summarise(rank_values, max(n_identities, 1), ks=(1, 5))
-    cmc = rank.cmc_curve(rank_values, max(n_identities, 1)) if probe_subjects else np.zeros(0)
-    renders_total = sum(v["renders_total"] for v in per_subject.values())
-    renders_detected = sum(v["renders_detected"] for v in per_subject.values())
-    detection = {
-        "renders_total": renders_total,
-        "renders_detected": renders_detected,
-        "rate": renders_detected / renders_total if renders_total else None,
-        "participants_with_face": n_identities,
-    }
+    ks = tuple(sorted(set(RATE_KS) | {int(settings.top_k)}))
+    stats = rank.summarise(rank_values, max(n_identities, 1), ks=ks)
+    detection = _detection_summary(info, subjects, n_identities)
+    linkage_rows, linkage_summary = _linkage(settings, subjects, by_subject[0], set_vectors)
+    for row in linkage_rows:
+        current = info[row["subject"]]["linkage_rank"]
+        if row["rank"] is not None and (current is None or row["rank"] < current):
+            info[row["subject"]]["linkage_rank"] = row["rank"]
+
     summary = {
         "n_participants": len(subjects),
         "n_with_photos": len(probe_subjects),
         "n_identities": n_identities,
-        "scoring": {"method": "nejm2019", "top_k": settings.top_k, "ties": "max",
-                    "confidence": "max cosine similarity to the identity's renders, floored at 0"},
-        "reidentification": summary_stats,
-        "cmc": [float(x) for x in cmc],
+        "scoring": _scoring_description(settings),
+        "reidentification": stats,
+        "cmc": stats["cmc"],
+        "verification": {k: v for k, v in verification.items() if not k.startswith("_")} or None,
         "detection": detection,
+        "linkage": linkage_summary,
         "face_model": model_info,
         "modality": settings.modality,
         "facerisk_version": __version__,
     }
+    return Analysis(subjects, info, summary, linkage_rows, verification, model_info,
+                    {s: by_subject[0][s] for s in subjects})
 
-    _write_ranks_tsv(settings.output_dir / "group_desc-ranks.tsv", subjects, per_subject,
-                     ranks_by_subject, true_score, matches_by_subject)
-    atomic_write_json(settings.output_dir / "group_desc-summary.json", summary)
 
-    rows = []
-    for subject in subjects:
-        info = per_subject[subject]
-        rows.append({
-            "participant_id": f"sub-{subject}",
-            "rank": ranks_by_subject.get(subject),
-            "has_photos": subject in probe_subjects,
-            "render_uri": image_data_uri(info["render_path"]) if info["render_path"] else None,
-            "photo_uri": image_data_uri(info["photo_path"]) if info["photo_path"] else None,
-            "matches": matches_by_subject.get(subject, []),
-            "renders_detected": info["renders_detected"],
-            "renders_total": info["renders_total"],
-        })
-    from bids_app.boilerplate import render_citation, software_versions
-    citation = render_citation(citation_parameters(settings, model_info))
-    for extension, text in citation.items():
-        atomic_write_text(settings.output_dir / "logs" / f"CITATION.{extension}", text)
-    context = {
-        "title": "facerisk report",
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "version": __version__,
-        "dataset_name": _dataset_name(settings.bids_dir),
-        "n_participants": len(subjects),
-        "n_with_photos": len(probe_subjects),
-        "n_identities": n_identities,
-        "summary": summary_stats,
-        "detection": detection,
-        "cmc_svg": cmc_svg(cmc) if len(cmc) else "",
-        "participants": rows,
-        "parameters": {
-            "Modality": ", ".join(settings.modality),
-            "Face model": model_info.get("Name"),
-            "Scoring": f"NEJM 2019: top-{settings.top_k} identities per photo, summed over photos",
-            "Ties": "pessimistic (true identity ranked after equal scores)",
-            **{f"{k} version": v for k, v in software_versions().items()},
-        },
-        "methods_html": citation.get("html", ""),
+def _scoring_description(settings: Settings) -> dict:
+    text = {
+        "nejm": f"NEJM 2019: per photo the top-{settings.top_k} identities' confidences "
+                "(best cosine similarity to the identity's renders, floored at 0), summed over photos",
+        "max": "best confidence over the participant's photos",
+        "mean": "mean confidence over the participant's photos",
+        "topk-sum": f"sum of the participant's {settings.top_k} best photo confidences per identity",
+    }[settings.scoring]
+    return {"method": "nejm2019" if settings.scoring == "nejm" else settings.scoring,
+            "top_k": settings.top_k, "ties": "max", "description": text,
+            "confidence": "max cosine similarity to the identity's renders"
+            + (", floored at 0" if settings.scoring == "nejm" else "")}
+
+
+def _detection_summary(info: dict, subjects: list[str], n_identities: int) -> dict:
+    renders_total = sum(info[s]["renders_total"] for s in subjects)
+    renders_detected = sum(info[s]["renders_detected"] for s in subjects)
+    with_mri = [s for s in subjects if info[s]["renders_total"]]
+    visible = [s for s in with_mri if info[s]["renders_detected"]]
+    low, high = rank.wilson_interval(len(visible), len(with_mri))
+    return {
+        "renders_total": renders_total,
+        "renders_detected": renders_detected,
+        "rate": renders_detected / renders_total if renders_total else None,
+        "participants_with_face": n_identities,
+        "participants_with_mri": len(with_mri),
+        "participant_rate": len(visible) / len(with_mri) if with_mri else None,
+        "participant_ci_low": rank._json_float(low),
+        "participant_ci_high": rank._json_float(high),
+        "flagged": [f"sub-{s}" for s in visible][:1000],
+        "flag_rule": "a face was detected in at least one MRI render",
     }
-    atomic_write_text(settings.output_dir / "facerisk.html", render_group_report(context))
+
+
+def _linkage(settings, subjects, people, set_vectors) -> tuple[list[dict], dict | None]:
+    """Image-to-participant matching for participants with several anat images.
+
+    Every image with a face is an identity; identities of one participant
+    form a group. Each image of a participant who has another image with a
+    face is a probe (its renders play the photos); its own identity is
+    excluded, so only the participant's *other* images can find them.
+    """
+    images = []  # (subject, label, vectors of rows with a face)
+    for subject in subjects:
+        for i, item in enumerate(people[subject].mri):
+            v = set_vectors[(subject, "mri", i)]
+            images.append((subject, item.label, v[_finite_rows(v)]))
+    with_face = [im for im in images if len(im[2])]
+    position = {s: i for i, s in enumerate(subjects)}
+    group_subjects = sorted({im[0] for im in with_face}, key=position.__getitem__)
+    per_subject = Counter(im[0] for im in with_face)
+    if not any(n >= 2 for n in per_subject.values()):
+        n_multi = sum(1 for s in subjects if len(people[s].mri) >= 2)
+        return [], ({"n": 0, "n_participants_with_several_images": n_multi,
+                     "note": "no participant has two anat images with a detected face"} if n_multi else None)
+    group_index = {s: i for i, s in enumerate(group_subjects)}
+    with_face.sort(key=lambda im: group_index[im[0]])
+    gallery = np.concatenate([im[2] for im in with_face])
+    gallery_identity = np.concatenate([np.full(len(im[2]), j) for j, im in enumerate(with_face)])
+    identity_group = np.array([group_index[im[0]] for im in with_face])
+    probe_images = [j for j, im in enumerate(with_face) if per_subject[im[0]] >= 2]
+    probes = np.concatenate([with_face[j][2] for j in probe_images])
+    probe_person = np.concatenate([np.full(len(with_face[j][2]), n) for n, j in enumerate(probe_images)])
+    result = rank.rank_gallery(
+        probes, probe_person, len(probe_images), gallery, gallery_identity, len(with_face),
+        identity_group[probe_images], scoring=settings.scoring, top_k=settings.top_k,
+        exclude_identity=np.array(probe_images), identity_group=identity_group,
+        n_groups=len(group_subjects), n_matches=1,
+    )
+    rows = []
+    for n, j in enumerate(probe_images):
+        subject, label, _ = with_face[j]
+        best = result.match_index[n, 0]
+        rows.append({
+            "subject": subject, "image": label,
+            "rank": int(result.ranks[n]) if np.isfinite(result.ranks[n]) else None,
+            "score_true": rank._json_float(result.true_score[n]),
+            "best_match": f"sub-{group_subjects[best]}" if best >= 0 else None,
+            "best_score": rank._json_float(result.match_score[n, 0]),
+        })
+    stats = rank.summarise(result.ranks, len(group_subjects), ks=(1, 5))
+    stats.pop("cmc")
+    stats["n_participants_with_several_images"] = sum(1 for n in per_subject.values() if n >= 2)
+    stats["question"] = "can two scans of one person be tied together by the face alone?"
+    return rows, stats
+
+
+# -- comparison with another output folder (e.g. before defacing) ---------------
+
+def _compare(this: Analysis, other: Analysis, other_dir: Path) -> tuple[list[dict], dict]:
+    rows = []
+    for subject in this.subjects:
+        a = this.info[subject]
+        b = other.info.get(subject)
+        if b is None:
+            continue
+        drop = (b["detect_fraction"] - a["detect_fraction"]
+                if a["detect_fraction"] is not None and b["detect_fraction"] is not None else None)
+        rows.append({
+            "subject": subject,
+            "detect_fraction": a["detect_fraction"], "detect_fraction_compare": b["detect_fraction"],
+            "detect_drop": drop,
+            "rank": a["rank"], "rank_compare": b["rank"],
+            "score_true": a["score_true"], "score_true_compare": b["score_true"],
+            "still_detected": bool(a["renders_detected"]),
+            "still_identified": a["rank"] == 1,
+        })
+    sa, sb = this.summary, other.summary
+
+    def rate(summary, key):
+        item = summary["reidentification"].get(key) or {}
+        return item.get("rate")
+
+    summary = {
+        "compare_to": str(other_dir),
+        "n_common": len(rows),
+        "detection_rate": sa["detection"]["rate"], "detection_rate_compare": sb["detection"]["rate"],
+        "participant_detection_rate": sa["detection"]["participant_rate"],
+        "participant_detection_rate_compare": sb["detection"]["participant_rate"],
+        "top1_rate": rate(sa, "top1"), "top1_rate_compare": rate(sb, "top1"),
+        "top5_rate": rate(sa, "top5"), "top5_rate_compare": rate(sb, "top5"),
+        "n_still_detected": sum(r["still_detected"] for r in rows),
+        "n_still_identified": sum(r["still_identified"] for r in rows),
+    }
+    for key in ("detection_rate", "participant_detection_rate", "top1_rate", "top5_rate"):
+        a, b = summary[key], summary[key + "_compare"]
+        summary[key + "_drop"] = (b - a) if a is not None and b is not None else None
+    return rows, summary
+
+
+# -- entry point -------------------------------------------------------------------
+
+def run_group(settings: Settings) -> dict:
+    """Rank, audit, summarise and report; returns the summary written to JSON."""
+    this = analyse(settings)
+    summary = dict(this.summary)
+    compare_rows: list[dict] = []
+    if settings.compare_to:
+        if settings.compare_to.resolve() == settings.output_dir.resolve():
+            raise GroupError("--compare-to names the output folder itself")
+        other = analyse(settings, settings.compare_to)
+        compare_rows, summary["comparison"] = _compare(this, other, settings.compare_to)
+
+    order = _risk_order(this)
+    out = settings.output_dir
+    _write_ranks_tsv(out / "group_desc-ranks.tsv", this)
+    if this.linkage_rows:
+        _write_tsv(out / "group_desc-linkage.tsv",
+                   ["participant_id", "image", "rank", "score_true", "best_match", "best_score"],
+                   [[f"sub-{r['subject']}", r["image"], r["rank"], r["score_true"], r["best_match"],
+                     r["best_score"]] for r in this.linkage_rows])
+    if compare_rows:
+        _write_tsv(out / "group_desc-compare.tsv",
+                   ["participant_id", "detect_fraction", "detect_fraction_compare", "detect_drop",
+                    "rank", "rank_compare", "score_true", "score_true_compare"],
+                   [[f"sub-{r['subject']}", r["detect_fraction"], r["detect_fraction_compare"],
+                     r["detect_drop"], r["rank"], r["rank_compare"], r["score_true"],
+                     r["score_true_compare"]] for r in compare_rows])
+    atomic_write_json(out / "group_desc-summary.json", summary)
+
+    from bids_app.boilerplate import render_citation, software_versions
+    citation = render_citation(citation_parameters(settings, this.model_info, summary))
+    for extension, text in citation.items():
+        atomic_write_text(out / "logs" / f"CITATION.{extension}", text)
+
+    from bids_app.report import build_group_context, write_participant_pages, render_group_report
+    pages = order[:MAX_PAGES] if len(order) > MAX_PAGES else order
+    page_names = write_participant_pages(settings, this, pages)
+    context = build_group_context(
+        settings, this, summary, order, compare_rows=compare_rows, citation_html=citation.get("html", ""),
+        versions=software_versions(), page_names=page_names, dataset_name=_dataset_name(settings.bids_dir),
+        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        max_rows=MAX_TABLE_ROWS, max_thumbnails=MAX_THUMBNAILS, max_pages=MAX_PAGES,
+    )
+    atomic_write_text(out / "facerisk.html", render_group_report(context))
     return summary
 
 
-def citation_parameters(settings: Settings, model_info: dict | None = None) -> dict:
+def _risk_order(analysis: Analysis) -> list[str]:
+    """Participants from the highest risk: rank (1 first), own score, face detectability."""
+
+    def key(subject):
+        i = analysis.info[subject]
+        r = i["rank"] if i["rank"] is not None else math.inf
+        return (r, -(i["score_true"] if i["score_true"] is not None else -math.inf),
+                i["linkage_rank"] if i["linkage_rank"] is not None else math.inf,
+                -(i["detect_fraction"] or 0.0), -(i["detect_best_score"] or 0.0), subject)
+
+    return sorted(analysis.subjects, key=key)
+
+
+def citation_parameters(settings: Settings, model_info: dict | None = None, summary: dict | None = None) -> dict:
     """Parameters and versions for the boilerplate templates."""
     from bids_app.boilerplate import software_versions
 
     model_info = model_info or {}
+    summary = summary or {}
     return {
         "version": __version__,
         "modality": ", ".join(settings.modality),
         "n_renders": settings.n_renders,
         "seed": settings.seed,
         "top_k": settings.top_k,
+        "scoring": settings.scoring,
         "face_model": model_info.get("Name", settings.face_models[0]),
         "dim": model_info.get("Dimension", 128),
         "render_min_score": settings.render_min_score,
         "photo_min_score": settings.photo_min_score,
+        "photos": bool(summary.get("n_with_photos", 1)),
+        "n_identities": summary.get("n_identities"),
+        "linkage": bool((summary.get("linkage") or {}).get("n")),
+        "compare": bool(summary.get("comparison")),
+        "fusion": "Fusion" in model_info,
         "versions": software_versions(),
     }
 
@@ -319,34 +626,48 @@ def _dataset_name(bids_dir: Path) -> str:
         return bids_dir.name
 
 
-def _write_ranks_tsv(path, subjects, per_subject, ranks_by_subject, true_score, matches_by_subject):
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _write_tsv(path: Path, header: list[str], rows: list[list]) -> None:
+    lines = ["\t".join(header)] + ["\t".join(_cell(v) for v in row) for row in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def status_of(info: dict) -> str:
+    if info["photos_detected"] == 0:
+        return "no usable photo"
+    if info["renders_detected"] == 0:
+        return "no face in MRI renders"
+    return "identified" if info["rank"] == 1 else "not identified"
+
+
+def _write_ranks_tsv(path: Path, analysis: Analysis) -> None:
     header = ["participant_id", "rank", "status", "n_photos", "renders_detected", "score_true"]
     for k in range(1, TOP_MATCHES + 1):
         header += [f"match{k}_id", f"match{k}_score"]
-    lines = ["\t".join(header)]
-    for subject in subjects:
-        info = per_subject[subject]
-        ranked = ranks_by_subject.get(subject)
-        if info["photos_detected"] == 0:
-            status = "no usable photo"
-        elif info["renders_detected"] == 0:
-            status = "no face in MRI renders"
-        else:
-            status = "identified" if ranked == 1 else "not identified"
-        score = true_score.get(subject)
+    header += ["detect_fraction", "detect_best_score", "face_visible", "linkage_rank"]
+    rows = []
+    for subject in analysis.subjects:
+        info = analysis.info[subject]
         cells = [
-            f"sub-{subject}",
-            str(ranked) if ranked else "n/a",
-            status,
-            str(info["photos_detected"]),
-            f"{info['renders_detected']}/{info['renders_total']}",
-            f"{score:.4f}" if score is not None else "n/a",
+            f"sub-{subject}", info["rank"], status_of(info), info["photos_detected"],
+            f"{info['renders_detected']}/{info['renders_total']}", info["score_true"],
         ]
-        matches = matches_by_subject.get(subject, [])
+        matches = info["matches"]
         for k in range(TOP_MATCHES):
-            if k < len(matches):
-                cells += [matches[k]["participant_id"], f"{matches[k]['score']:.4f}"]
-            else:
-                cells += ["n/a", "n/a"]
-        lines.append("\t".join(cells))
-    atomic_write_text(path, "\n".join(lines) + "\n")
+            cells += [matches[k]["participant_id"], matches[k]["score"]] if k < len(matches) else [None, None]
+        cells += [info["detect_fraction"], info["detect_best_score"], bool(info["renders_detected"]),
+                  info["linkage_rank"]]
+        rows.append(cells)
+    _write_tsv(path, header, rows)
+
+
+__all__ = ["Analysis", "GroupError", "analyse", "citation_parameters", "collect_participants", "run_group"]
