@@ -26,6 +26,7 @@ logs/
 */*/photo/
 group_*
 facerisk.html
+sub-*.html
 */sub-*_facerisk.json
 """
 

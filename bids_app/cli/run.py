@@ -153,6 +153,10 @@ def run_participant_level(settings) -> int:
 
 # -- group level ---------------------------------------------------------------
 
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.1f}%"
+
+
 def run_group_level(settings) -> int:
     from bids_app.workflows.group import run_group
 
@@ -168,8 +172,25 @@ def run_group_level(settings) -> int:
             LOGGER.info("%s: %d/%d = %.1f%% (95%% CI %.1f-%.1f%%; chance %.1f%%)", key,
                         item["hits"], item["n"], 100 * item["rate"], 100 * item["ci_low"],
                         100 * item["ci_high"], 100 * item["chance"])
+        verification = summary.get("verification")
+        if verification and verification.get("auc") is not None:
+            LOGGER.info("verification AUC %.3f (%d true, %d impostor photo-render pairs)",
+                        verification["auc"], verification["n_genuine"], verification["n_impostor"])
     else:
-        LOGGER.info("no photos: only face detectability on MRI renders was measured")
+        LOGGER.info("no photos: only what the MRI itself gives away was measured")
+    linkage = summary.get("linkage")
+    if linkage and linkage.get("n"):
+        item = linkage["top1"]
+        LOGGER.info("linkage of scans of one person, top1: %d/%d = %.1f%% (95%% CI %.1f-%.1f%%)",
+                    item["hits"], item["n"], 100 * item["rate"], 100 * item["ci_low"],
+                    100 * item["ci_high"])
+    comparison = summary.get("comparison")
+    if comparison:
+        LOGGER.info("compared with %s: renders with a face %s -> %s; face still detected for "
+                    "%d/%d participants, still identified: %d", comparison["compare_to"],
+                    _percent(comparison["detection_rate_compare"]), _percent(comparison["detection_rate"]),
+                    comparison["n_still_detected"], comparison["n_common"],
+                    comparison["n_still_identified"])
     LOGGER.info("report: %s", settings.output_dir / "facerisk.html")
     return EXIT_OK
 
