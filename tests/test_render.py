@@ -122,3 +122,80 @@ def test_render_empty_params_list(renders02):
 
 def test_headless_backend_default():
     assert os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
+
+
+# ---------------------------------------------------------------------------
+# Renders of realistically altered real heads (bids_app.mri.augment) built
+# from demo head sub-03 (real T1w, 1.5 mm). Four renders each keep this fast.
+
+
+def _variant(case: str):
+    import nibabel as nib
+
+    from bids_app.mri import augment
+
+    vol = load_head(DEMO / "sub-03" / "anat" / "sub-03_T1w.nii.gz")
+    d, a = vol.data, vol.affine
+    mask = head_mask(d, vol.zooms)
+    tip = face_frame(head_surface(mask, a)).nose_tip
+    makers = {
+        "FLAIR": lambda: augment.remap_contrast(d, a, "FLAIR"),
+        "T2w": lambda: augment.remap_contrast(d, a, "T2w"),
+        "FLAIR+bias": lambda: augment.bias_field(*augment.remap_contrast(d, a, "FLAIR"), low=0.5),
+        "LPS+oblique": lambda: augment.resample(*augment.reorient(d, a, "LPS"), vol.zooms, (10.0, 0.0, 10.0)),
+        "1x1x3": lambda: augment.resample(d, a, (1.0, 1.0, 3.0)),
+        "pitch15": lambda: augment.rotate_head(d, a, pitch=15.0),
+        "roll15": lambda: augment.rotate_head(d, a, roll=15.0),
+        "clutter+noise": lambda: augment.add_noise(*augment.add_frame(d, a, tip), 0.03),
+        "defaced": lambda: augment.deface(d, a, tip),
+        "skullstripped": lambda: augment.skull_strip(d, a, mask, floor_z=float(tip[2])),
+    }
+    d2, a2 = makers[case]()
+    img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(d2, np.float32), a2))
+    data = np.asarray(img.dataobj, np.float32)
+    surf = head_surface(head_mask(data, img.header.get_zooms()[:3]), img.affine)
+    frame = face_frame(surf)
+    return render_views(surf, frame, sample_view_params(3, 4), size=512)
+
+
+def _detections(images):
+    try:
+        from bids_app.face import load_face_model
+    except Exception:
+        pytest.skip("face package unavailable")
+    model = load_face_model("sface")
+    return [model.detect(img, min_score=0.5) for img in images]
+
+
+@pytest.mark.parametrize("case", ["FLAIR", "T2w", "FLAIR+bias", "LPS+oblique", "1x1x3", "pitch15",
+                                  "roll15", "clutter+noise"])
+def test_variants_render_frontal_faces(case):
+    found = _detections(_variant(case))
+    assert sum(bool(f) for f in found) >= 3, case
+    tilts = []
+    for faces in found:
+        if faces:
+            lm = np.asarray(faces[0].landmarks)
+            tilts.append(np.degrees(np.arctan2(lm[1, 1] - lm[0, 1], lm[1, 0] - lm[0, 0])))
+    # eye line near horizontal: the camera's up is the head's superior axis
+    assert np.median(np.abs(tilts)) < 10, (case, tilts)
+
+
+@pytest.mark.xfail(reason="YuNet at min_score 0.5 finds faces (0.52-0.83) in renders of defaced "
+                   "and skull-stripped sub-03 (0/10 and 1/10 on sub-02): open, see report",
+                   strict=False)
+@pytest.mark.parametrize("case", ["defaced", "skullstripped"])
+def test_no_face_no_detection(case):
+    found = _detections(_variant(case))
+    scores = [round(float(f[0].score), 2) if f else 0.0 for f in found]
+    assert sum(bool(f) for f in found) == 0, (case, scores)
+
+
+def test_render_crops_the_back_of_the_head(renders02):
+    frame, params, images = renders02
+    import pyvista as pv
+
+    sphere = pv.Sphere(radius=80, center=tuple(frame.center), theta_resolution=60, phi_resolution=60)
+    full = render_views(sphere, frame, params[:1], size=128, crop_mm=None)[0]
+    cropped = render_views(sphere, frame, params[:1], size=128)[0]
+    assert full.shape == cropped.shape == (128, 128, 3)

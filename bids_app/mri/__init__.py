@@ -7,6 +7,16 @@ are pure functions of arrays and meshes::
     mask = head_mask(vol.data, vol.zooms)
     surf = head_surface(mask, vol.affine)
     frame = face_frame(surf)
+
+Nothing assumes how the head sits in the image: the mask is segmented on a
+2 mm grid (bias-corrected, threshold from the data, thin clutter opened
+away) and refined at full resolution; the surface is contoured at 2 mm
+without decimation; ``face_frame`` reads the left-right axis from the
+head's mirror symmetry, the nose tip from a depth map and the pitch from
+the cranial vault. :mod:`bids_app.mri.augment` makes realistically altered
+copies of real heads (contrast, bias, orientation, obliquity, anisotropy,
+pose, cut field of view, defacing, skull stripping, noise, clutter) for
+the tests.
 """
 
 from .load import HeadVolume, ImageError, load_head

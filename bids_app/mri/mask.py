@@ -1,14 +1,21 @@
 """Head-versus-air mask of an anatomical MRI volume (pure numpy / scipy).
 
-The recipe (see ``DESIGN.md``): Gaussian blur, a threshold read from the
-data at the skin/air edge, largest connected component, removal of thin
-objects in front of the face (goggles, foam pads, vitamin-E markers) by a
-morphological opening restricted to a cropped face slab, and hole filling.
+Two resolutions, so that a 256^3 volume takes a fraction of a second:
 
-Everything runs on the bounding box of the head and, where a coarse answer
-suffices, on a subsampled copy, so that a 256^3 volume takes about a second.
-The volume must be in RAS+ voxel order (as :func:`bids_app.mri.load_head`
-returns it): axis 1 points anterior and axis 2 superior.
+1. *Coarse* (about 2 mm, block means of the original voxels): Gaussian
+   blur; a slowly varying intensity scale of the head is divided out (bias
+   fields that darken the chin, the lips or the neck then keep the skin
+   above the threshold); the skin/air threshold is read from the data
+   (:func:`skin_threshold`); largest connected component; an opening of
+   radius ``open_mm`` cuts thin objects attached to the head (goggle-like
+   frames, foam and ear pads, coil parts, markers) and the detail it rounds
+   off (nose, lips, ears) is given back by reconstruction; holes closed.
+2. *Fine* (the original voxels): within a band of one coarse voxel around
+   the coarse boundary, the skin edge is re-thresholded at full resolution;
+   deeper inside the head is filled, outside the band is air.
+
+Nothing assumes an orientation: the opening works all round the head, and
+the face itself is found later on the surface (:func:`bids_app.mri.face_frame`).
 """
 
 from __future__ import annotations
@@ -18,9 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["head_mask", "skin_threshold", "largest_component", "fill_holes"]
-
-_FACE_AXIS = 1  # RAS+: +y is anterior
+__all__ = ["head_mask", "skin_threshold", "largest_component", "fill_holes", "bias_scale"]
 
 
 def _otsu(values: np.ndarray, nbins: int = 256) -> float:
@@ -60,7 +65,7 @@ def skin_threshold(
     Parameters
     ----------
     smoothed
-        Blurred volume in RAS+ order.
+        Blurred (and bias-normalised) volume.
     zooms
         Voxel size (mm).
 
@@ -69,29 +74,31 @@ def skin_threshold(
     float
         Threshold in the units of ``smoothed``.
     """
-    sample = smoothed[::2, ::2, ::2].ravel()
+    sample = smoothed[::2, ::2, ::2].ravel() if smoothed.size > 2_000_000 else smoothed.ravel()
     otsu = _otsu(sample)
     coarse = smoothed > otsu
     z = np.asarray(zooms, dtype=float)
 
     air: list[np.ndarray] = []
-    # (axis, from the high end?) : anterior, right, left, superior
+    # anterior, right, left, superior: where ghosting and noise live in
+    # front of the face and around the head (not the cut neck, often noisier)
     for axis, from_high in ((1, True), (0, True), (0, False), (2, True)):
-        vol = np.moveaxis(smoothed, axis, -1)
-        hit = np.moveaxis(coarse, axis, -1)
-        if from_high:
-            vol, hit = vol[..., ::-1], hit[..., ::-1]
-        first = np.argmax(hit, axis=-1)
-        step = float(z[axis])
-        far, near = int(round(20 / step)), max(int(round(6 / step)), 1)
-        ok = hit.any(axis=-1) & (first >= far)
-        if ok.sum() < 20:
-            continue
-        idx = np.nonzero(ok)
-        f = first[idx]
-        lines = vol[idx]
-        rows = np.arange(len(f))[:, None]
-        air.append(lines[rows, f[:, None] - np.arange(near, far + 1)[None, :]].ravel())
+        if True:
+            vol = np.moveaxis(smoothed, axis, -1)
+            hit = np.moveaxis(coarse, axis, -1)
+            if from_high:
+                vol, hit = vol[..., ::-1], hit[..., ::-1]
+            first = np.argmax(hit, axis=-1)
+            step = float(z[axis])
+            far, near = int(round(20 / step)), max(int(round(6 / step)), 1)
+            ok = hit.any(axis=-1) & (first >= far)
+            if ok.sum() < 20:
+                continue
+            idx = np.nonzero(ok)
+            f = first[idx]
+            lines = vol[idx]
+            rows = np.arange(len(f))[:, None]
+            air.append(lines[rows, f[:, None] - np.arange(near, far + 1)[None, :]].ravel())
     noise = float(np.percentile(np.concatenate(air), 75)) if air else 0.0
     t = max(otsu_fraction * otsu, noise_factor * noise)
     return float(np.clip(t, bounds[0] * otsu, bounds[1] * otsu))
@@ -112,16 +119,15 @@ def fill_holes(mask: np.ndarray, *, axial: bool = True) -> np.ndarray:
 
     Without ``axial``, every 3D cavity not connected to the border of the
     volume is filled. With ``axial`` (the default), every hole enclosed
-    within an axial slice is filled, which includes the 3D cavities and
-    also closes the airways, sinuses and mouth that reach the outside only
-    through the nostrils, the lips or the cut neck: the renders never see
-    them, and without this they triple the size of the surface mesh.
-    One labelling of the background replaces the iterated dilation of
-    :func:`scipy.ndimage.binary_fill_holes` (much faster on 256^3).
+    within a slice of the last axis is filled, which includes the 3D
+    cavities and also closes the airways, sinuses and mouth that reach the
+    outside only through the nostrils, the lips or the cut neck: the
+    renders never see them, and without this they triple the size of the
+    surface mesh. One labelling of the background replaces the iterated
+    dilation of :func:`scipy.ndimage.binary_fill_holes`.
     """
     padded = np.pad(~mask, 1, constant_values=True)
     if axial:
-        # connectivity within axial (x, y) planes only
         structure = np.zeros((3, 3, 3), dtype=bool)
         structure[:, :, 1] = ndi.generate_binary_structure(2, 1)
     else:
@@ -129,9 +135,10 @@ def fill_holes(mask: np.ndarray, *, axial: bool = True) -> np.ndarray:
     labels, _ = ndi.label(padded, structure=structure)
     border = np.concatenate([labels[0].ravel(), labels[-1].ravel(),
                              labels[:, 0].ravel(), labels[:, -1].ravel()])
-    border = np.unique(border[border > 0])
-    outside = np.isin(labels, border)
-    return ~outside[1:-1, 1:-1, 1:-1]
+    inside = np.ones(int(labels.max()) + 1, dtype=bool)  # lookup: label -> not outside
+    inside[border] = False
+    inside[0] = True  # label 0: the mask itself
+    return inside[labels[1:-1, 1:-1, 1:-1]]
 
 
 def _ball(radius: float, zooms: Sequence[float]) -> np.ndarray:
@@ -142,41 +149,57 @@ def _ball(radius: float, zooms: Sequence[float]) -> np.ndarray:
     return dist2 <= 1.0 + 1e-6
 
 
-def _remove_thin_in_front(mask: np.ndarray, zooms: Sequence[float], radius_mm: float,
-                          depth_mm: float) -> np.ndarray:
-    """Remove objects thinner than ``2 * radius_mm`` in the anterior slab.
+def _block_mean(vol: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """Mean over ``factors``-sized blocks (the volume is zero-padded to fit)."""
+    f = [int(v) for v in factors]
+    shape = [-(-n // k) * k for n, k in zip(vol.shape, f)]
+    if list(vol.shape) != shape:
+        vol = np.pad(vol, [(0, s - n) for s, n in zip(shape, vol.shape)])
+    r = vol.reshape(shape[0] // f[0], f[0], shape[1] // f[1], f[1], shape[2] // f[2], f[2])
+    return r.mean(axis=(1, 3, 5), dtype=np.float32)
 
-    An opening of the front ``depth_mm`` of the head cuts goggles, pads and
-    skin markers from the face; the largest component is kept and the
-    detail the opening rounded off (nose, lips) is restored by
-    reconstruction: original voxels within ``radius_mm`` of what is kept.
-    Only the slab is processed, never the whole volume.
+
+def _upsample(mask: np.ndarray, factors: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """Nearest-neighbour inverse of :func:`_block_mean` cropped to ``shape``."""
+    out = mask
+    for ax, k in enumerate(factors):
+        if k > 1:
+            out = np.repeat(out, int(k), axis=ax)
+    return out[: shape[0], : shape[1], : shape[2]]
+
+
+def bias_scale(smoothed: np.ndarray, zooms: Sequence[float], *, sigma_mm: float = 25.0) -> np.ndarray:
+    """Slowly varying intensity scale of the head tissue (for bias correction).
+
+    The mean of the tissue (voxels above Otsu's threshold) within a
+    Gaussian window of ``sigma_mm``, normalised to 1 at its 90th
+    percentile, and clipped below at 0.25 (far from tissue it is 1). Dividing by it
+    flattens receive-coil fall-off towards the neck and face, so that the
+    chin and lips of a bias-darkened face stay above the skin threshold.
     """
-    ys = np.nonzero(mask.any(axis=(0, 2)))[0]
-    if ys.size == 0:
-        return mask
-    zy = float(zooms[_FACE_AXIS])
-    y0 = max(int(ys[-1] - depth_mm / zy), 0)
-    slab = mask[:, y0:, :]
-    # crop the slab to its own bounding box (plus the structuring element)
-    ball = _ball(radius_mm, zooms)
-    pad = max(ball.shape) // 2 + 1
-    nz = np.nonzero(slab.any(axis=(1, 2)))[0], np.nonzero(slab.any(axis=(0, 1)))[0]
-    x0, x1 = max(nz[0][0] - pad, 0), min(nz[0][-1] + pad + 1, slab.shape[0])
-    z0, z1 = max(nz[1][0] - pad, 0), min(nz[1][-1] + pad + 1, slab.shape[2])
-    sub = np.pad(slab[x0:x1, :, z0:z1], pad)
-    # pad with the tissue behind the slab on the posterior side so that the
-    # opening does not eat the slab's back face
-    sub[:, :pad, :] = sub[:, pad : pad + 1, :]
-    opened = ndi.binary_opening(sub, structure=ball)
-    core = mask.copy()
-    core[x0:x1, y0:, z0:z1] = opened[pad:-pad, pad:-pad, pad:-pad]
-    core = largest_component(core)
-    # reconstruction: give back original voxels close to the kept core
-    near = ndi.binary_dilation(core[x0:x1, y0:, z0:z1], structure=ball)
-    out = core.copy()
-    out[x0:x1, y0:, z0:z1] = mask[x0:x1, y0:, z0:z1] & near
-    return largest_component(out)
+    # on an ~8 mm grid: the scale is smooth, and a 25 mm window is costly at 2 mm
+    k = [max(1, int(round(8.0 / float(z)))) for z in zooms]
+    low = _block_mean(smoothed, k)
+    sig = [sigma_mm / (float(z) * f) for z, f in zip(zooms, k)]
+    scale = np.ones_like(low)
+    for _ in range(3):  # tissue darkened by the bias is found once the rest is corrected
+        flat = low / scale
+        tissue = flat > 0.8 * _otsu(flat.ravel())
+        num = ndi.gaussian_filter(np.where(tissue, low, 0).astype(np.float32), sig, mode="constant")
+        den = ndi.gaussian_filter(tissue.astype(np.float32), sig, mode="constant")
+        wide = [3 * g for g in sig]
+        num_w = ndi.gaussian_filter(np.where(tissue, low, 0).astype(np.float32), wide, mode="constant")
+        den_w = ndi.gaussian_filter(tissue.astype(np.float32), wide, mode="constant")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = np.where(den > 0.05, num / np.maximum(den, 1e-6),
+                             np.where(den_w > 0.01, num_w / np.maximum(den_w, 1e-6), np.nan))
+        ref = float(np.nanpercentile(level, 90)) if np.isfinite(level).any() else 1.0
+        scale = np.clip(np.where(np.isfinite(level), level / ref, 1.0), 0.25, 1.0).astype(np.float32)
+    # back to the input grid (linear, block centres aligned)
+    coords = [(np.arange(n) + 0.5) / f - 0.5 for n, f in zip(smoothed.shape, k)]
+    grid = np.meshgrid(*coords, indexing="ij", sparse=True)
+    scale = ndi.map_coordinates(scale, np.broadcast_arrays(*grid), order=1, mode="nearest")
+    return np.clip(scale, 0.25, 1.0).astype(np.float32)
 
 
 def head_mask(
@@ -184,30 +207,37 @@ def head_mask(
     zooms: Sequence[float],
     *,
     smooth_mm: float = 1.0,
-    open_mm: float = 2.5,
-    face_depth_mm: float = 60.0,
+    open_mm: float = 3.0,
+    coarse_mm: float = 2.0,
+    bias_correct: bool = True,
     threshold: float | None = None,
+    face_depth_mm: float | None = None,
 ) -> np.ndarray:
     """Segment the head (skin and everything inside it) from the air around it.
 
     Parameters
     ----------
     data
-        3D intensities in RAS+ voxel order (``load_head(...).data``).
+        3D intensities (any orientation; ``load_head(...).data``).
     zooms
         Voxel size in mm.
     smooth_mm
         Standard deviation (mm) of the Gaussian blur applied before
         thresholding; it suppresses air noise and makes the skin continuous.
     open_mm
-        Radius (mm) of the opening that removes thin objects in front of
-        the face; 0 disables it.
-    face_depth_mm
-        Depth (mm) of the anterior slab the opening is applied to.
+        Radius (mm) of the opening that removes thin objects attached to
+        the head (frames, pads, markers); 0 disables it.
+    coarse_mm
+        Voxel size (mm) of the coarse grid the head is segmented on; the
+        skin edge is then refined at the original resolution.
+    bias_correct
+        Divide out a slowly varying intensity scale (:func:`bias_scale`).
     threshold
-        Fixed threshold on the blurred volume, in units of its 99.5th
-        percentile; by default chosen from the data with
+        Fixed threshold on the blurred, normalised volume, in units of its
+        99.5th percentile; by default chosen from the data with
         :func:`skin_threshold`.
+    face_depth_mm
+        Ignored (kept for compatibility: the opening now covers the whole head).
 
     Returns
     -------
@@ -223,33 +253,59 @@ def head_mask(
         raise ValueError(f"expected a 3D volume, got shape {data.shape}")
     zooms = tuple(float(z) for z in zooms[:3])
     vol = np.asarray(data, dtype=np.float32)
-    scale = float(np.percentile(vol[::2, ::2, ::2], 99.5))
+    step = tuple(max(1, n // 96) for n in vol.shape)
+    scale = float(np.percentile(vol[:: step[0], :: step[1], :: step[2]], 99.5))
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError("volume has no positive intensities")
 
     # crop to where there is signal to save time on empty field of view
-    rough = vol > 0.05 * scale
+    rough = vol[:: step[0], :: step[1], :: step[2]] > 0.05 * scale
     margin = [int(np.ceil(8 / z)) for z in zooms]
     box = []
     for ax in range(3):
         other = tuple(a for a in range(3) if a != ax)
-        idx = np.nonzero(rough.any(axis=other))[0]
+        idx = np.nonzero(rough.any(axis=other))[0] * step[ax]
         if idx.size == 0:
             raise ValueError("no head found: the volume is (nearly) empty")
-        box.append(slice(max(idx[0] - margin[ax], 0), min(idx[-1] + margin[ax] + 1, vol.shape[ax])))
+        box.append(slice(max(idx[0] - margin[ax], 0),
+                         min(idx[-1] + step[ax] + margin[ax], vol.shape[ax])))
     box_t = tuple(box)
-    sub = vol[box_t] / scale
+    sub = vol[box_t] * np.float32(1.0 / scale)
 
-    sigma = [smooth_mm / z for z in zooms]
-    smoothed = ndi.gaussian_filter(sub, sigma=sigma, mode="nearest")
-    t = skin_threshold(smoothed, zooms) if threshold is None else float(threshold)
-    mask = smoothed > t
-    if not mask.any():
+    # ---- coarse grid --------------------------------------------------
+    factors = [max(1, int(round(coarse_mm / z))) for z in zooms]
+    czooms = tuple(z * f for z, f in zip(zooms, factors))
+    coarse = _block_mean(sub, factors)
+    csig = [max(smooth_mm / z, 0.5) for z in czooms]
+    csmooth = ndi.gaussian_filter(coarse, sigma=csig, mode="nearest")
+    bias = bias_scale(csmooth, czooms) if bias_correct else np.ones_like(csmooth)
+    cnorm = csmooth / bias
+    t = skin_threshold(cnorm, czooms) if threshold is None else float(threshold)
+    cmask = cnorm > t
+    if not cmask.any():
         raise ValueError("no head found: nothing above the skin threshold")
-    mask = largest_component(mask)
+    cmask = largest_component(cmask)
     if open_mm > 0:
-        mask = _remove_thin_in_front(mask, zooms, open_mm, face_depth_mm)
-    mask = fill_holes(mask)
+        ball = _ball(open_mm, czooms)
+        core = largest_component(ndi.binary_opening(cmask, structure=ball))
+        if core.sum() > 0.5 * cmask.sum():
+            # give back what the opening rounded off next to the kept core
+            near = ndi.binary_dilation(core, structure=ball, iterations=2)
+            cmask = largest_component(cmask & near)
+    cmask = fill_holes(cmask)
+
+    # ---- fine grid: re-threshold the skin edge within one coarse voxel ----
+    cross = ndi.generate_binary_structure(3, 1)
+    outer = _upsample(ndi.binary_dilation(cmask, cross), factors, sub.shape)
+    inner = _upsample(ndi.binary_erosion(cmask, cross), factors, sub.shape)
+    if any(f > 1 for f in factors):
+        fsmooth = ndi.gaussian_filter(sub, sigma=[smooth_mm / z for z in zooms], mode="nearest",
+                                      truncate=2.5)
+        fbias = _upsample(bias, factors, sub.shape)
+        mask = inner | (outer & (fsmooth > t * fbias))
+        mask = fill_holes(mask) if mask.shape[2] > 1 else mask
+    else:
+        mask = _upsample(cmask, factors, sub.shape)
 
     out = np.zeros(vol.shape, dtype=bool)
     out[box_t] = mask

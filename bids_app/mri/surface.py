@@ -13,7 +13,12 @@ import numpy as np
 import pyvista as pv
 from scipy import ndimage as ndi
 
-__all__ = ["FaceFrame", "head_surface", "face_frame"]
+__all__ = ["FaceFrame", "head_surface", "face_frame", "symmetry_axis"]
+
+#: Angle (degrees) above the posterior axis of the line from the nose tip to
+#: the centre of the cranial vault, on an upright head (median of the eight
+#: development heads: 9-25 degrees; see face_frame).
+VAULT_PITCH = 18.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,11 @@ class FaceFrame:
     superior: np.ndarray
     size: float
     nose_tip: np.ndarray
+    prominence: float = float("nan")
+    """How far (mm) the nose tip stands out in front of the surface 20 mm to
+    either side: 15-31 on the eight development heads, 4-15 on defaced
+    copies, but 18-26 on skull-stripped ones (gyri stand out too): a QC
+    hint, not a face/no-face decision."""
 
     def to_json(self) -> dict[str, object]:
         """Plain-Python description for JSON sidecars."""
@@ -50,50 +60,81 @@ class FaceFrame:
             "Superior": [round(float(v), 6) for v in self.superior],
             "Size": round(float(self.size), 3),
             "NoseTip": [round(float(v), 3) for v in self.nose_tip],
+            "NoseProminence": None if not np.isfinite(self.prominence) else round(float(self.prominence), 2),
         }
+
+
+def _resample_mask(crop: np.ndarray, zooms: np.ndarray, resolution_mm: float):
+    """Partial-volume resampling of a binary crop to about ``resolution_mm``.
+
+    Returns the float field, the position (in input voxel units) of its
+    first sample and its spacing (input voxel units), per axis. Integer
+    down-sampling is a block mean (fast, exact partial volume); axes whose
+    voxels are much coarser than ``resolution_mm`` (thick slices) are
+    up-sampled linearly.
+    """
+    field = crop.astype(np.float32)
+    f = np.maximum(np.round(resolution_mm / zooms).astype(int), 1)
+    origin = (f - 1) / 2.0
+    spacing = f.astype(float)
+    if np.any(f > 1):
+        shape = -(-np.array(field.shape) // f) * f
+        field = np.pad(field, [(0, int(a - b)) for a, b in zip(shape, field.shape)])
+        field = field.reshape(shape[0] // f[0], f[0], shape[1] // f[1], f[1],
+                              shape[2] // f[2], f[2]).mean(axis=(1, 3, 5), dtype=np.float32)
+    up = np.maximum(np.round(zooms * spacing / resolution_mm).astype(int), 1)
+    if np.any(up > 1):
+        out_shape = (np.array(field.shape) - 1) * up + 1
+        field = ndi.zoom(field, out_shape / np.array(field.shape), order=1, prefilter=False,
+                         grid_mode=False)
+        spacing = spacing / up
+    return field, origin, spacing
 
 
 def head_surface(
     mask: np.ndarray,
     affine: np.ndarray,
     *,
-    blur_vox: float = 0.8,
-    resolution_mm: float = 1.25,
-    max_triangles: int = 140_000,
-    smooth_iter: int = 25,
-    pass_band: float = 0.08,
+    blur_mm: float = 1.2,
+    resolution_mm: float = 2.0,
+    max_triangles: int = 200_000,
+    smooth_iter: int = 20,
+    pass_band: float = 0.1,
+    blur_vox: float | None = None,
 ) -> pv.PolyData:
     """Extract the outer skin surface of a head mask as a triangle mesh.
 
-    Steps: crop to the mask's bounding box; blur the binary mask slightly
-    (removes the voxel staircase while keeping the surface where the mask
-    edge is); resample to ``resolution_mm``; flying-edges isosurface at 0.5; quadric decimation to at most
-    ``max_triangles``; windowed-sinc (Taubin-like, non-shrinking) smoothing;
-    points mapped to world coordinates with ``affine``; outward normals.
+    Steps: crop to the mask's bounding box; resample the binary mask to
+    about ``resolution_mm`` by block means (each sample is the fraction of
+    head in its block, so the 0.5 isosurface keeps sub-sample detail;
+    thick slices are interpolated up); a light Gaussian blur (``blur_mm``)
+    removes the voxel staircase; flying-edges isosurface at 0.5 (no
+    decimation is needed at 2 mm: about 100k triangles for a head with
+    neck); windowed-sinc (Taubin-like, non-shrinking) smoothing; points
+    mapped to world coordinates with ``affine``; outward point normals.
 
     Parameters
     ----------
     mask
-        Boolean 3D head mask.
+        Boolean 3D head mask (any orientation, any voxel size).
     affine
         4x4 voxel-to-world matrix of ``mask``.
-    blur_vox
-        Gaussian sigma (voxels) applied to the mask before contouring.
+    blur_mm
+        Gaussian sigma (mm) applied to the resampled mask before contouring.
     resolution_mm
-        Grid spacing (mm) the blurred mask is resampled to before
-        contouring, when the voxels are smaller. 1.25 mm keeps the face's
-        shape while halving the mesh the decimation must reduce (the
-        slowest step); use the voxel size for full detail.
+        Grid spacing (mm) the mask is resampled to before contouring.
     max_triangles
-        Upper bound on the triangle count after decimation.
+        Upper bound on the triangle count (quadric decimation beyond it).
     smooth_iter, pass_band
         Windowed-sinc smoothing settings (see
         :meth:`pyvista.PolyData.smooth_taubin`).
+    blur_vox
+        Deprecated: Gaussian sigma in input voxels; overrides ``blur_mm``.
 
     Returns
     -------
     pyvista.PolyData
-        Triangle mesh in world mm with point normals.
+        Triangle mesh in world mm with outward point normals (``"Normals"``).
 
     Raises
     ------
@@ -105,31 +146,28 @@ def head_surface(
     idx = [np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
     if any(i.size == 0 for i in idx):
         raise ValueError("mask is empty")
-    pad = 3
+    aff = np.asarray(affine, float)
+    zooms = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
+    pad = np.maximum(np.ceil(4.0 / zooms).astype(int), 2)
     lo = np.array([i[0] for i in idx]) - pad
     hi = np.array([i[-1] for i in idx]) + pad + 1
     src_lo = np.maximum(lo, 0)
     src_hi = np.minimum(hi, mask.shape)
-    crop = np.zeros(tuple(hi - lo), dtype=np.float32)
+    crop = np.zeros(tuple(hi - lo), dtype=bool)
     crop[tuple(slice(a - l, b - l) for a, b, l in zip(src_lo, src_hi, lo))] = mask[
         tuple(slice(a, b) for a, b in zip(src_lo, src_hi))
     ]
-    if blur_vox > 0:
-        crop = ndi.gaussian_filter(crop, blur_vox, mode="constant")
+    field, origin, spacing = _resample_mask(crop, zooms, float(resolution_mm))
+    if blur_vox is not None:
+        sigma = float(blur_vox) / spacing
+    else:
+        sigma = float(blur_mm) / (zooms * spacing)
+    if np.any(sigma > 0):
+        field = ndi.gaussian_filter(field, sigma, mode="constant", truncate=3.0)
 
-    # resample to ``resolution_mm`` (linear, corners aligned) before contouring
-    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
-    factor = np.minimum(zooms / float(resolution_mm), 1.0)
-    spacing = np.ones(3)
-    if np.any(factor < 0.999):
-        out_shape = np.maximum(np.round(np.array(crop.shape) * factor).astype(int), 2)
-        spacing = (np.array(crop.shape) - 1) / (out_shape - 1)
-        crop = ndi.zoom(crop, out_shape / np.array(crop.shape), order=1, prefilter=False,
-                        grid_mode=False)
-
-    grid = pv.ImageData(dimensions=crop.shape, origin=tuple(float(v) for v in lo),
+    grid = pv.ImageData(dimensions=field.shape, origin=tuple(float(v) for v in lo + origin),
                         spacing=tuple(float(v) for v in spacing))
-    grid.point_data["m"] = crop.ravel(order="F")
+    grid.point_data["m"] = field.ravel(order="F")
     surf = grid.contour([0.5], scalars="m", method="flying_edges", compute_normals=False)
     if surf.n_cells == 0:
         raise ValueError("mask produced an empty surface")
@@ -140,9 +178,15 @@ def head_surface(
                                   boundary_smoothing=False, feature_smoothing=False)
     # voxel indices -> world mm
     pts = np.asarray(surf.points, dtype=float)
-    surf.points = pts @ np.asarray(affine, float)[:3, :3].T + np.asarray(affine, float)[:3, 3]
-    surf = surf.compute_normals(auto_orient_normals=True, consistent_normals=True,
-                                split_vertices=False, cell_normals=False)
+    surf.points = pts @ aff[:3, :3].T + aff[:3, 3]
+    normals = dict(auto_orient_normals=False, consistent_normals=False, split_vertices=False,
+                   cell_normals=False)
+    surf = surf.compute_normals(**normals)
+    # the winding depends on the contour filter and the affine's handedness:
+    # make the normals point out of the head
+    pts = np.asarray(surf.points)
+    if float(np.mean(np.einsum("ij,ij->i", pts - pts.mean(0), surf.point_data["Normals"]))) < 0:
+        surf = surf.flip_faces().compute_normals(**normals)
     surf.clear_cell_data()
     return surf
 
@@ -151,31 +195,138 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def _rot(axis: np.ndarray, deg: float) -> np.ndarray:
+    """Rotation matrix about unit ``axis`` by ``deg`` degrees."""
+    t = np.deg2rad(deg)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * (k @ k)
+
+
+def symmetry_axis(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
+                  n_points: int = 3000, seed: int = 0) -> np.ndarray:
+    """Normal of the head's plane of mirror symmetry (the left-right axis).
+
+    The plane ``n . x = d`` that best maps the surface onto itself under
+    reflection (mean distance from each reflected point to the nearest
+    surface point) is searched within ``max_deg`` of ``prior`` (Nelder-Mead
+    from a coarse grid). Returned with the sign of ``prior``.
+    """
+    from scipy.optimize import minimize
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    sample = pts[rng.choice(len(pts), size=min(n_points, len(pts)), replace=False)]
+    tree = cKDTree(sample)
+    prior = _unit(np.asarray(prior, float))
+    # two axes orthogonal to the prior, to tilt the normal
+    e1 = _unit(np.cross(prior, [0.0, 0.0, 1.0] if abs(prior[2]) < 0.9 else [0.0, 1.0, 0.0]))
+    e2 = np.cross(prior, e1)
+
+    def normal(x):
+        return _unit(prior + np.tan(np.deg2rad(x[0])) * e1 + np.tan(np.deg2rad(x[1])) * e2)
+
+    def cost(x):
+        n = normal(x)
+        proj = sample @ n
+        d = float(np.median(proj))
+        refl = sample - 2.0 * (proj - d)[:, None] * n[None, :]
+        dist, _ = tree.query(refl, k=1)
+        return float(np.mean(np.minimum(dist, 15.0))) + (0.0 if max(abs(x[0]), abs(x[1])) <= max_deg else 1e3)
+
+    grid = [(a, b) for a in (-20.0, -10.0, 0.0, 10.0, 20.0) for b in (-20.0, -10.0, 0.0, 10.0, 20.0)]
+    best = min(grid, key=cost)
+    res = minimize(cost, np.array(best), method="Nelder-Mead",
+                   options={"xatol": 0.3, "fatol": 1e-3, "initial_simplex":
+                            np.array(best) + np.array([[0, 0], [6.0, 0], [0, 6.0]]), "maxfev": 80})
+    return normal(res.x)
+
+
+def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Most nose-like protrusion of the surface seen from ``a`` (see :func:`face_frame`)."""
+    u, v, w = pts @ r, pts @ a, pts @ s
+    cell = 2.0
+    iu = ((u - u.min()) // cell).astype(int)
+    iw = ((w - w.min()) // cell).astype(int)
+    depth = np.full((iu.max() + 1, iw.max() + 1), -np.inf)
+    np.maximum.at(depth, (iu, iw), v)
+    raw = depth
+    depth = ndi.maximum_filter(depth, size=3, mode="constant", cval=-np.inf)
+    off = int(round(20.0 / cell))
+    left = np.full_like(depth, -np.inf)
+    right = np.full_like(depth, -np.inf)
+    left[off:] = depth[:-off]
+    right[:-off] = depth[off:]
+    ok = np.isfinite(depth) & np.isfinite(left) & np.isfinite(right)
+    ok &= depth > depth[np.isfinite(depth)].max() - 40.0
+    # the cell itself reaches (nearly) the filtered front: not a gap the
+    # filter bridged, nor the flat cut of a field of view seen edge-on
+    with np.errstate(invalid="ignore"):
+        ok &= np.isfinite(raw) & (raw > depth - 3.0)
+    if not ok.any():
+        raise ValueError("no face found on the surface")
+    with np.errstate(invalid="ignore"):
+        prominence = np.where(ok, depth - np.maximum(left, right), -np.inf)
+    i, j = np.unravel_index(int(np.argmax(prominence)), depth.shape)
+    sel = (np.abs(iu - i) <= 1) & (np.abs(iw - j) <= 1)
+    _nose_tip.prominence = float(prominence[i, j])  # type: ignore[attr-defined]
+    return pts[np.nonzero(sel)[0][int(np.argmax(v[sel]))]]
+
+
+def _vault_pitch(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,
+                 tip: np.ndarray) -> float | None:
+    """Angle (degrees, towards ``s``) of the line from the nose tip to the
+    centre of the cranial vault, measured from ``a`` backwards.
+
+    A circle is fitted (least squares, Kasa) to the mid-sagittal profile of
+    the vault (surface points within 8 mm of the symmetry plane, more than
+    30 mm above the nose tip and behind it); the direction from the nose tip
+    to its centre is fixed in the head, so its change measures the head's pitch.
+    """
+    c = pts - tip
+    u, v, w = c @ r, c @ a, c @ s
+    sel = (np.abs(u - np.median(u)) < 8.0) & (w > 30.0) & (v < 0)
+    if sel.sum() < 100:
+        return None
+    x, y = v[sel], w[sel]
+    design = np.stack([x, y, np.ones_like(x)], axis=1)
+    sol, *_ = np.linalg.lstsq(design, x * x + y * y, rcond=None)
+    cx, cy = sol[0] / 2.0, sol[1] / 2.0
+    return float(np.degrees(np.arctan2(cy, -cx)))
+
+
 def face_frame(
     surf: pv.PolyData,
     *,
     anterior: np.ndarray | None = None,
     superior: np.ndarray | None = None,
+    fit_orientation: bool = True,
 ) -> FaceFrame:
-    """Locate the face on a head surface.
+    """Locate the face on a head surface and the head's own axes.
 
-    The head is assumed to face ``anterior`` (+y, RAS+) with the top of
-    the head along ``superior`` (+z). A depth map of the head seen from the
-    front (most anterior surface point per 2 mm cell of the left-right /
-    inferior-superior plane, max-filtered over 6 mm) is searched for the nose tip: the point that
-    stands out most in front of the surface 20 mm to its left and to its
-    right (the smaller of the two),
-    among the cells within 40 mm of the most anterior one. Unlike "the most
-    anterior point", this does not pick a jutting chin or forehead, and it
-    works wherever the head sits in the field of view.
+    ``anterior`` and ``superior`` (default +y and +z: the scanner's RAS
+    frame, from the image header) are only a prior; with
+    ``fit_orientation`` the head's axes are read from the surface, so that
+    a head pitched or rolled in the scanner still gets frontal cameras:
 
-    The face centre is placed 15 mm above the nose tip and 25 mm behind
-    it; the size is the face height scale, taken as 1.2 times the head's
-    width (ear to ear) around eye level, clipped to 130-260 mm.
+    1. *left-right*: the normal of the head's plane of mirror symmetry
+       (:func:`symmetry_axis`, within 30 degrees of the prior);
+    2. *nose tip*: a depth map of the head seen from the front (most
+       anterior surface point per 2 mm cell, max-filtered over 6 mm) is
+       searched for the point that stands out most in front of the surface
+       20 mm to its left and to its right (the smaller of the two), among
+       the cells within 40 mm of the most anterior one. Unlike "the most
+       anterior point", this does not pick a jutting chin or forehead;
+    3. *pitch*: the direction from the nose tip to the centre of a circle
+       fitted to the mid-sagittal profile of the cranial vault
+       (:func:`_vault_pitch`) is turned to :data:`VAULT_PITCH` above the
+       posterior axis; changes of more than 30 degrees from the prior are
+       ignored. Heads differ by about +-8 degrees here, less than the
+       renders' pitch range.
 
-    Returns
-    -------
-    FaceFrame
+    Steps 2-3 are repeated once in the new frame. The face centre is placed
+    15 mm above the nose tip and 25 mm behind it; the size is the face
+    height scale, 1.2 times the head's width (ear to ear) around eye level,
+    clipped to 130-260 mm.
 
     Raises
     ------
@@ -185,37 +336,33 @@ def face_frame(
     a = _unit(np.asarray([0.0, 1.0, 0.0] if anterior is None else anterior, float))
     s = np.asarray([0.0, 0.0, 1.0] if superior is None else superior, float)
     s = _unit(s - a * float(s @ a))
-    r = np.cross(s, a)  # completes a right-handed (right, anterior, superior) frame
+    r = np.cross(a, s)  # right-handed (right, anterior, superior): r = a x s
     pts = np.asarray(surf.points, dtype=float)
     if pts.shape[0] < 100:
         raise ValueError("surface too small to locate a face")
-    # coordinates in the face frame: u (right), v (anterior), w (superior)
-    u, v, w = pts @ r, pts @ a, pts @ s
+    a0, s0 = a.copy(), s.copy()
 
-    cell = 2.0
-    iu = ((u - u.min()) // cell).astype(int)
-    iw = ((w - w.min()) // cell).astype(int)
-    depth = np.full((iu.max() + 1, iw.max() + 1), -np.inf)
-    np.maximum.at(depth, (iu, iw), v)
-    # a decimated mesh leaves cells without a front vertex: close them
-    depth = ndi.maximum_filter(depth, size=3, mode="constant", cval=-np.inf)
-    off = int(round(20.0 / cell))
-    left = np.full_like(depth, -np.inf)
-    right = np.full_like(depth, -np.inf)
-    left[off:] = depth[:-off]
-    right[:-off] = depth[off:]
-    ok = np.isfinite(depth) & np.isfinite(left) & np.isfinite(right)
-    ok &= depth > depth[np.isfinite(depth)].max() - 40.0
-    # stands out on both sides (a face's edge stands out on one side only)
-    with np.errstate(invalid="ignore"):
-        prominence = np.where(ok, depth - np.maximum(left, right), -np.inf)
-    if not ok.any():
-        raise ValueError("no face found on the surface")
-    i, j = np.unravel_index(int(np.argmax(prominence)), depth.shape)
-    sel = (iu == i) & (iw == j)
-    tip = pts[np.nonzero(sel)[0][int(np.argmax(v[sel]))]]
+    if fit_orientation:
+        r = symmetry_axis(pts, r)
+        a = _unit(a - r * float(a @ r))
+        s = np.cross(r, a)
+    tip = _nose_tip(pts, r, a, s)
+    if fit_orientation:
+        for _ in range(2):
+            pitch = _vault_pitch(pts, r, a, s, tip)
+            if pitch is None:
+                break
+            rot = _rot(r, VAULT_PITCH - pitch)  # a positive angle turns a towards s
+            a_new, s_new = rot @ a, rot @ s
+            if float(a_new @ a0) < np.cos(np.deg2rad(30.0)):
+                break
+            a, s = _unit(a_new), _unit(s_new)
+            tip = _nose_tip(pts, r, a, s)
+            if abs(VAULT_PITCH - pitch) < 1.0:
+                break
+
+    u, w = pts @ r, pts @ s
     tip_w = float(tip @ s)
-
     # head width around eye level (20-50 mm above the nose tip)
     eye = (w > tip_w + 20) & (w < tip_w + 50)
     if eye.sum() > 50:
@@ -224,4 +371,5 @@ def face_frame(
         width = 150.0
     size = float(np.clip(1.2 * width, 130.0, 260.0))
     center = tip + 15.0 * s - 25.0 * a
-    return FaceFrame(center=center, anterior=a, superior=s, size=size, nose_tip=tip)
+    return FaceFrame(center=center, anterior=a, superior=s, size=size, nose_tip=tip,
+                     prominence=float(getattr(_nose_tip, "prominence", float("nan"))))

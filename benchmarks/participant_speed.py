@@ -1,0 +1,109 @@
+"""Participant-level speed and memory, per stage, median of several runs.
+
+Each run is a fresh process that runs the participant workflow on one head
+(10 renders, face detection and embedding included, photos excluded) and
+prints its per-stage timings; this script measures the process's wall time
+and peak resident memory (``ru_maxrss`` from ``os.wait4``).
+
+    python benchmarks/participant_speed.py [--repeats 5] [--n-renders 10] [HEAD.nii.gz ...]
+
+Without heads it uses the bundled demo heads (data/demo/bids) and, when
+present, the extra heads in ../shared/data/heads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+RUNNER = r"""
+import json, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+from bids_app.cli.parser import parse_args
+from bids_app import bids as bidsio
+from bids_app.face import load_face_model
+from bids_app.workflows.participant import run_participant
+settings = parse_args([sys.argv[1], sys.argv[2], "participant", "--modality", "T1w",
+                       "--n-renders", sys.argv[3], "--skip-bids-validator"])
+bidsio.init_derivatives(settings.output_dir, settings.bids_dir)
+layout = bidsio.load_layout(settings.bids_dir, validate=False)
+model = load_face_model("sface")
+t1 = time.perf_counter()
+result = run_participant("01", layout, settings, [model])
+print(json.dumps({"startup": t1 - t0, "participant": result.seconds, **result.stage_seconds,
+                  "n_renders": result.renders, "n_faces": result.renders_with_face}))
+"""
+
+
+def default_heads() -> list[Path]:
+    heads = sorted((REPO / "data" / "demo" / "bids").glob("sub-*/anat/*_T1w.nii.gz"))
+    shared = REPO.parent / "shared" / "data" / "heads"
+    if shared.is_dir():
+        heads += sorted(shared.glob("*.nii.gz"))
+    return heads
+
+
+def one_run(head: Path, n_renders: int) -> dict:
+    """Run the participant level on ``head`` in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bids_dir = Path(tmp) / "bids"
+        (bids_dir / "sub-01" / "anat").mkdir(parents=True)
+        (bids_dir / "dataset_description.json").write_text('{"Name": "bench", "BIDSVersion": "1.9.0"}')
+        shutil.copy(head, bids_dir / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(bids_dir), str(Path(tmp) / "out"), str(n_renders)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        out, err = proc.stdout.read(), ""
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if status != 0:
+            raise RuntimeError(f"{head.name}: benchmark run failed (status {status}){err}")
+        record = json.loads(out.strip().splitlines()[-1])
+        record["wall"] = wall
+        record["peak_mb"] = usage.ru_maxrss / 1024  # kB on Linux
+        return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("heads", nargs="*", type=Path)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n-renders", type=int, default=10)
+    args = parser.parse_args()
+    heads = args.heads or default_heads()
+    stages = ["load", "mask", "surface", "render", "faces"]
+    print(f"participant level, {args.n_renders} renders, median of {args.repeats} runs (seconds; MB)")
+    header = f"{'head':34s} " + " ".join(f"{s:>7s}" for s in stages) + \
+        f" {'particip':>8s} {'process':>8s} {'peakMB':>7s} {'faces':>6s}"
+    print(header)
+    summary = []
+    for head in heads:
+        runs = [one_run(head, args.n_renders) for _ in range(args.repeats)]
+        med = {key: statistics.median(r.get(key, 0.0) for r in runs)
+               for key in [*stages, "participant", "wall", "peak_mb"]}
+        faces = f"{runs[0]['n_faces']}/{runs[0]['n_renders']}"
+        name = head.name.replace(".nii.gz", "")[:34]
+        print(f"{name:34s} " + " ".join(f"{med[s]:7.2f}" for s in stages)
+              + f" {med['participant']:8.2f} {med['wall']:8.2f} {med['peak_mb']:7.0f} {faces:>6s}")
+        summary.append(med)
+    print(f"median over heads: participant {statistics.median(m['participant'] for m in summary):.2f} s, "
+          f"process wall {statistics.median(m['wall'] for m in summary):.2f} s, "
+          f"peak {statistics.median(m['peak_mb'] for m in summary):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
