@@ -75,6 +75,7 @@ def process_anat_image(
     ``FaceByModel`` holds all of them.
     """
     from bids_app.mri import face_frame, head_mask, head_surface, load_head
+    from bids_app.qc import mask_overlay, render_mosaic
     from bids_app.render import render_views, sample_view_params
 
     label = f"sub-{image.subject}"
@@ -99,6 +100,7 @@ def process_anat_image(
 
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
+    found_faces: list[dict] = []  # the first model's finding per render, for the QC mosaic
     for index, (picture, view) in enumerate(zip(pictures, views), start=1):
         png = out_dir / bidsio.render_name(image, index, ".png")
         by_model = {}
@@ -113,6 +115,7 @@ def process_anat_image(
             rows[number].append({"File": png.name, "Detected": face["Detected"],
                                  "Score": face["Score"], "Pass": face["Pass"]})
         face = next(iter(by_model.values()))
+        found_faces.append(face)
         atomic_write_png(png, picture)
         sidecar = {
             "Sources": [source],
@@ -121,6 +124,7 @@ def process_anat_image(
             **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
+            "FaceFrame": frame.to_json(),
             "FaceModel": models[0].info["Name"],
             "DetectionThreshold": settings.render_min_score,
         }
@@ -131,7 +135,14 @@ def process_anat_image(
         result.renders_with_face += int(face["Detected"])
         score = f"face {face['Score']:.2f} (pass {face['Pass']})" if face["Detected"] else "no face"
         LOGGER.info("%s: %s render %d/%d: %s", label, image.suffix, index, len(views), score)
-    _add_time(result, "faces", start)
+    start = _add_time(result, "faces", start)
+
+    # QC images a person looks at first: the renders with what was detected,
+    # and where the head mask and the face were found in the scan.
+    qc_name = f"{image.stem}_desc-qc{{}}_{image.suffix}.png"
+    atomic_write_png(out_dir / qc_name.format("renders"), render_mosaic(pictures, found_faces))
+    atomic_write_png(out_dir / qc_name.format("mask"), mask_overlay(data, mask, affine, frame))
+    _add_time(result, "qc", start)
 
     for number, model in enumerate(models):
         desc = bidsio.faces_desc(model.info["Name"])
