@@ -155,7 +155,8 @@ def render_views(
     color: Sequence[float] = SKIN_COLOR,
     background: Sequence[float] = BACKGROUND,
     crop_mm: float | None = 120.0,
-) -> list[np.ndarray]:
+    with_depth: bool = False,
+) -> list[np.ndarray] | tuple[list[np.ndarray], list[np.ndarray]]:
     """Render ``surf`` once per parameter set, with a single reused plotter.
 
     Material: smooth-shaded skin colour with a weak specular highlight.
@@ -171,10 +172,15 @@ def render_views(
     -------
     list of numpy.ndarray
         One ``(size, size, 3)`` ``uint8`` RGB image per parameter set.
+    list of numpy.ndarray, only with ``with_depth``
+        One ``(size, size)`` ``float32`` map per image: the distance (mm)
+        from the camera plane to the surface seen in each pixel, NaN on the
+        background (see :func:`nose_relief_mm`).
     """
     images: list[np.ndarray] = []
+    depths: list[np.ndarray] = []
     if not params:
-        return images
+        return (images, depths) if with_depth else images
     if crop_mm and crop_mm > 0:
         # the back of the head is never seen from the front: drop it (halves the triangles)
         a = np.asarray(frame.anterior, float)
@@ -227,6 +233,37 @@ def render_views(
             pl.render()
             img = pl.screenshot(return_img=True)
             images.append(np.ascontiguousarray(img[..., :3], dtype=np.uint8))
+            if with_depth:
+                # pyvista gives camera-space z (negative in front of the camera)
+                depth = pl.get_image_depth(fill_value=np.nan)
+                depths.append(np.ascontiguousarray(-depth, dtype=np.float32))
     finally:
         pl.close()
-    return images
+    return (images, depths) if with_depth else images
+
+
+def nose_relief_mm(depth: np.ndarray, landmarks: np.ndarray, radius: int = 2) -> float:
+    """How far the nose landmark stands in front of the eyes and mouth corners (mm).
+
+    ``depth`` is a depth map from :func:`render_views` and ``landmarks`` the
+    five face landmarks (eyes, nose tip, mouth corners) in its pixels.
+    Measured on renders of the demo heads (``tests/test_render.py``), the
+    nose tip is 14.5-45 mm nearer the camera than the mean of the other four
+    points on real faces, and at most 12 mm on face-less surfaces (defaced
+    and skull-stripped versions of the same heads), where the detector
+    alone still finds face-like shading. A frame left in front of the eyes
+    (the pydeface mean head's goggles) also lowers it. Returns NaN when a
+    landmark falls on the background.
+    """
+    points = np.asarray(landmarks, float).reshape(5, 2)
+    height, width = depth.shape
+    values = []
+    for x, y in np.rint(points).astype(int):
+        x = min(max(x, 0), width - 1)
+        y = min(max(y, 0), height - 1)
+        patch = depth[max(y - radius, 0): y + radius + 1, max(x - radius, 0): x + radius + 1]
+        if not np.isfinite(patch).any():
+            return float("nan")
+        values.append(float(np.nanmedian(patch)))
+    others = np.mean([values[0], values[1], values[3], values[4]])
+    return float(others - values[2])

@@ -128,9 +128,13 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
         assert detected.tolist() == [row["Detected"] for row in meta["Rows"]]
         np.testing.assert_allclose(np.linalg.norm(vectors[detected], axis=1), 1, atol=1e-4)
         detected_total += int(detected.sum())
+        if subject != "sub-04":  # a real head gives a face in at least 8 of 10 renders
+            assert detected.sum() >= 8, (subject, int(detected.sum()))
         photos = json.loads((out / subject / "photo" / f"{subject}_desc-faces_photo.json").read_text())
         assert len(photos["Rows"]) == len(list((DEMO_PHOTOS / subject).glob("*.png")))
-    assert detected_total >= 0.8 * 10 * len(subjects)
+    # sub-04 is pydeface's mean head: an average with a goggle frame left in front of the
+    # eyes, which the 3D nose check rejects in most renders (see data/demo/README.md)
+    assert detected_total >= 0.7 * 10 * len(subjects)
     # the same seed gives the same camera and light for a participant
     first = json.loads((out / subjects[0] / "anat" / f"{subjects[0]}_desc-render01_T1w.json").read_text())
     assert first["Seed"] != json.loads(
@@ -164,7 +168,7 @@ def test_group_level_ranks_summary_and_report(demo_run):
     ranks = [int(r["rank"]) for r in rows if r["rank"] != "n/a"]
     assert stats["top1"]["hits"] == sum(r == 1 for r in ranks)
     assert stats["top1"]["ci_low"] <= stats["top1"]["rate"] <= stats["top1"]["ci_high"]
-    assert summary["detection"]["rate"] >= 0.8
+    assert summary["detection"]["rate"] >= 0.7
     assert summary["cmc"][-1] <= 1.0 and summary["cmc"] == sorted(summary["cmc"])
     html = (out / "facerisk.html").read_text()
     assert "identifying" in html.lower()

@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="face detection threshold on renders (default: %(default)s)")
     face.add_argument("--photo-min-score", type=_score, default=0.6, metavar="SCORE",
                       help="face detection threshold on photos (default: %(default)s)")
+    face.add_argument("--min-nose-relief", type=float, default=13.0, metavar="MM",
+                      help="a face detected in a render counts only if its nose stands this many mm "
+                      "in front of its eyes and mouth in 3D (default: %(default)s; 0 turns it off)")
     face.add_argument("--top-k", type=_positive_int, default=50, metavar="K",
                       help="identities kept per photo when scoring (default: 50, as in the study)")
 
@@ -230,6 +233,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         face_models=args.face_models,
         render_min_score=args.render_min_score,
         photo_min_score=args.photo_min_score,
+        min_nose_relief=args.min_nose_relief,
         top_k=args.top_k,
         scoring=args.scoring,
         compare_to=args.compare_to.expanduser().resolve() if args.compare_to else None,

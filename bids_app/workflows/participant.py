@@ -65,6 +65,33 @@ def _face_record(detections, found_pass: int | None = None) -> dict:
     return face
 
 
+def _detect_on_render(model, picture, depth, settings: Settings) -> tuple[list, dict]:
+    """Detect the face in a render; keep only detections with a nose in 3D.
+
+    A face detector trained on photos can take shading on a face-less surface
+    (a defaced cut, a skull-stripped brain) for a face. The render's depth map
+    tells whether the detected nose stands in front of the eyes and mouth as
+    a real nose does (:func:`bids_app.render.nose_relief_mm`); detections
+    whose nose relief is below ``settings.min_nose_relief`` are recorded as
+    rejected, not used.
+    """
+    from bids_app.render import nose_relief_mm
+
+    detections, found_pass = model.detect_with_fallback(picture, min_score=settings.render_min_score)
+    reliefs = [nose_relief_mm(depth, d.landmarks) for d in detections]
+    kept = [d for d, r in zip(detections, reliefs) if r >= settings.min_nose_relief]
+    face = _face_record(kept, found_pass if kept else 0)
+    if kept:
+        face["NoseReliefMm"] = round(reliefs[detections.index(kept[0])], 1)
+    rejected = [{"Score": round(float(d.score), 4), "NoseReliefMm": None if np.isnan(r) else round(r, 1)}
+                for d, r in zip(detections, reliefs) if not r >= settings.min_nose_relief]
+    if rejected:
+        face["Rejected"] = rejected
+        face["RejectedReason"] = (f"no nose in 3D: nose less than {settings.min_nose_relief:g} mm "
+                                  "in front of the eyes and mouth")
+    return kept, face
+
+
 def process_anat_image(
     image: bidsio.AnatImage, settings: Settings, models: list, result: ParticipantResult
 ) -> None:
@@ -95,20 +122,17 @@ def process_anat_image(
     frame = face_frame(surface)
     start = _add_time(result, "surface", start)
     views = sample_view_params(seed, settings.n_renders)
-    pictures = render_views(surface, frame, views)
+    pictures, depths = render_views(surface, frame, views, with_depth=True)
     start = _add_time(result, "render", start)
 
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
     found_faces: list[dict] = []  # the first model's finding per render, for the QC mosaic
-    for index, (picture, view) in enumerate(zip(pictures, views), start=1):
+    for index, (picture, depth, view) in enumerate(zip(pictures, depths, views), start=1):
         png = out_dir / bidsio.render_name(image, index, ".png")
         by_model = {}
         for number, model in enumerate(models):
-            detections, found_pass = model.detect_with_fallback(
-                picture, min_score=settings.render_min_score
-            )
-            face = _face_record(detections, found_pass)
+            detections, face = _detect_on_render(model, picture, depth, settings)
             if detections:
                 embeddings[number][index - 1] = model.embed(picture, detections[0])
             by_model[model.info["Name"]] = face
@@ -231,6 +255,7 @@ def _run_parameters(settings: Settings) -> dict:
         "FaceModels": settings.face_models,
         "RenderMinScore": settings.render_min_score,
         "PhotoMinScore": settings.photo_min_score,
+        "MinNoseReliefMm": settings.min_nose_relief,
     }
 
 
