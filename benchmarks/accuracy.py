@@ -66,16 +66,21 @@ def run(cmd: list[str], log: Path) -> float:
 
 def load_embeddings(deriv: Path, subjects: list[str], contrast: str, model: str):
     desc = faces_desc(model)
-    gallery, photos = {}, {}
+    gallery, photos, passes = {}, {}, {}
     for s in subjects:
         g = deriv / f"sub-{s}" / "anat" / f"sub-{s}_desc-{desc}_{contrast}.npy"
         p = deriv / f"sub-{s}" / "photo" / f"sub-{s}_desc-{desc}_photo.npy"
         gallery[s] = np.load(g) if g.is_file() else None
         photos[s] = np.load(p) if p.is_file() else None
-    return gallery, photos
+        side = g.with_suffix(".json")
+        # detection pass of each render (1: default threshold, 2: padded fallback, 0: none)
+        rows = json.loads(side.read_text()).get("Rows", []) if side.is_file() else []
+        passes[s] = [int(r.get("Pass") or 0) if r.get("Detected") else 0 for r in rows]
+    return gallery, photos, passes
 
 
-def metrics(gallery, photos, subjects: list[str], bases: dict[str, str], k_renders: int) -> dict:
+def metrics(gallery, photos, subjects: list[str], bases: dict[str, str], k_renders: int,
+            passes: dict[str, list[int]] | None = None) -> dict:
     """Top-1/top-5 (NEJM scoring) with k renders per MRI, and the impostor split."""
     n = len(subjects)
     dim = next(g.shape[1] for g in gallery.values() if g is not None)
@@ -103,6 +108,9 @@ def metrics(gallery, photos, subjects: list[str], bases: dict[str, str], k_rende
     m = len(used)
     out: dict = {"n": n, "n_ranked": m, "renders": k_renders,
                  "detection": det / tot if tot else math.nan}
+    if passes is not None:  # renders of participants that failed count as no face
+        p1 = sum(sum(1 for x in (passes.get(s) or [])[:k_renders] if x == 1) for s in subjects)
+        out["detection_pass1"] = p1 / tot if tot else math.nan
     for k in (1, 5):
         hits = int((used <= k).sum())
         lo, hi = rank.wilson_interval(hits, m)
@@ -149,7 +157,7 @@ def fmt(r: dict) -> str:
     ci5 = "-".join(f"{100 * v:.0f}" for v in r["top5_ci"])
     return (f"top1 {100 * r['top1']:5.1f}% ({ci1})  top5 {100 * r['top5']:5.1f}% ({ci5})  "
             f"chance {100 * r['chance1']:.1f}/{100 * r['chance5']:.1f}%  "
-            f"det {100 * r['detection']:5.1f}%  same-base top1 {100 * r['top1_vs_same_base']:5.1f}%  "
+            f"det {100 * r['detection']:5.1f}% (pass 1 {100 * r.get('detection_pass1', math.nan):5.1f}%)  same-base top1 {100 * r['top1_vs_same_base']:5.1f}%  "
             f"other-base top1 {100 * r['top1_vs_other_base']:5.1f}%")
 
 
@@ -210,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                     [py, "-m", "bids_app", *common, "group", *opts,
                      "--face-model", ",".join(args.models), "--skip-bids-validator"], log)
             for model in args.models:
-                gallery, photos = load_embeddings(deriv, subjects, contrast, model)
+                gallery, photos, passes = load_embeddings(deriv, subjects, contrast, model)
                 for n in sizes:
                     sub = subjects[:n]
                     for k in args.renders:
-                        r = metrics(gallery, photos, sub, bases, k)
+                        r = metrics(gallery, photos, sub, bases, k, passes)
                         r.update(model=model, contrast=contrast, state=state, spread=args.spread)
                         results.append(r)
                         print(f"{contrast:5s} {state:7s} {model:6s} N={n:3d} renders={k:2d}: {fmt(r)}",

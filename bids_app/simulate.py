@@ -29,39 +29,56 @@ What one participant is
 2. **Photos** are made from the deformed head *before* acquisition: its
    head mask, warped with the same field, gives a clean full-resolution
    (1 mm, lightly smoothed, not decimated) surface, rendered with a
-   perspective portrait camera (yaw -30..30 degrees, pitch, roll, view angle
-   18-28 degrees), a skin colour per participant (light to dark), warm/cool
-   coloured key, fill and rim lights and a plain or gradient background;
-   3-5 photos, 640 x 480 or 480 x 640, PNG or JPEG. They are not made like
-   facerisk's MRI renders (different surface, camera, light, colour,
-   background), but they are renders of a surface, not photographs: no
-   skin texture, hair, eyebrows, eye colour, glasses or expression.
+   perspective portrait camera (see :data:`PHOTO`: yaw spread over
+   -18..18 degrees +-4, pitch -6..10, roll +-5, view angle 18-28 degrees),
+   a skin colour per participant (light to dark), a white-to-mildly
+   warm/cool key light, a fill light, sometimes a rim light, and a muted
+   plain or gradient background; 3-5 photos, 640 x 480 or 480 x 640, PNG
+   or JPEG. The pose range is that of passport-to-social-media portraits:
+   profiles are rare in such photos and are where face recognisers are
+   weakest (an earlier +-30 degree, strongly coloured version lost about a
+   tenth of the genuine similarity for no realism gained). They are not
+   made like facerisk's MRI renders (different surface, camera, light,
+   colour, background), but they are renders of a surface, not
+   photographs: no skin texture, hair, eyebrows, eye colour, glasses or
+   expression.
 3. **Acquisition.** The MRI side gets, on top of the identity warp: pads
    pressing each cheek inward (1-4 mm), sometimes visible as a dim block
    beside the cheek; a contrast remap of the T1 intensities (FLAIR-like by
-   default, see :data:`CONTRASTS`, with per-participant jitter); a random
-   rigid head pose in the scanner (rotation up to +-10 degrees about each
-   axis, shift up to +-10 mm); a per-participant voxel grid (see
-   :data:`GRIDS`, partial-volume blur along thick axes) and storage
-   orientation (see :data:`ORIENTATIONS`); a smooth multiplicative bias
-   field (up to about +-25 %); Rician noise (2-5 % of white matter). The
-   image is stored as int16 with an affine that is correct for the
-   simulated scanner space.
-4. **Defacing** (``--deface``): the same dataset with the face removed by a
-   plane cut (a slanted plane 45 mm behind the nose tip at its level, 27 mm
-   at the brow, zero in front of it, from the chin to the brow, like the planes of
-   ``mri_deface``-style tools), applied after acquisition. It is placed from
-   the known truth, so it never misses the face; pydeface itself needs FSL
-   registration, which this package does not ship.
+   default, see :data:`CONTRASTS` and :data:`SUPERFICIAL`, with
+   per-participant jitter); a random rigid head pose in the scanner
+   (rotation up to +-10 degrees about each axis, shift up to +-10 mm); a
+   per-participant voxel grid (see :data:`GRIDS`, partial-volume blur along
+   thick axes) and storage orientation (see :data:`ORIENTATIONS`); a smooth
+   multiplicative bias field (up to about +-25 %); Rician noise (2-5 % of
+   the brightest brain tissue of the contrast). The image is stored as
+   int16 with an affine that is correct for the simulated scanner space.
+4. **Defacing** (``--deface``): the same dataset with the face removed the
+   way pydeface and mri_deface do it, by zeroing every voxel of the face
+   region (skin, fat, muscle, bone, eyes, sinuses), applied after
+   acquisition: everything anterior-inferior of the plane through the
+   forehead just above the brow and the ear canals (in the base head's face
+   frame, from the known truth, so it never misses the face; pydeface
+   itself needs FSL registration, which this package does not ship). The
+   cut surface is flat, but it crosses the orbit apices, the ethmoid cells
+   and the pharynx, whose cross-sections show as dents on it, as on real
+   defaced scans.
 
 Intensity model (an approximation, documented here): the T1 head is
 normalised so that white matter (80th percentile of the voxels deeper than
 30 mm) is 1; intensities are then mapped through a piecewise-linear curve
 whose nodes stand for air (0), CSF (0.3), grey matter (0.65), white matter
 (1.0) and fat/bright skin (1.5). FLAIR: CSF dark, grey brighter than white,
-fat bright. T2w: CSF bright, white darker than grey. T1w: identity. It
-changes contrasts, not tissue segmentation: no lesions, no T2-specific
-artefacts.
+fat bright. T2w: CSF bright, white darker than grey. T1w: identity. An
+intensity remap cannot tell CSF from muscle or thin skin of the same T1
+intensity, so it is applied to the inside of the head only (deeper than
+8-14 mm below the skin, blended); the superficial tissue gets a monotonic
+remap (:data:`SUPERFICIAL`) that keeps it above the noise, as on real
+FLAIR and T2 scans (applying the FLAIR curve everywhere nulled lips and
+perioral muscle and broke the reconstructed mouth under noise; it was the
+main reason a first version of this simulation reached only 30 % top-1).
+It changes contrasts, not tissue segmentation: no lesions, no
+T2-specific artefacts.
 
 Everything random comes from ``numpy.random.default_rng([seed, index])``,
 so the same seed writes the same dataset (participants are independent,
@@ -140,12 +157,38 @@ CONTRASTS: dict[str, np.ndarray] = {
     "FLAIR": np.array([0.0, 0.10, 0.12, 0.80, 0.62, 0.95, 1.1]),
     "T2w": np.array([0.0, 0.12, 1.00, 0.60, 0.45, 0.80, 0.9]),
 }
+#: Remaps of the superficial tissue (skin, fat, muscle, bone: less than
+#: :data:`SUPERFICIAL_MM` deep in the head). A T1 intensity remap cannot tell
+#: CSF from muscle or skin of the same T1 intensity, but FLAIR nulls free fluid
+#: only: applied to the whole head, the FLAIR curve would darken lips, perioral
+#: muscle and thin skin to the noise floor, and the face surface would break
+#: up under noise where a real FLAIR shows it intact. Near the surface the
+#: remap is monotonic (tissue order kept, nothing nulled), deeper it is
+#: :data:`CONTRASTS`, with a linear blend between.
+SUPERFICIAL: dict[str, np.ndarray] = {
+    #            air  noise  "CSF" GM    WM    fat   max
+    "T1w": CONTRASTS["T1w"],
+    "FLAIR": np.array([0.0, 0.10, 0.30, 0.55, 0.70, 0.95, 1.1]),
+    "T2w": np.array([0.0, 0.12, 0.28, 0.42, 0.50, 0.80, 0.9]),
+}
+#: Depth (mm below the skin) over which the superficial remap gives way to the brain one.
+SUPERFICIAL_MM = (8.0, 14.0)
 #: Voxel sizes (in-plane, in-plane, slice) drawn per participant.
 GRIDS: list[tuple[float, float, float]] = [
     (1.0, 1.0, 1.2), (0.9, 0.9, 1.5), (1.0, 1.0, 1.0), (1.2, 1.2, 1.2), (0.94, 0.94, 1.3)]
 #: Storage orientations drawn per participant (nibabel axis codes).
 ORIENTATIONS: list[str] = ["RAS", "LAS", "LPS", "LIA", "RPI", "PIR", "ASL", "LSA"]
 POSE_DEG, SHIFT_MM = 10.0, 10.0
+#: Stand-in photo camera and light. Yaw: the photos' yaw spans +-``yaw``
+#: degrees (evenly, plus +-``yaw_jitter``), like passport-to-social-media
+#: portraits; profiles are rare in such photos and are where face recognisers
+#: (SFace, dlib) are weakest. ``fill``: fraction of the frame height the face
+#: fills; ``light_tint``: 0 white light, 1 strongly warm or cool;
+#: ``background_colour``: saturation of the backgrounds.
+PHOTO: dict[str, Any] = {
+    "yaw": 18.0, "yaw_jitter": 4.0, "pitch": (-6.0, 10.0), "roll": (-5.0, 5.0),
+    "fill": (0.5, 0.68), "light_tint": 0.5, "background_colour": 0.15,
+}
 
 
 # --------------------------------------------------------------------------- base heads
@@ -161,6 +204,7 @@ class BaseHead:
     affine: np.ndarray  # 1 mm, axis-aligned RAS
     tip: np.ndarray  # nose tip, voxel index (float)
     center: np.ndarray  # head centroid, voxel index
+    deep: np.ndarray | None = None  # float32 0..1: weight of the brain remap (depth below the skin)
 
 
 _BASE_CACHE: dict[str, BaseHead] = {}
@@ -213,6 +257,10 @@ def load_base(path: str | os.PathLike[str]) -> BaseHead:
     mask = maskf > 0.5
     # white matter level: 80th percentile of voxels deeper than 30 mm
     depth = ndi.distance_transform_edt(mask[::2, ::2, ::2], sampling=2.0)
+    lo_mm, hi_mm = SUPERFICIAL_MM
+    deep2 = np.clip((depth - lo_mm) / (hi_mm - lo_mm), 0.0, 1.0).astype(np.float32)
+    deep = ndi.zoom(deep2, [n / m for n, m in zip(mask.shape, deep2.shape)], order=1)
+    deep = deep[: mask.shape[0], : mask.shape[1], : mask.shape[2]].astype(np.float32)
     inner = data[::2, ::2, ::2][depth > 30.0]
     wm = float(np.percentile(inner, 80)) if inner.size > 1000 else float(np.percentile(data[mask], 90))
     data /= max(wm, 1e-6)
@@ -221,7 +269,7 @@ def load_base(path: str | os.PathLike[str]) -> BaseHead:
     tip = np.asarray(frame.nose_tip, float) - wlo
     center = np.array(np.nonzero(mask[::2, ::2, ::2])).mean(axis=1) * 2.0
     base = BaseHead(name=Path(path).name.split(".")[0], data=data, mask=mask, affine=affine,
-                    tip=tip, center=center)
+                    tip=tip, center=center, deep=deep)
     _BASE_CACHE[key] = base
     return base
 
@@ -248,7 +296,7 @@ class Participant:
     shift_mm: tuple[float, float, float]
     pad_press_mm: tuple[float, float]
     pad_visible: float  # intensity of the visible pad blocks, 0 = invisible
-    noise: float  # Rician sigma, fraction of white matter
+    noise: float  # Rician sigma, fraction of the brightest brain tissue (CSF, GM or WM)
     bias_coefs: list[float]
     n_photos: int
     photo_seed: int
@@ -442,17 +490,33 @@ def _rotation(deg: tuple[float, float, float]) -> np.ndarray:
     return rz @ ry @ rx
 
 
+#: Defacing plane, in the base head's face frame (mm from the nose tip; v anterior,
+#: w superior): the line through the forehead above the brow and the ear canal.
+DEFACE_FOREHEAD_VW, DEFACE_EAR_VW = (-18.0, 62.0), (-88.0, -8.0)
+
+
 def _deface_region(base: BaseHead) -> np.ndarray:
-    """Plane cut in base voxel space: True where the face is removed."""
+    """Face mask in base voxel space: True where the face is removed.
+
+    Like pydeface's and mri_deface's masks, it takes out *all* voxels of the
+    face (skin, fat, muscle, cartilage, bone, eyes, sinuses), not a slice of
+    skin: everything anterior-inferior of the plane through the forehead
+    above the brow and the ear canals (:data:`DEFACE_FOREHEAD_VW`,
+    :data:`DEFACE_EAR_VW`), in front of the ear canals, across the whole
+    width of the head. The cut goes behind the eyeballs and the nasal
+    cavity, so the cut surface is a flat face-less plane: a shallower cut
+    (e.g. 30-45 mm behind the nose tip) opens the orbits and the nose,
+    whose holes a face detector takes for eyes and a nose.
+    """
     sh = base.data.shape
-    x, y, z = (np.arange(n, dtype=np.float32) - base.tip[k] for k, n in enumerate(sh))
-    u, v, w = x[:, None, None], y[None, :, None], z[None, None, :]
-    # slanted plane: 45 mm behind the tip at its level, 27 mm behind at the brow (w = 45),
-    # deeper towards the chin; limited laterally and from chin to brow. Cutting deeper
-    # opens the orbits and sinuses, whose cavities on the cut surface look like a face.
-    front = v > (-45.0 + 0.4 * w)
-    band = (w > -130.0) & (w < 50.0) & (np.abs(u) < 80.0)
-    return front & band
+    y, z = (np.arange(n, dtype=np.float32) - base.tip[k] for k, n in enumerate(sh) if k > 0)
+    v, w = y[:, None], z[None, :]
+    (v0, w0), (v1, w1) = DEFACE_FOREHEAD_VW, DEFACE_EAR_VW
+    # side of the line through (v0, w0) and (v1, w1): positive in front/below
+    side = (v - v0) * (w1 - w0) - (w - w0) * (v1 - v0)
+    plane = (side * np.sign((0.0 - v0) * (w1 - w0) - (0.0 - w0) * (v1 - v0))) > 0  # the tip's side
+    region2d = plane & (v > v1 - 5.0)
+    return np.broadcast_to(region2d[None, :, :], sh)
 
 
 def acquire(part: Participant, base: BaseHead, head: np.ndarray, *,
@@ -492,8 +556,10 @@ def acquire(part: Participant, base: BaseHead, head: np.ndarray, *,
          + c[7] * axes[1][None, :, None] * axes[2][None, None, :]
          + c[8] * axes[0][:, None, None] * axes[2][None, None, :])
     img = (img * np.exp(np.clip(b, -0.3, 0.3))).astype(np.float32)
-    img += np.float32(part.noise) * rng.standard_normal(out_shape, dtype=np.float32)
-    img = np.sqrt(img ** 2 + (np.float32(part.noise) * rng.standard_normal(out_shape, dtype=np.float32)) ** 2)
+    # Rician noise; sigma relative to the brightest brain tissue of this contrast
+    sigma = np.float32(part.noise * max(part.contrast_nodes[2:5]))
+    img += sigma * rng.standard_normal(out_shape, dtype=np.float32)
+    img = np.sqrt(img ** 2 + (sigma * rng.standard_normal(out_shape, dtype=np.float32)) ** 2)
     if deface:
         cut = ndi.affine_transform(_deface_region(base).astype(np.uint8), m[:3, :3], m[:3, 3],
                                    output_shape=out_shape, order=0, mode="constant", cval=0)
@@ -531,19 +597,20 @@ def render_photos(part: Participant, mask: np.ndarray, affine: np.ndarray, outdi
     pl = pv.Plotter(off_screen=True, window_size=wsize, lighting="none")
     paths: list[Path] = []
     outdir.mkdir(parents=True, exist_ok=True)
-    yaws = np.linspace(-25, 25, part.n_photos) + rng.uniform(-6, 6, part.n_photos)
+    ymax, yjit = PHOTO["yaw"], PHOTO["yaw_jitter"]
+    yaws = np.linspace(-ymax, ymax, part.n_photos) + rng.uniform(-yjit, yjit, part.n_photos)
     rng.shuffle(yaws)
     try:
         actor = pl.add_mesh(surf, color=tuple(skin), smooth_shading=True,
                             diffuse=float(rng.uniform(0.8, 0.95)), specular=float(rng.uniform(0.1, 0.35)),
                             specular_power=float(rng.uniform(10, 40)), ambient=float(rng.uniform(0.12, 0.22)))
         for k in range(part.n_photos):
-            yaw, pitch, roll = float(yaws[k]), float(rng.uniform(-8, 12)), float(rng.uniform(-7, 7))
+            yaw, pitch, roll = float(yaws[k]), float(rng.uniform(*PHOTO["pitch"])), float(rng.uniform(*PHOTO["roll"]))
             t = np.deg2rad(yaw)
             d = np.cos(t) * a + np.sin(t) * right
             d = np.cos(np.deg2rad(pitch)) * d + np.sin(np.deg2rad(pitch)) * s
             angle = float(rng.uniform(18, 28))
-            fill = float(rng.uniform(0.45, 0.62))  # fraction of the frame height the face fills
+            fill = float(rng.uniform(*PHOTO["fill"]))  # fraction of the frame height the face fills
             dist = frame.size * 0.8 / fill / (2 * np.tan(np.deg2rad(angle / 2)))
             focal = frame.center + s * float(rng.uniform(-5, 15)) + right * float(rng.uniform(-10, 10))
             up = s - d * float(s @ d)
@@ -555,16 +622,17 @@ def render_photos(part: Participant, mask: np.ndarray, affine: np.ndarray, outdi
             pl.camera.up = tuple(up)
             pl.camera.view_angle = angle
             pl.reset_camera_clipping_range()
-            top = rng.uniform(0.15, 0.9, 3)
+            # muted backgrounds: a grey level plus a little colour
+            top = np.clip(rng.uniform(0.25, 0.85) + rng.uniform(-1, 1, 3) * PHOTO["background_colour"], 0, 1)
             if rng.uniform() < 0.5:
                 pl.set_background(tuple(top * rng.uniform(0.3, 0.8)), top=tuple(top))
             else:
                 pl.set_background(tuple(top))
             pl.remove_all_lights()
-            kelvin = rng.uniform(-1, 1)  # warm (+) or cool (-) key light
-            key_col = (1.0, 0.88 + 0.06 * (1 - kelvin), 0.75 + 0.2 * (1 - kelvin) / 2)
+            kelvin = rng.uniform(-1, 1) * PHOTO["light_tint"]  # warm (+) or cool (-) key light
+            key_col = (1.0 - 0.1 * max(-kelvin, 0), 1.0 - 0.12 * abs(kelvin), 1.0 - 0.3 * max(kelvin, 0))
             key_col = tuple(float(np.clip(c, 0, 1)) for c in key_col)
-            fill_col = tuple(float(c) for c in rng.uniform(0.6, 1.0, 3))
+            fill_col = tuple(float(c) for c in 1.0 - rng.uniform(0, 1, 3) * PHOTO["light_tint"] * 0.3)
             lights = [(rng.uniform(-50, 50), rng.uniform(5, 40), key_col, rng.uniform(0.8, 1.0)),
                       (rng.uniform(-80, 80), rng.uniform(-15, 15), fill_col, rng.uniform(0.35, 0.6))]
             if rng.uniform() < 0.5:
@@ -595,8 +663,17 @@ def render_photos(part: Participant, mask: np.ndarray, affine: np.ndarray, outdi
 # --------------------------------------------------------------------------- one participant
 
 
-def _contrast_map(head: np.ndarray, nodes: list[float]) -> np.ndarray:
-    return np.interp(head, CONTRAST_NODES, np.asarray(nodes)).astype(np.float32)
+def _contrast_map(head: np.ndarray, nodes: list[float], contrast: str = "T1w",
+                  deep: np.ndarray | None = None) -> np.ndarray:
+    """T1 intensities -> ``contrast``: :data:`SUPERFICIAL` near the skin, ``nodes`` deeper."""
+    brain = np.interp(head, CONTRAST_NODES, np.asarray(nodes)).astype(np.float32)
+    if deep is None or contrast not in SUPERFICIAL:
+        return brain
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.asarray(nodes) / CONTRASTS[contrast]  # the participant's jitter
+    skin_nodes = SUPERFICIAL[contrast] * np.where(np.isfinite(scale), scale, 1.0)
+    skin = np.interp(head, CONTRAST_NODES, skin_nodes).astype(np.float32)
+    return (deep * brain + (1.0 - deep) * skin).astype(np.float32)
 
 
 def _add_pads(part: Participant, base: BaseHead, head: np.ndarray, mask: np.ndarray) -> None:
@@ -634,7 +711,9 @@ def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | N
     d_face = deformation_field(part, base, box, with_pads=False)
     d_mri = deformation_field(part, base, box, with_pads=True)
     head = _warp(base.data, box, d_mri)
-    head = _contrast_map(head, part.contrast_nodes)
+    deep = _warp(base.deep, box, d_mri) if base.deep is not None else None
+    head = _contrast_map(head, part.contrast_nodes, part.contrast, deep)
+    del deep
     _add_pads(part, base, head, base.mask)
     t2 = time.perf_counter()
     stem = f"sub-{part.label}_{part.contrast}"
