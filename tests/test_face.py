@@ -6,7 +6,6 @@ and insightface's group photo of six people (``insightface/data/images/t1.jpg``)
 
 from __future__ import annotations
 
-import importlib.resources
 import io
 import json
 
@@ -14,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
 from bids_app.face import Detection, FaceModel, available_face_models, load_face_model
 from bids_app.face.align import ARCFACE_TEMPLATE, similarity_transform
@@ -23,18 +21,6 @@ from bids_app.face.align import ARCFACE_TEMPLATE, similarity_transform
 @pytest.fixture(scope="module")
 def model() -> FaceModel:
     return load_face_model("sface")
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def group() -> np.ndarray:
-    path = importlib.resources.files("insightface") / "data/images/t1.jpg"
-    with Image.open(str(path)) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 @pytest.fixture(scope="module")

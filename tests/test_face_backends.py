@@ -10,14 +10,12 @@ ONNX graph built below whose outputs encode one known face.
 
 from __future__ import annotations
 
-import importlib.resources
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
 from bids_app.face import (
     FaceModel,
@@ -28,18 +26,6 @@ from bids_app.face import (
 )
 from bids_app.face._onnx import cleaned_onnx
 from bids_app.face.sface import DETECTOR_FILE, RECOGNIZER_FILE, model_dir
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def group() -> np.ndarray:
-    path = importlib.resources.files("insightface") / "data/images/t1.jpg"
-    with Image.open(str(path)) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 @pytest.fixture(scope="module")

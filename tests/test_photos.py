@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
 from bids_app.photos import (
     PHOTO_EXTENSIONS,
@@ -18,11 +17,6 @@ from bids_app.photos import (
     find_photos,
     read_photo,
 )
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
 
 
 def _assert_rgb8(array: np.ndarray, shape: tuple[int, int]) -> None:

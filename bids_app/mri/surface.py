@@ -340,7 +340,7 @@ def face_frame(
     pts = np.asarray(surf.points, dtype=float)
     if pts.shape[0] < 100:
         raise ValueError("surface too small to locate a face")
-    a0, s0 = a.copy(), s.copy()
+    a0 = a.copy()
 
     if fit_orientation:
         r = symmetry_axis(pts, r)
