@@ -52,7 +52,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -679,27 +679,47 @@ def rank_gallery(
     identity_group: ArrayLike | None = None,
     n_groups: int | None = None,
     block_bytes: int = 256 << 20,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RankResult:
     """Rank every person's true identity without holding the full similarity matrix.
 
-    Same result as ``true_ranks(person_scores(identity_confidence(
-    cosine_similarity(probes, gallery), ...), ...), ...)`` but computed by
-    blocks of persons, so memory is bounded by ``block_bytes`` plus the
-    embeddings, whatever the cohort size. Similarities are computed in the
-    embeddings' precision (float32 embeddings give float32 similarities).
+    Same result as the dense computation ``true_ranks(person_scores(
+    identity_confidence(probes @ gallery.T, ...), ...), ..., usable=<has a
+    photo>)`` (then :func:`top_matches`), but computed by blocks of persons,
+    so memory is bounded by ``block_bytes`` plus the embeddings, whatever
+    the cohort size. Similarities are computed in the embeddings' precision
+    (float32 embeddings give float32 similarities, by multithreaded BLAS);
+    scores are summed in float64, exactly as the dense computation does.
 
-    Gallery renders are grouped by identity and padded, per identity, by
-    repeating its own renders up to the largest number of renders of any
-    identity (repeating a render does not change a maximum); the best
-    render per identity is then a maximum over a middle axis, which NumPy
-    vectorises well.
+    How it is fast:
+
+    * the gallery is laid out *render-major*: slab ``s`` holds render ``s``
+      of every identity (an identity with fewer renders repeats its own,
+      which does not change a maximum), so the best render per identity is
+      one matrix product per slab folded with ``np.maximum``, with no
+      scatter. A gallery already sorted by identity with equal render counts
+      is used in place (strided views, no copy);
+    * ``nejm`` never materialises person-by-identity scores: per photo, a
+      cheap lower bound of the k-th best confidence (the k-th largest of
+      ``4k`` strided column maxima) selects a few candidates, the exact
+      top-k (ties to the lower identity code) is taken among them, and the
+      kept (person, identity, confidence) triples are summed per person in
+      photo order. Identities outside every photo's top-k score 0, so the
+      rank of the true identity follows exactly from the sparse sums: with a
+      score ``s > 0`` it is compared with the positive sums only; with 0 it
+      ties with every zero-score identity (``"max"``: after all of them);
+    * the other scorings reduce each block densely with :func:`person_scores`.
+
+    Rows with a non-finite value (no face) are ignored: a person whose photos
+    all lack a face gets NaN; an identity none of whose renders has a face
+    gets the missing confidence (0 for ``nejm``).
 
     Parameters
     ----------
     probes, probe_person, n_persons
-        Photo embeddings (finite rows: faces only) and their person codes.
+        Photo embeddings and their person codes.
     gallery, gallery_identity, n_identities
-        Render embeddings (finite rows) and their identity codes.
+        Render embeddings and their identity codes.
     true_identity : array_like of int, shape (n_persons,)
         Each person's own identity (or group, when ``identity_group`` is
         given); ``-1`` when absent.
@@ -718,14 +738,14 @@ def rank_gallery(
         contiguous in code order.
     block_bytes : int
         Budget for the per-block working arrays.
+    progress : callable, optional
+        Called after every block as ``progress(photos_done, photos_total)``.
     """
     p = np.asarray(probes)
     g = np.asarray(gallery)
     if p.ndim != 2 or g.ndim != 2 or p.shape[1] != g.shape[1]:
         raise ValueError(f"probes {p.shape} and gallery {g.shape} must be 2-D with equal columns")
     dtype = np.result_type(p.dtype, g.dtype, np.float32)
-    p = p.astype(dtype, copy=False)
-    g = g.astype(dtype, copy=False)
     n_persons, n_identities = int(n_persons), int(n_identities)
     person = _as_codes("probe_person", probe_person, p.shape[0], max(n_persons, 1))
     ident = _as_codes("gallery_identity", gallery_identity, g.shape[0], max(n_identities, 1))
@@ -736,9 +756,11 @@ def rank_gallery(
         if np.any(np.diff(group) < 0):
             raise ValueError("identities of one group must be contiguous (identity_group sorted)")
         n_cand = int(n_groups)
+        cand_present = np.bincount(group, minlength=n_cand) > 0
     else:
         group = None
         n_cand = n_identities
+        cand_present = np.ones(n_cand, bool)
     truth = _as_codes("true_identity", true_identity, n_persons, max(n_cand, 1), allow_missing=True)
     exclude = None
     if exclude_identity is not None:
@@ -746,6 +768,10 @@ def rank_gallery(
                             allow_missing=True)
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+    if ties not in ("max", "min", "average"):
+        raise ValueError(f"ties must be 'max', 'min' or 'average', got {ties!r}")
+    if top_k is not None and top_k < 1:
+        raise ValueError("top_k must be >= 1 or None")
 
     m = min(int(n_matches), n_cand)
     result = RankResult(
@@ -755,75 +781,274 @@ def rank_gallery(
         match_score=np.full((n_persons, m), np.nan),
         n_candidates=n_cand,
     )
-    if n_persons == 0 or p.shape[0] == 0:
+    # rows without a face take no part
+    p_ok = np.isfinite(p).all(axis=1) if p.size else np.ones(p.shape[0], bool)
+    g_ok = np.isfinite(g).all(axis=1) if g.size else np.ones(g.shape[0], bool)
+    if not g_ok.all():
+        g, ident = g[g_ok], ident[g_ok]
+    if n_persons == 0 or n_identities == 0 or not p_ok.any():
         return result
-    counts_g = np.bincount(ident, minlength=n_identities) if ident.size else np.zeros(n_identities, int)
-    if n_identities == 0 or (counts_g == 0).any():
-        # identities without renders: fall back to the dense path per block (rare, small)
-        padded, width = None, 0
-    else:
-        order_g = np.argsort(ident, kind="stable")
-        width = int(counts_g.max())
-        starts_g = np.concatenate([[0], np.cumsum(counts_g)[:-1]])
-        slot = np.arange(width)[None, :] % counts_g[:, None]  # repeat own renders
-        padded = g[order_g][(starts_g[:, None] + slot).ravel()]
+    slabs, missing = _render_slabs(g.astype(dtype, copy=False), ident, n_identities)
 
-    order_p = np.argsort(person, kind="stable")
-    p_sorted, person_sorted = p[order_p], person[order_p]
+    # probes grouped by person (stable: photo order kept within a person)
+    if np.all(p_ok) and not np.any(np.diff(person) < 0):
+        p_sorted, person_sorted = p.astype(dtype, copy=False), person
+    else:
+        order_p = np.argsort(np.where(p_ok, person, n_persons), kind="stable")[: int(p_ok.sum())]
+        p_sorted, person_sorted = p[order_p].astype(dtype, copy=False), person[order_p]
     counts_p = np.bincount(person_sorted, minlength=n_persons)
     starts_p = np.concatenate([[0], np.cumsum(counts_p)[:-1]])
-    itemsize = np.dtype(dtype).itemsize
-    # per probe row: confidence row (itemsize) + float64 copies in scoring (~3 x 8 bytes)
-    row_bytes = max(n_identities, 1) * (itemsize + 24)
-    rows_per_block = max(1, int(block_bytes // row_bytes))
     persons_with = np.flatnonzero(counts_p)
+    nejm = scoring == "nejm"
+    k = n_identities if top_k is None else min(int(top_k), n_identities)
+    # per probe row: similarity + one slab product (float32) and a mask (nejm),
+    # or float64 copies in person_scores (other scorings)
+    row_bytes = n_identities * (2 * np.dtype(dtype).itemsize + (2 if nejm else 32))
+    rows_per_block = max(1, int(block_bytes // row_bytes))
+    fill = -np.inf if nejm else np.nan
+    cum_all = np.cumsum(counts_p[persons_with])
 
     a = 0
     while a < persons_with.size:
         # persons [a, b) of those with probes, about rows_per_block probe rows
-        cum = np.cumsum(counts_p[persons_with[a:]])
-        b = a + max(1, int(np.searchsorted(cum, rows_per_block, side="right")))
+        base = cum_all[a - 1] if a else 0
+        b = a + max(1, int(np.searchsorted(cum_all[a:] - base, rows_per_block, side="right")))
         block_persons = persons_with[a:b]
         r0 = starts_p[block_persons[0]]
         r1 = starts_p[block_persons[-1]] + counts_p[block_persons[-1]]
-        rows = p_sorted[r0:r1]
+        conf = _best_render_similarity(p_sorted[r0:r1], slabs)
+        if missing.size:
+            conf[:, missing] = fill
         local = np.repeat(np.arange(block_persons.size), counts_p[block_persons])
-        if padded is not None:
-            conf_t = np.empty((n_identities, rows.shape[0]), dtype)
-            ids_per_tile = max(1, int(block_bytes // max(1, width * rows.shape[0] * itemsize)))
-            for c0 in range(0, n_identities, ids_per_tile):
-                c1 = min(n_identities, c0 + ids_per_tile)
-                tile = padded[c0 * width:c1 * width] @ rows.T
-                conf_t[c0:c1] = tile.reshape(c1 - c0, width, rows.shape[0]).max(axis=1)
-            conf = np.ascontiguousarray(conf_t.T)
-        else:
-            conf = identity_confidence(rows.astype(np.float64) @ g.T.astype(np.float64), ident, n_identities)
-        if exclude is not None and not np.issubdtype(conf.dtype, np.floating):
-            conf = conf.astype(np.float64)
         if exclude is not None:
             ex = exclude[block_persons][local]
             hit = np.flatnonzero(ex >= 0)
-            conf[hit, ex[hit]] = np.nan
-        scores = person_scores(conf, local, block_persons.size, scoring=scoring, top_k=top_k)
-        if group is not None:
-            gstarts = np.searchsorted(group, np.arange(n_cand))
-            present = np.bincount(group, minlength=n_cand) > 0
-            collapsed = np.full((scores.shape[0], n_cand), -np.inf)
-            collapsed[:, present] = np.maximum.reduceat(scores, gstarts[present], axis=1)
-            scores = collapsed
+            conf[hit, ex[hit]] = fill
         t = truth[block_persons]
-        known = t >= 0
-        ranks = np.full(block_persons.size, np.inf)
-        if known.any():
-            ranks[known] = true_ranks(scores[known], t[known], ties=ties,
-                                      usable=np.ones(int(known.sum()), bool))
-            result["true_score"][block_persons[known]] = scores[known, t[known]]
+        if nejm:
+            out = _nejm_block(conf, local, block_persons.size, k, group, n_cand, cand_present, t, ties, m)
+        else:
+            out = _dense_block(conf, local, block_persons.size, scoring, top_k, group, n_cand, t, ties, m)
+        ranks, true_score, idx, sc = out
         result["ranks"][block_persons] = ranks
-        idx, sc = top_matches(scores, m)
+        result["true_score"][block_persons] = true_score
         result["match_index"][block_persons] = idx
         result["match_score"][block_persons] = sc
+        if progress is not None:
+            progress(int(r1), int(p_sorted.shape[0]))
         a = b
     return result
+
+
+def _render_slabs(g: NDArray, ident: NDArray[np.intp], n_identities: int) -> tuple[list[NDArray], NDArray[np.intp]]:
+    """Render-major gallery: ``slabs[s][i]`` is a render of identity ``i``; identities without renders.
+
+    Identity ``i`` with ``c_i`` renders has its ``s``-th render in slab ``s``
+    for ``s < c_i`` and repeats its own renders (``s mod c_i``) above; an
+    identity without a render gets a zero row (its column is overwritten by
+    the caller). A gallery sorted by identity with equal counts gives views.
+    """
+    counts = np.bincount(ident, minlength=n_identities)
+    missing = np.flatnonzero(counts == 0)
+    width = int(counts.max()) if counts.size else 0
+    if width == 0:
+        return [np.zeros((n_identities, g.shape[1]), g.dtype)], missing
+    if missing.size == 0 and (counts == width).all() and not np.any(np.diff(ident) < 0):
+        cube = g.reshape(n_identities, width, g.shape[1])  # views, no copy
+        return [cube[:, s, :] for s in range(width)], missing
+    order = np.argsort(ident, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    safe = np.maximum(counts, 1)
+    slabs = []
+    for s in range(width):
+        slab = g[order[np.minimum(starts + s % safe, max(g.shape[0] - 1, 0))]]
+        slab[missing] = 0.0
+        slabs.append(slab)
+    return slabs, missing
+
+
+def _best_render_similarity(rows: NDArray, slabs: list[NDArray]) -> NDArray:
+    """``(rows, identities)``: the best similarity over each identity's renders (BLAS products)."""
+    conf = np.matmul(rows, slabs[0].T)
+    if len(slabs) > 1:
+        tmp = np.empty_like(conf)
+        for slab in slabs[1:]:
+            np.matmul(rows, slab.T, out=tmp)
+            np.maximum(conf, tmp, out=conf)
+    return conf
+
+
+def _row_segments(rows: NDArray[np.intp], n_rows: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """For row-sorted entries: start offset of each row's run and each entry's position in it."""
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    return starts, np.arange(rows.size) - starts[rows]
+
+
+def _nejm_candidates(conf: NDArray, k: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray]:
+    """Each row's top-``k`` positive entries (ties to the lower column): rows, columns, values.
+
+    Same selection as ``_nejm_select`` (entries it sets to 0 add nothing to a
+    sum and are left out). ``conf`` must be C-contiguous and free of NaN
+    (missing = ``-inf``). Entries come out sorted by row, then column.
+    """
+    n_rows, n_cols = conf.shape
+    tiny = np.nextafter(conf.dtype.type(0), conf.dtype.type(1))
+    if k >= n_cols:
+        thr = np.full(n_rows, tiny, conf.dtype)
+    else:
+        # a lower bound of each row's k-th largest value: the k-th largest of the
+        # maxima of m >= k disjoint strided column sets (k distinct entries)
+        m = 4 * k
+        width = n_cols // m
+        if width >= 2:
+            set_max = conf[:, : width * m].reshape(n_rows, width, m).max(axis=1)
+            bound = -np.partition(-set_max, k - 1, axis=1)[:, k - 1]
+        else:
+            bound = -np.partition(-conf, k - 1, axis=1)[:, k - 1]
+        thr = np.maximum(bound, tiny)
+    flat = np.flatnonzero(conf >= thr[:, None])  # 1-D: much faster than a 2-D nonzero
+    rows, cols = np.divmod(flat, n_cols)
+    vals = conf.reshape(-1)[flat]
+    if k >= n_cols:
+        return rows, cols, vals
+    # exact k-th largest per row among the candidates, then the same cut as _top_mask
+    starts, pos = _row_segments(rows, n_rows)
+    counts = np.bincount(rows, minlength=n_rows)
+    over = np.flatnonzero(counts > k)  # rows with more candidates than places
+    if over.size == 0:
+        return rows, cols, vals
+    packed = np.full((over.size, int(counts[over].max())), -np.inf, conf.dtype)
+    slot = np.full(n_rows, -1, np.intp)
+    slot[over] = np.arange(over.size)
+    sel = slot[rows] >= 0
+    packed[slot[rows[sel]], pos[sel]] = vals[sel]
+    kth = np.full(n_rows, -np.inf, conf.dtype)
+    kth[over] = -np.partition(-packed, k - 1, axis=1)[:, k - 1]
+    kth_r = kth[rows]
+    greater = vals > kth_r
+    equal = vals == kth_r
+    need = k - np.bincount(rows, weights=greater, minlength=n_rows).astype(np.intp)
+    eq_before = np.cumsum(equal) - equal  # equal entries before this one, in row order ...
+    eq_before -= (np.cumsum(equal) - equal)[starts[rows]]  # ... within its row
+    keep = greater | (equal & (eq_before < need[rows]))
+    return rows[keep], cols[keep], vals[keep]
+
+
+def _sum_like_dense(seg, seg_start, who, photo, vals, n_photos):
+    """Per segment (a person and an identity), the sum of its photos' values, bit for bit as
+    :func:`aggregate_by_person` sums a person's rows (``np.add.reduceat`` over the photos with
+    zeros where a photo did not keep the identity): float64, same summation order."""
+    score = np.zeros(seg_start.size)
+    if not seg_start.size:
+        return score
+    count = n_photos[who[seg_start]]
+    for c in np.unique(count):
+        chosen = np.flatnonzero(count == c)
+        if c == 1:
+            score[chosen] = vals[seg_start[chosen]]
+            continue
+        column = np.full(seg_start.size, -1, np.intp)
+        column[chosen] = np.arange(chosen.size)
+        col = column[seg]
+        mine = col >= 0
+        z = np.zeros((int(c), chosen.size))
+        z[photo[mine], col[mine]] = vals[mine]
+        score[chosen] = np.add.reduceat(z, [0], axis=0)[0]
+    return score
+
+
+def _nejm_block(conf, local, n_local, k, group, n_cand, cand_present, truth, ties, m):
+    """Ranks, true scores and best matches of one block of persons (``nejm``), from sparse sums."""
+    rows, cols, vals = _nejm_candidates(conf, k)
+    who = local[rows]
+    # by person, then identity, then photo (stable: rows ascending within a pair)
+    n_id = conf.shape[1]
+    key = who.astype(np.int64) * n_id + cols
+    order = np.argsort(key, kind="stable")
+    key, who, cols, rows, vals = key[order], who[order], cols[order], rows[order], vals[order]
+    new = np.ones(who.size, bool)
+    new[1:] = key[1:] != key[:-1]
+    seg = np.cumsum(new) - 1
+    seg_start = np.flatnonzero(new)
+    score = _sum_like_dense(seg, seg_start, who, rows - np.searchsorted(local, who), vals,
+                            np.bincount(local, minlength=n_local))
+    seg_who, seg_cand = who[seg_start], cols[seg_start]
+    if group is not None:
+        # collapse identities into groups: best identity score of the group
+        seg_cand = group[seg_cand]
+        new = np.ones(seg_who.size, bool)
+        new[1:] = (seg_who[1:] != seg_who[:-1]) | (seg_cand[1:] != seg_cand[:-1])
+        starts = np.flatnonzero(new)
+        score = np.maximum.reduceat(score, starts) if starts.size else score
+        seg_who, seg_cand = seg_who[starts], seg_cand[starts]
+    # scores > 0 for these (person, candidate) pairs; 0 for other present candidates, -inf for absent
+    n_present = int(cand_present.sum())
+    key = seg_who.astype(np.int64) * max(n_cand, 1) + seg_cand
+    known = truth >= 0
+    own = np.zeros(n_local)
+    t = np.where(known, truth, 0)
+    own[~cand_present[t]] = -np.inf
+    target = np.arange(n_local, dtype=np.int64) * max(n_cand, 1) + t
+    at = np.minimum(np.searchsorted(key, target), max(key.size - 1, 0))
+    found = key[at] == target if key.size else np.zeros(n_local, bool)
+    own[found] = score[at[found]]
+    mine = own[seg_who]
+    greater = np.bincount(seg_who, weights=score > mine, minlength=n_local)
+    equal = np.bincount(seg_who, weights=score == mine, minlength=n_local)
+    zero_own = own == 0
+    greater = np.where(own < 0, greater + n_present - np.bincount(seg_who, minlength=n_local), greater)
+    equal = np.where(zero_own, n_present - greater, equal)
+    equal = np.where(own < 0, n_cand - n_present, equal)
+    if ties == "max":
+        ranks = greater + equal
+    elif ties == "min":
+        ranks = greater + 1.0
+    else:
+        ranks = greater + (equal + 1) / 2.0
+    ranks = np.where(known, ranks, np.inf)
+    true_score = np.where(known, own, np.nan)
+
+    # best matches: positive scores by decreasing score then code, then zeros, then absent
+    idx = np.full((n_local, m), -1, np.intp)
+    sc = np.full((n_local, m), np.nan)
+    if m:
+        order = np.lexsort((seg_cand, -score, seg_who))
+        sw, scand, sscore = seg_who[order], seg_cand[order], score[order]
+        _, pos = _row_segments(sw, n_local)
+        top = pos < m
+        idx[sw[top], pos[top]] = scand[top]
+        sc[sw[top], pos[top]] = sscore[top]
+        n_pos = np.bincount(sw, minlength=n_local)
+        short = np.flatnonzero(n_pos < m)
+        if short.size:
+            filler = np.concatenate([np.flatnonzero(cand_present), np.flatnonzero(~cand_present)])
+            fill_score = np.where(cand_present[filler], 0.0, -np.inf)
+            for i in short:
+                have = set(idx[i, : n_pos[i]].tolist())
+                take = [j for j in range(min(filler.size, m + len(have))) if filler[j] not in have]
+                take = take[: m - n_pos[i]]
+                idx[i, n_pos[i]: n_pos[i] + len(take)] = filler[take]
+                sc[i, n_pos[i]: n_pos[i] + len(take)] = fill_score[take]
+    return ranks, true_score, idx, sc
+
+
+def _dense_block(conf, local, n_local, scoring, top_k, group, n_cand, truth, ties, m):
+    """Ranks, true scores and best matches of one block of persons, from dense person scores."""
+    scores = person_scores(conf.astype(np.float64), local, n_local, scoring=scoring, top_k=top_k)
+    if group is not None:
+        gstarts = np.searchsorted(group, np.arange(n_cand))
+        present = np.bincount(group, minlength=n_cand) > 0
+        collapsed = np.full((scores.shape[0], n_cand), -np.inf)
+        collapsed[:, present] = np.maximum.reduceat(scores, gstarts[present], axis=1)
+        scores = collapsed
+    known = truth >= 0
+    ranks = np.full(n_local, np.inf)
+    true_score = np.full(n_local, np.nan)
+    if known.any():
+        ranks[known] = true_ranks(scores[known], truth[known], ties=ties, usable=np.ones(int(known.sum()), bool))
+        true_score[known] = scores[known, truth[known]]
+    idx, sc = top_matches(scores, m)
+    return ranks, true_score, idx, sc
 
 
 # -- verification (photo vs render pairs) ------------------------------------
@@ -842,41 +1067,54 @@ def verification_pairs(
     participant); a pair is genuine when they are equal. All genuine pairs
     are scored; impostor pairs are all scored when there are at most
     ``max_impostors`` of them, else a seeded uniform sample of that many
-    (with replacement) is drawn, so memory and time stay bounded.
+    (with replacement) is drawn, so memory and time stay bounded. The full
+    similarity matrix is never formed for large cohorts, and the embeddings
+    are converted to float64 only row block by row block.
 
     Returns
     -------
     genuine, impostor : ndarray of float64
+        Genuine pairs by increasing person code, each person's photos in
+        their order against the person's renders in their order.
     sampled : bool
         Whether the impostors are a sample.
     """
-    p = _as_2d("probes", probes)
-    g = _as_2d("gallery", gallery)
+    p = np.asarray(probes)
+    g = np.asarray(gallery)
+    if p.ndim != 2 or g.ndim != 2:
+        raise ValueError(f"probes {p.shape} and gallery {g.shape} must be 2-D")
     pp = np.asarray(probe_person).astype(np.intp)
     go = np.asarray(gallery_owner).astype(np.intp)
     if pp.shape != (p.shape[0],) or go.shape != (g.shape[0],):
         raise ValueError("probe_person / gallery_owner must match the rows of probes / gallery")
+    f64 = np.float64
+    order_p = np.argsort(pp, kind="stable")
+    order_g = np.argsort(go, kind="stable")
+    pp_sorted, go_sorted = pp[order_p], go[order_g]
+    persons, p_lo, p_n = np.unique(pp_sorted, return_index=True, return_counts=True)
+    g_lo = np.searchsorted(go_sorted, persons, side="left")
+    g_hi = np.searchsorted(go_sorted, persons, side="right")
     genuine = []
-    order = np.argsort(go, kind="stable")
-    go_sorted = go[order]
-    for person in np.unique(pp):
-        lo, hi = np.searchsorted(go_sorted, [person, person + 1])
-        if hi > lo:
-            genuine.append((p[pp == person] @ g[order[lo:hi]].T).ravel())
+    for i in np.flatnonzero(g_hi > g_lo):
+        rows = p[order_p[p_lo[i]:p_lo[i] + p_n[i]]].astype(f64)
+        genuine.append((rows @ g[order_g[g_lo[i]:g_hi[i]]].astype(f64).T).ravel())
     genuine_arr = np.concatenate(genuine) if genuine else np.zeros(0)
     n_pairs = p.shape[0] * g.shape[0]
     n_impostor_total = n_pairs - genuine_arr.size
     if n_impostor_total <= 0:
         return genuine_arr, np.zeros(0), False
     if n_pairs <= max_impostors:
-        sim = p @ g.T
+        sim = p.astype(f64) @ g.astype(f64).T
         return genuine_arr, sim[pp[:, None] != go[None, :]], False
     rng = np.random.default_rng(seed)
     i = rng.integers(0, p.shape[0], size=int(max_impostors * 1.2) + 16)
     j = rng.integers(0, g.shape[0], size=i.size)
     keep = pp[i] != go[j]
     i, j = i[keep][:max_impostors], j[keep][:max_impostors]
-    impostor = np.einsum("ij,ij->i", p[i], g[j])
+    impostor = np.empty(i.size)
+    for c in range(0, i.size, 16384):  # chunks: no (pairs x dim) float64 copies of the sample
+        ii, jj = i[c:c + 16384], j[c:c + 16384]
+        impostor[c:c + ii.size] = np.einsum("ij,ij->i", p[ii].astype(f64), g[jj].astype(f64))
     return genuine_arr, impostor, True
 
 

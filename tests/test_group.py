@@ -118,3 +118,132 @@ def test_blocked_ranking_equals_dense():
         idx, _ = rank.top_matches(dense, 5)
         has = np.bincount(pi, minlength=n) > 0
         np.testing.assert_array_equal(idx[has], got.match_index[has])
+
+
+def _dense_reference(p, pi, n, g, gi, n_id, truth, scoring, top_k, ties, m, exclude=None, group=None, n_groups=None):
+    """The straightforward computation: the full similarity matrix, then the documented functions."""
+    conf = rank.identity_confidence(rank.cosine_similarity(p, g), gi, n_id)
+    if exclude is not None:
+        ex = exclude[pi]
+        hit = np.flatnonzero(ex >= 0)
+        conf[hit, ex[hit]] = np.nan
+    face = np.isfinite(p).all(axis=1)  # a photo without a face is no photo
+    scores = rank.person_scores(conf[face], pi[face], n, scoring, top_k)
+    if group is not None:
+        collapsed = np.full((n, n_groups), -np.inf)
+        for j in range(n_groups):
+            if (group == j).any():
+                collapsed[:, j] = scores[:, group == j].max(axis=1)
+        scores = collapsed
+    usable = np.bincount(pi[face], minlength=n) > 0
+    ranks = rank.true_ranks(scores, truth, ties=ties, usable=usable)
+    ranks[usable & (truth < 0)] = np.inf
+    idx, sc = rank.top_matches(scores, m)
+    own = np.where(truth >= 0, scores[np.arange(n), np.maximum(truth, 0)], np.nan)
+    return ranks, np.where(usable, own, np.nan), np.where(usable[:, None], idx, -1), usable, sc
+
+
+def _tied_cohort(rng, n, n_id, dim, dtype):
+    """Small-integer embeddings (exact dot products in any order: many exact ties), NaN rows,
+    identities without renders, persons without photos, up to 12 photos per person."""
+    nr = rng.integers(0, 5, n_id)
+    npp = rng.integers(0, 13, n)
+    g = rng.integers(-2, 3, size=(int(nr.sum()), dim)).astype(dtype)
+    p = rng.integers(-2, 3, size=(int(npp.sum()), dim)).astype(dtype)
+    g[rng.random(len(g)) < 0.15] = np.nan
+    p[rng.random(len(p)) < 0.15] = np.nan
+    gi, pi = np.repeat(np.arange(n_id), nr), np.repeat(np.arange(n), npp)
+    perm = rng.permutation(len(p))  # photos need not be sorted by person
+    return p[perm], pi[perm], g, gi
+
+
+@pytest.mark.parametrize("scoring", rank.SCORINGS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fast_ranking_equals_full_matrix_with_ties_and_nan_rows(scoring, dtype):
+    rng = np.random.default_rng(7)
+    seen = set()
+    for trial in range(6):
+        n, n_id = 40, 45
+        p, pi, g, gi = _tied_cohort(rng, n, n_id, 6, dtype)
+        truth = rng.integers(-1, n_id, n)
+        top_k = [1, 3, 7, None, 50, 2][trial]
+        ties = ["max", "min", "average"][trial % 3]
+        ref_r, ref_own, ref_idx, usable, ref_sc = _dense_reference(p, pi, n, g, gi, n_id, truth, scoring, top_k,
+                                                                   ties, 5)
+        for block_bytes in (1, 3000, 256 << 20):
+            got = rank.rank_gallery(p, pi, n, g, gi, n_id, truth, scoring=scoring, top_k=top_k, ties=ties,
+                                    block_bytes=block_bytes)
+            np.testing.assert_array_equal(got.ranks, ref_r)
+            np.testing.assert_array_equal(got.true_score[truth >= 0], ref_own[truth >= 0])
+            np.testing.assert_array_equal(got.match_index, ref_idx)
+            np.testing.assert_array_equal(got.match_score[usable], ref_sc[usable])
+        seen |= {"unusable"} if np.isnan(ref_r).any() else set()
+        seen |= {"absent"} if np.isinf(ref_r).any() else set()
+        seen |= {"zero own score"} if (ref_own[np.isfinite(ref_r)] == 0).any() else set()
+        seen |= {"tie"} if (ref_r[np.isfinite(ref_r)] % 1 != 0).any() else set()
+    # the cases the sparse ranking must get right did occur
+    assert {"unusable", "absent", "tie"} <= seen
+    assert "zero own score" in seen or scoring != "nejm"
+
+
+@pytest.mark.parametrize("scoring", rank.SCORINGS)
+def test_fast_ranking_equals_full_matrix_with_exclusion_and_groups(scoring):
+    # the linkage case: an identity excluded per person, identities collapsed into groups
+    rng = np.random.default_rng(3)
+    for trial in range(4):
+        n, n_id = 30, 36
+        p, pi, g, gi = _tied_cohort(rng, n, n_id, 5, np.float32)
+        n_groups = 20  # every group has an identity (as in linkage)
+        group = np.sort(np.concatenate([np.arange(n_groups), rng.integers(0, n_groups, n_id - n_groups)]))
+        truth = rng.integers(-1, n_groups, n)
+        exclude = rng.integers(-1, n_id, n)
+        top_k = [2, 5, None, 40][trial]
+        ref_r, ref_own, ref_idx, usable, ref_sc = _dense_reference(
+            p, pi, n, g, gi, n_id, truth, scoring, top_k, "max", 3, exclude, group, n_groups)
+        for block_bytes in (1, 256 << 20):
+            got = rank.rank_gallery(p, pi, n, g, gi, n_id, truth, scoring=scoring, top_k=top_k, n_matches=3,
+                                    exclude_identity=exclude, identity_group=group, n_groups=n_groups,
+                                    block_bytes=block_bytes)
+            np.testing.assert_array_equal(got.ranks, ref_r)
+            np.testing.assert_array_equal(got.true_score[truth >= 0], ref_own[truth >= 0])
+            np.testing.assert_array_equal(got.match_index, ref_idx)
+            np.testing.assert_array_equal(got.match_score[usable], ref_sc[usable])
+
+
+def test_fast_ranking_sums_in_photo_order():
+    # 1 to 20 photos per person, continuous confidences: the sparse sums must equal the dense
+    # float64 sums bit for bit (same summation order), so that near-ties are ranked alike
+    rng = np.random.default_rng(11)
+    n, dim = 40, 16
+    base = rng.normal(size=(n, dim))
+    npp = rng.integers(1, 21, n)
+    g = np.repeat(base, 3, axis=0) + rng.normal(size=(3 * n, dim))
+    p = np.repeat(base, npp, axis=0) + rng.normal(size=(int(npp.sum()), dim))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    gi, pi = np.repeat(np.arange(n), 3), np.repeat(np.arange(n), npp)
+    for dtype in (np.float64, np.float32):
+        pd, gd = p.astype(dtype), g.astype(dtype)
+        sim = (pd @ gd.T).astype(np.float64)  # the full matrix, in the embeddings' precision
+        conf = rank.identity_confidence(sim, gi, n)
+        dense = rank.person_scores(conf, pi, n, "nejm", 10)
+        got = rank.rank_gallery(pd, pi, n, gd, gi, n, np.arange(n), top_k=10)
+        np.testing.assert_array_equal(got.true_score, dense[np.arange(n), np.arange(n)])
+        np.testing.assert_array_equal(got.ranks, rank.true_ranks(dense, np.arange(n)))
+        np.testing.assert_array_equal(got.match_score, rank.top_matches(dense, 5)[1])
+
+
+def test_fast_npy_reader_matches_np_load(tmp_path):
+    from bids_app.workflows.group import _read_npy
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(10, 128)).astype(np.float32), rng.normal(size=(1, 4)), np.zeros((0, 128), np.float32),
+              np.full((3, 2), np.nan, np.float32), rng.normal(size=(3, 5)).astype(">f4"),
+              np.asfortranarray(rng.normal(size=(4, 3))), rng.normal(size=6).astype(np.float32)]
+    for i, a in enumerate(arrays):
+        path = tmp_path / f"a{i}.npy"
+        np.save(path, a)
+        got = _read_npy(str(path))
+        ref = np.load(path)
+        assert got.dtype == ref.dtype and got.shape == ref.shape and got.flags.writeable
+        np.testing.assert_array_equal(got, ref)

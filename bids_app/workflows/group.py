@@ -28,11 +28,13 @@ concatenating the models' scaled embeddings, so fusion scales the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,28 +103,71 @@ class Participant:
         return vectors, paths, scores
 
 
-def _load_set(subject: str, kind: str, json_path: Path) -> EmbeddingSet:
-    sidecar = read_json(json_path)
-    npy = json_path.with_suffix(".npy")
+_NPY_HEADER = re.compile(
+    rb"\{'descr': '(<f4|<f8)', 'fortran_order': False, 'shape': \((\d+), (\d+)\), \}\s*\n")
+
+
+def _read_npy(path: str):
+    """A 2-D float array from ``path``: the common little-endian C-order layout is parsed
+    directly (one read, no header evaluation: 10k+ small files), anything else by ``np.load``."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if data[:8] == b"\x93NUMPY\x01\x00":
+        size = int.from_bytes(data[8:10], "little")
+        match = _NPY_HEADER.fullmatch(data, 10, 10 + size)
+        if match:
+            shape = (int(match.group(2)), int(match.group(3)))
+            dtype = np.dtype(match.group(1).decode())
+            if len(data) - 10 - size == shape[0] * shape[1] * dtype.itemsize:
+                return np.frombuffer(data, dtype, offset=10 + size).reshape(shape).copy()
+    return np.load(path, allow_pickle=False)
+
+
+_MODELS: dict[str, dict] = {}
+
+
+def _load_set(subject: str, kind: str, json_path: Path | str) -> EmbeddingSet:
+    json_path = str(json_path)
     try:
-        vectors = np.load(npy, allow_pickle=False)
+        with open(json_path, "rb") as handle:
+            sidecar = json.loads(handle.read())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{json_path}: invalid JSON ({err.msg} at line {err.lineno})") from err
+    # one shared dict per distinct face model description (memory: 100k+ sidecars)
+    model = sidecar.get("FaceModel")
+    if isinstance(model, dict):
+        sidecar["FaceModel"] = _MODELS.setdefault(json.dumps(model, sort_keys=True), model)
+    npy = json_path[: -len(".json")] + ".npy"
+    try:
+        vectors = _read_npy(npy)
     except (OSError, ValueError) as err:
-        raise GroupError(f"sub-{subject}: cannot read {npy.name} ({err}); rerun its participant level") from err
+        raise GroupError(f"sub-{subject}: cannot read {os.path.basename(npy)} ({err}); "
+                         "rerun its participant level") from err
     if vectors.ndim != 2 or vectors.shape[0] != len(sidecar.get("Rows", [])):
         raise GroupError(
-            f"sub-{subject}: {npy.name} has shape {vectors.shape}, its sidecar lists "
+            f"sub-{subject}: {os.path.basename(npy)} has shape {vectors.shape}, its sidecar lists "
             f"{len(sidecar.get('Rows', []))} rows; rerun its participant level"
         )
-    return EmbeddingSet(subject, kind, json_path, vectors.astype(np.float32, copy=False), sidecar)
+    return EmbeddingSet(subject, kind, Path(json_path), vectors.astype(np.float32, copy=False), sidecar)
 
 
-def _walk_json(folder: Path) -> list[tuple[str, Path]]:
-    """``(parent folder name, path)`` of every JSON file under ``folder`` (one directory walk)."""
+def _walk_json(folder: Path | str) -> list[tuple[str, str]]:
+    """``(parent folder name, path)`` of every JSON file under ``folder``, sorted as a
+    top-down walk with sorted names would give them (one ``scandir`` per folder)."""
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
+    stack = [str(folder)]
+    while stack:
+        root = stack.pop()
+        try:
+            with os.scandir(root) as entries:
+                # like os.walk: a symbolic link to a folder is not entered
+                items = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
+        except OSError:
+            continue
         parent = os.path.basename(root)
-        found.extend((parent, Path(root) / name) for name in sorted(files) if name.endswith(".json"))
+        found.extend((parent, os.path.join(root, name)) for name, is_dir in items
+                     if not is_dir and name.endswith(".json"))
+        stack.extend(os.path.join(root, name) for name, is_dir in reversed(items) if is_dir)
     return found
 
 
@@ -140,18 +185,22 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
     anat = re.compile(rf"_desc-{re.escape(desc)}_({'|'.join(map(re.escape, settings.modality))})\.json$")
     photo = re.compile(rf"_desc-{re.escape(desc)}_photo\.json$")
     sessions = {f"ses-{s}" for s in settings.session_label}
-    participants = []
-    for subject in subjects:
+
+    def load(subject: str) -> Participant:
         person = Participant(subject)
-        for parent, path in _walk_json(output_dir / f"sub-{subject}"):
-            if sessions and not (sessions & set(path.relative_to(output_dir).parts)):
+        folder = os.path.join(output_dir, f"sub-{subject}")
+        for parent, path in _walk_json(folder):
+            if sessions and not (sessions & set(Path(os.path.relpath(path, output_dir)).parts)):
                 continue
-            if parent == "anat" and anat.search(path.name):
+            name = os.path.basename(path)
+            if parent == "anat" and anat.search(name):
                 person.mri.append(_load_set(subject, "mri", path))
-            elif parent == "photo" and photo.search(path.name):
+            elif parent == "photo" and photo.search(name):
                 person.photos.append(_load_set(subject, "photo", path))
-        if person.mri or person.photos:
-            participants.append(person)
+        return person
+
+    loaded = [load(subject) for subject in subjects]
+    participants = [person for person in loaded if person.mri or person.photos]
     if not any(p.mri for p in participants):
         raise GroupError(
             f"{output_dir}: no participant outputs (desc-{desc}) for "
@@ -223,6 +272,40 @@ def _model_stats(probes: np.ndarray, gallery: np.ndarray) -> tuple[float, float]
         sims = np.einsum("ij,ij->i", p[i].astype(np.float64), g[j].astype(np.float64))
     sd = float(sims.std()) if sims.size > 1 else 0.0
     return float(sims.mean()), (sd if sd > 0 else 1.0)
+
+
+def _stack_rows(per_code: list[list[tuple[np.ndarray, np.ndarray | None]]]) -> tuple[np.ndarray, np.ndarray]:
+    """One float32 matrix of the rows with a face, and each row's code (the list position),
+    filled in place (no per-participant copies: memory for 100k+ participants)."""
+    counts = np.array([sum(len(v) if ok is None else int(ok.sum()) for v, ok in sets) for sets in per_code],
+                      np.intp)
+    dim = next(v.shape[1] for sets in per_code for v, _ in sets)
+    out = np.empty((int(counts.sum()), dim), np.float32)
+    at = 0
+    for sets in per_code:
+        for v, ok in sets:
+            rows = v if ok is None else v[ok]
+            out[at:at + len(rows)] = rows
+            at += len(rows)
+    return out, np.repeat(np.arange(len(per_code)), counts)
+
+
+def _progress_logger(what: str, every_s: float = 30.0):
+    """A ``progress(done, total)`` callback that logs at most every ``every_s`` seconds."""
+    start = time.monotonic()
+    last = [start]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < every_s:
+            return
+        last[0] = now
+        elapsed = now - start
+        left = elapsed * (total - done) / done if done else math.nan
+        LOGGER.info("%s: %d of %d photos (%.0f%%) in %.0f s, about %.0f s left",
+                    what, done, total, 100.0 * done / max(total, 1), elapsed, left)
+
+    return report
 
 
 # -- the analysis of one output folder -----------------------------------------
@@ -299,38 +382,38 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
 
     # detectability, gallery and probes
     info: dict[str, dict] = {}
-    gallery, gallery_identity, identity_subjects = [], [], []
-    probes, probe_person = [], []
+    gallery, identity_subjects = [], []  # gallery: (vectors, rows with a face or None for all) per set
+    probes, probe_subjects = [], []
     for subject in subjects:
         person = by_subject[0][subject]
         mri_sets = [set_vectors[(subject, "mri", i)] for i in range(len(person.mri))]
         photo_sets = [set_vectors[(subject, "photo", i)] for i in range(len(person.photos))]
-        usable = np.concatenate([_finite_rows(v) for v in mri_sets]) if mri_sets else np.zeros(0, bool)
-        photo_usable = np.concatenate([_finite_rows(v) for v in photo_sets]) if photo_sets else np.zeros(0, bool)
+        mri_ok = [_finite_rows(v) for v in mri_sets]
+        photo_ok = [_finite_rows(v) for v in photo_sets]
+        n_total = sum(len(v) for v in mri_sets)
+        n_detected = sum(int(ok.sum()) for ok in mri_ok)
+        n_photos = sum(int(ok.sum()) for ok in photo_ok)
         det_scores = [
             row.get("Score") for s in person.mri for row in s.sidecar["Rows"]
             if row.get("Detected", True) and row.get("Score") is not None
         ]
-        n_total = int(usable.size)
         info[subject] = {
             "renders_total": n_total,
-            "renders_detected": int(usable.sum()),
-            "detect_fraction": (float(usable.sum()) / n_total) if n_total else None,
-            "detect_best_score": max(det_scores) if det_scores and usable.any() else None,
-            "photos_total": int(photo_usable.size),
-            "photos_detected": int(photo_usable.sum()),
+            "renders_detected": n_detected,
+            "detect_fraction": (n_detected / n_total) if n_total else None,
+            "detect_best_score": max(det_scores) if det_scores and n_detected else None,
+            "photos_total": sum(len(v) for v in photo_sets),
+            "photos_detected": n_photos,
             "n_images": len(person.mri),
             "rank": None, "score_true": None, "matches": [], "linkage_rank": None,
         }
-        if usable.any():
-            gallery.append(np.concatenate(mri_sets)[usable])
-            gallery_identity.append(np.full(int(usable.sum()), len(identity_subjects)))
+        if n_detected:
+            gallery.append([(v, None if ok.all() else ok) for v, ok in zip(mri_sets, mri_ok) if ok.any()])
             identity_subjects.append(subject)
-        if photo_usable.any():
-            probes.append(np.concatenate(photo_sets)[photo_usable])
-            probe_person.append(np.full(int(photo_usable.sum()), len(probe_person)))
-            info[subject]["_probe_code"] = len(probe_person) - 1
-    probe_subjects = [s for s in subjects if "_probe_code" in info[s]]
+        if n_photos:
+            probes.append([(v, None if ok.all() else ok) for v, ok in zip(photo_sets, photo_ok) if ok.any()])
+            info[subject]["_probe_code"] = len(probe_subjects)
+            probe_subjects.append(subject)
     identity_index = {s: i for i, s in enumerate(identity_subjects)}
     n_identities = len(identity_subjects)
 
@@ -338,14 +421,16 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
     verification: dict = {}
     rank_values = np.zeros(0)
     if probe_subjects and n_identities:
-        g = np.concatenate(gallery)
-        gi = np.concatenate(gallery_identity)
-        p = np.concatenate(probes)
-        pi = np.concatenate(probe_person)
+        g, gi = _stack_rows(gallery)
+        p, pi = _stack_rows(probes)
+        del gallery, probes
         truth = np.array([identity_index.get(s, -1) for s in probe_subjects])
+        LOGGER.info("ranking %d photos of %d participants against %d renders of %d MRI faces",
+                    len(p), len(probe_subjects), len(g), n_identities)
         result = rank.rank_gallery(
             p, pi, len(probe_subjects), g, gi, n_identities, truth,
             scoring=settings.scoring, top_k=settings.top_k, n_matches=TOP_MATCHES,
+            progress=_progress_logger("ranking"),
         )
         rank_values = result.ranks
         for row, subject in enumerate(probe_subjects):
