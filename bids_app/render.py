@@ -252,8 +252,9 @@ def nose_relief_mm(depth: np.ndarray, landmarks: np.ndarray, radius: int = 2) ->
     points on real faces, and at most 12 mm on face-less surfaces (defaced
     and skull-stripped versions of the same heads), where the detector
     alone still finds face-like shading. A frame left in front of the eyes
-    (the pydeface mean head's goggles) also lowers it. Returns NaN when a
-    landmark falls on the background.
+    (the pydeface mean head's goggles) also lowers it. Mouth corners that
+    fall on the background (a scan cut below the nose) are left out; returns
+    NaN when an eye or the nose falls on the background.
     """
     points = np.asarray(landmarks, float).reshape(5, 2)
     height, width = depth.shape
@@ -262,8 +263,10 @@ def nose_relief_mm(depth: np.ndarray, landmarks: np.ndarray, radius: int = 2) ->
         x = min(max(x, 0), width - 1)
         y = min(max(y, 0), height - 1)
         patch = depth[max(y - radius, 0): y + radius + 1, max(x - radius, 0): x + radius + 1]
-        if not np.isfinite(patch).any():
-            return float("nan")
-        values.append(float(np.nanmedian(patch)))
-    others = np.mean([values[0], values[1], values[3], values[4]])
-    return float(others - values[2])
+        values.append(float(np.nanmedian(patch)) if np.isfinite(patch).any() else np.nan)
+    eyes, nose, mouth = values[:2], values[2], values[3:]
+    if not np.isfinite([*eyes, nose]).all():
+        return float("nan")
+    # a field of view that ends below the nose leaves no mouth: compare with the eyes alone
+    others = [*eyes, *(v for v in mouth if np.isfinite(v))]
+    return float(np.mean(others) - nose)

@@ -218,3 +218,17 @@ def test_render_crops_the_back_of_the_head(renders02):
     full = render_views(sphere, frame, params[:1], size=128, crop_mm=None)[0]
     cropped = render_views(sphere, frame, params[:1], size=128)[0]
     assert full.shape == cropped.shape == (128, 128, 3)
+
+
+def test_nose_relief_on_a_hand_made_depth_map():
+    from bids_app.render import nose_relief_mm
+
+    depth = np.full((100, 100), 300.0, np.float32)  # a flat surface 300 mm from the camera
+    landmarks = np.array([[30, 30], [70, 30], [50, 55], [35, 75], [65, 75]], float)
+    assert nose_relief_mm(depth, landmarks) == pytest.approx(0.0)
+    depth[50:61, 45:56] = 270.0  # a nose 30 mm nearer the camera
+    assert nose_relief_mm(depth, landmarks) == pytest.approx(30.0)
+    depth[70:, :] = np.nan  # field of view ends below the nose: mouth on the background
+    assert nose_relief_mm(depth, landmarks) == pytest.approx(30.0)
+    depth[25:36, 25:36] = np.nan  # an eye on the background: no verdict
+    assert np.isnan(nose_relief_mm(depth, landmarks))
