@@ -24,6 +24,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_record(path: Path) -> dict[str, str]:
+    """``{"Name", "SHA256"}`` of a model file, as recorded in ``FaceModel.info``."""
+    return {"Name": Path(path).name, "SHA256": sha256(path)}
+
+
 def _true_inputs(graph: Any) -> list[Any]:
     """Graph inputs that are fed at run time: used by a node and not initialised."""
     initialised = {init.name for init in graph.initializer}

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from bids_app.face._onnx import sha256
+from bids_app.face._onnx import file_record
 from bids_app.face.align import ARCFACE_TEMPLATE, similarity_transform
 from bids_app.face.base import Detection, FaceModel, check_image, order_detections
 
@@ -181,14 +181,8 @@ class DlibModel(FaceModel):
                         "Name": "dlib frontal_face_detector (built in)",
                         "Version": str(getattr(self._dlib, "__version__", "unknown")),
                     },
-                    "landmarks": {
-                        "Name": self._landmark_path.name,
-                        "SHA256": sha256(self._landmark_path),
-                    },
-                    "recognizer": {
-                        "Name": self._recognizer_path.name,
-                        "SHA256": sha256(self._recognizer_path),
-                    },
+                    "landmarks": file_record(self._landmark_path),
+                    "recognizer": file_record(self._recognizer_path),
                 },
                 "Dimension": self.dim,
                 "Preprocessing": PREPROCESSING,

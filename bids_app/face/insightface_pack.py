@@ -59,7 +59,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bids_app.face._onnx import GraphSummary, onnx_session, sha256, summarize_graph
+from bids_app.face._onnx import GraphSummary, file_record, onnx_session, summarize_graph
 from bids_app.face.base import Detection, FaceModel, check_image, order_detections
 
 __all__ = ["InsightFacePackModel", "PackError", "PackFile", "identify", "scan_pack"]
@@ -264,14 +264,8 @@ class InsightFacePackModel(FaceModel):
                 "Detector": self._detector_kind,
                 "Recognizer": "arcface",
                 "Files": {
-                    "detector": {
-                        "Name": self._detector_file.path.name,
-                        "SHA256": sha256(self._detector_file.path),
-                    },
-                    "recognizer": {
-                        "Name": self._recognizer_file.path.name,
-                        "SHA256": sha256(self._recognizer_file.path),
-                    },
+                    "detector": file_record(self._detector_file.path),
+                    "recognizer": file_record(self._recognizer_file.path),
                 },
                 "Dimension": self.dim,
                 "Preprocessing": (

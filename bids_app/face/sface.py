@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bids_app.face._onnx import onnx_session, sha256
+from bids_app.face._onnx import file_record, onnx_session
 from bids_app.face.base import Detection, FaceModel, check_image, order_detections
 
 __all__ = ["DETECTOR_FILE", "RECOGNIZER_FILE", "SFaceModel", "YuNetDetector", "model_dir"]
@@ -167,14 +167,8 @@ class SFaceModel(FaceModel):
                 "Detector": "yunet",
                 "Recognizer": "sface",
                 "Files": {
-                    "detector": {
-                        "Name": self._detector_path.name,
-                        "SHA256": sha256(self._detector_path),
-                    },
-                    "recognizer": {
-                        "Name": self._recognizer_path.name,
-                        "SHA256": sha256(self._recognizer_path),
-                    },
+                    "detector": file_record(self._detector_path),
+                    "recognizer": file_record(self._recognizer_path),
                 },
                 "Dimension": self.dim,
                 "Preprocessing": PREPROCESSING,
