@@ -194,13 +194,22 @@ class FaceModel(abc.ABC):
     default_min_score: float = 0.5
 
     @property
-    @abc.abstractmethod
     def info(self) -> dict[str, Any]:
         """Provenance for sidecars.
 
         ``{"Name", "Detector", "Recognizer", "Files": {role: {"Name",
         "SHA256"}}, "Dimension", "Preprocessing"}``, JSON-serialisable.
+        Built once by :meth:`_describe` (hashing model files is slow); each
+        call returns a fresh copy, since callers add keys to their sidecars.
         """
+        cached = self.__dict__.get("_info")
+        if cached is None:
+            cached = self.__dict__["_info"] = self._describe()
+        return {**cached, "Files": {role: dict(entry) for role, entry in cached["Files"].items()}}
+
+    @abc.abstractmethod
+    def _describe(self) -> dict[str, Any]:
+        """The provenance returned by :attr:`info` (computed once per model)."""
 
     @abc.abstractmethod
     def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:

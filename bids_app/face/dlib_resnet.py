@@ -167,28 +167,24 @@ class DlibModel(FaceModel):
         self._predictor = dlib.shape_predictor(str(self._landmark_path))
         self._recognizer = dlib.face_recognition_model_v1(str(self._recognizer_path))
         self._lock = threading.Lock()
-        self._info: dict[str, Any] | None = None
 
-    @property
-    def info(self) -> dict[str, Any]:
-        if self._info is None:
-            self._info = {
-                "Name": self.name,
-                "Detector": "dlib-hog",
-                "Recognizer": "dlib-resnet-v1",
-                "Files": {
-                    "detector": {
-                        "Name": "dlib frontal_face_detector (built in)",
-                        "Version": str(getattr(self._dlib, "__version__", "unknown")),
-                    },
-                    "landmarks": file_record(self._landmark_path),
-                    "recognizer": file_record(self._recognizer_path),
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "Name": self.name,
+            "Detector": "dlib-hog",
+            "Recognizer": "dlib-resnet-v1",
+            "Files": {
+                "detector": {
+                    "Name": "dlib frontal_face_detector (built in)",
+                    "Version": str(getattr(self._dlib, "__version__", "unknown")),
                 },
-                "Dimension": self.dim,
-                "Preprocessing": PREPROCESSING,
-                "Jitter": self.jitter,
-            }
-        return {**self._info, "Files": {k: dict(v) for k, v in self._info["Files"].items()}}
+                "landmarks": file_record(self._landmark_path),
+                "recognizer": file_record(self._recognizer_path),
+            },
+            "Dimension": self.dim,
+            "Preprocessing": PREPROCESSING,
+            "Jitter": self.jitter,
+        }
 
     def _parts(self, image: np.ndarray, rect: Any) -> Any:
         return self._predictor(image, rect)

@@ -253,29 +253,25 @@ class InsightFacePackModel(FaceModel):
         self._recognizer.input_mean = float(mean if input_mean is None else input_mean)
         self._recognizer.input_std = float(std if input_std is None else input_std)
         self.dim = int(summary.outputs[0][1][1])  # type: ignore[arg-type]
-        self._info: dict[str, Any] | None = None
 
-    @property
-    def info(self) -> dict[str, Any]:
-        if self._info is None:
-            rec = self._recognizer
-            self._info = {
-                "Name": self.name,
-                "Detector": self._detector_kind,
-                "Recognizer": "arcface",
-                "Files": {
-                    "detector": file_record(self._detector_file.path),
-                    "recognizer": file_record(self._recognizer_file.path),
-                },
-                "Dimension": self.dim,
-                "Preprocessing": (
-                    f"{self._detector_kind.upper()} 5-point landmarks; similarity alignment onto the "
-                    "ArcFace 112x112 template (bilinear, black border); RGB float32 "
-                    f"(x - {rec.input_mean:g}) / {rec.input_std:g}, NCHW; output L2-normalised"
-                ),
-                "Pack": str(self.folder),
-            }
-        return {**self._info, "Files": {k: dict(v) for k, v in self._info["Files"].items()}}
+    def _describe(self) -> dict[str, Any]:
+        rec = self._recognizer
+        return {
+            "Name": self.name,
+            "Detector": self._detector_kind,
+            "Recognizer": "arcface",
+            "Files": {
+                "detector": file_record(self._detector_file.path),
+                "recognizer": file_record(self._recognizer_file.path),
+            },
+            "Dimension": self.dim,
+            "Preprocessing": (
+                f"{self._detector_kind.upper()} 5-point landmarks; similarity alignment onto the "
+                "ArcFace 112x112 template (bilinear, black border); RGB float32 "
+                f"(x - {rec.input_mean:g}) / {rec.input_std:g}, NCHW; output L2-normalised"
+            ),
+            "Pack": str(self.folder),
+        }
 
     def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:
         image = check_image(image)

@@ -157,24 +157,19 @@ class SFaceModel(FaceModel):
         self._detector = YuNetDetector(self._detector_path, nms_threshold, top_k)
         self._session = onnx_session(self._recognizer_path, int(threads))
         self._input_name = self._session.get_inputs()[0].name
-        self._info: dict[str, Any] | None = None
 
-    @property
-    def info(self) -> dict[str, Any]:
-        if self._info is None:
-            self._info = {
-                "Name": self.name,
-                "Detector": "yunet",
-                "Recognizer": "sface",
-                "Files": {
-                    "detector": file_record(self._detector_path),
-                    "recognizer": file_record(self._recognizer_path),
-                },
-                "Dimension": self.dim,
-                "Preprocessing": PREPROCESSING,
-            }
-        # a fresh copy: callers may add keys to their sidecar
-        return {**self._info, "Files": {k: dict(v) for k, v in self._info["Files"].items()}}
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "Name": self.name,
+            "Detector": "yunet",
+            "Recognizer": "sface",
+            "Files": {
+                "detector": file_record(self._detector_path),
+                "recognizer": file_record(self._recognizer_path),
+            },
+            "Dimension": self.dim,
+            "Preprocessing": PREPROCESSING,
+        }
 
     def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Detection]:
         threshold = self.default_min_score if min_score is None else float(min_score)
