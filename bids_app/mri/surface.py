@@ -19,6 +19,10 @@ __all__ = ["FaceFrame", "head_surface", "face_frame", "symmetry_axis"]
 #: the centre of the cranial vault, on an upright head (median of the eight
 #: development heads: 9-25 degrees; see face_frame).
 VAULT_PITCH = 18.0
+#: The nose tip is searched within this distance (mm) of the plane of mirror
+#: symmetry (the nose tip of a head rolled or yawed by 15 degrees is within
+#: 3 mm of it; the pads beside the cheeks are 60-80 mm away).
+NOSE_MIDLINE_MM = 20.0
 
 
 @dataclass(frozen=True)
@@ -241,8 +245,15 @@ def symmetry_axis(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
     return normal(res.x)
 
 
-def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Most nose-like protrusion of the surface seen from ``a`` (see :func:`face_frame`)."""
+def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,
+              midline: float | None = None) -> np.ndarray:
+    """Most nose-like protrusion of the surface seen from ``a`` (see :func:`face_frame`).
+
+    With ``midline`` (the position of the plane of mirror symmetry along
+    ``r``), only cells within :data:`NOSE_MIDLINE_MM` of it are candidates:
+    the corner of a pad or coil part beside the cheek can stand out more
+    than the nose, but it is never on the midline.
+    """
     u, v, w = pts @ r, pts @ a, pts @ s
     cell = 2.0
     iu = ((u - u.min()) // cell).astype(int)
@@ -262,6 +273,9 @@ def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray) -> n
     # filter bridged, nor the flat cut of a field of view seen edge-on
     with np.errstate(invalid="ignore"):
         ok &= np.isfinite(raw) & (raw > depth - 3.0)
+    if midline is not None:
+        centres = u.min() + (np.arange(depth.shape[0]) + 0.5) * cell
+        ok &= (np.abs(centres - midline) <= NOSE_MIDLINE_MM)[:, None]
     if not ok.any():
         raise ValueError("no face found on the surface")
     with np.errstate(invalid="ignore"):
@@ -342,11 +356,13 @@ def face_frame(
         raise ValueError("surface too small to locate a face")
     a0 = a.copy()
 
+    midline = None
     if fit_orientation:
         r = symmetry_axis(pts, r)
         a = _unit(a - r * float(a @ r))
         s = np.cross(r, a)
-    tip = _nose_tip(pts, r, a, s)
+        midline = float(np.median(pts @ r))
+    tip = _nose_tip(pts, r, a, s, midline)
     if fit_orientation:
         for _ in range(2):
             pitch = _vault_pitch(pts, r, a, s, tip)
@@ -357,7 +373,7 @@ def face_frame(
             if float(a_new @ a0) < np.cos(np.deg2rad(30.0)):
                 break
             a, s = _unit(a_new), _unit(s_new)
-            tip = _nose_tip(pts, r, a, s)
+            tip = _nose_tip(pts, r, a, s, midline)
             if abs(VAULT_PITCH - pitch) < 1.0:
                 break
 
