@@ -13,8 +13,9 @@ writes ``OUT/bids`` (a BIDS dataset, one ``sub-XX_<contrast>.nii.gz`` each),
 
 What one participant is
 -----------------------
-1. **Identity.** A base head (a real public head MRI, by default the four of
-   ``data/demo/bids``, assigned in turn) is loaded, resampled to a 1 mm RAS
+1. **Identity.** A base head (a real public head MRI, by default the three
+   heads of real people in ``data/demo/bids``, assigned in turn; the
+   demo's mean head is not a person, see :data:`NOT_A_BASE`) is loaded, resampled to a 1 mm RAS
    grid and its face located (:func:`bids_app.mri.face_frame`: nose tip,
    anterior and superior directions). A smooth random displacement field
    made of Gaussian bumps placed at facial landmarks relative to the nose
@@ -106,6 +107,7 @@ __all__ = [
     "CONTRASTS",
     "DEFORMATIONS",
     "GRIDS",
+    "NOT_A_BASE",
     "ORIENTATIONS",
     "BaseHead",
     "Participant",
@@ -125,10 +127,15 @@ REPO = Path(__file__).resolve().parents[1]
 #: Each bump: (centre (u, v, w) mm from the nose tip; u lateral, v anterior,
 #: w superior), sigma (su, sv, sw) mm, unit direction (du, dv, dw)). Bumps
 #: with u != 0 are mirrored to the other side with du mirrored.
+#: "nose_length" moves the nose tip forward or back (its protrusion). Its SD
+#: was 5 mm: at -2 SD that flattened the nose of a base head whose nose
+#: already stands only about 17 mm in front of its eyes (pycortex S1) to
+#: 6-9 mm, a face no adult has (adult norms of nasal tip protrusion vary by a
+#: few mm); 3 mm keeps noses within what people have.
 DEFORMATIONS: dict[str, tuple[float, list[tuple[tuple[float, float, float],
                                                  tuple[float, float, float],
                                                  tuple[float, float, float]]]]] = {
-    "nose_length": (5.0, [((0, -4, -2), (11, 14, 15), (0, 1, 0))]),
+    "nose_length": (3.0, [((0, -4, -2), (11, 14, 15), (0, 1, 0))]),
     "nose_width": (3.5, [((15, -12, -4), (9, 11, 11), (1, 0, 0))]),
     "nose_height": (4.0, [((0, -6, 0), (11, 13, 12), (0, 0, 1))]),
     "nose_bridge": (3.5, [((0, -18, 30), (10, 13, 13), (0, 1, 0))]),
@@ -205,14 +212,29 @@ class BaseHead:
     tip: np.ndarray  # nose tip, voxel index (float)
     center: np.ndarray  # head centroid, voxel index
     deep: np.ndarray | None = None  # float32 0..1: weight of the brain remap (depth below the skin)
+    frame: Any = None  # FaceFrame of the whole base head (world mm of ``affine``)
 
 
 _BASE_CACHE: dict[str, BaseHead] = {}
 
 
+#: Bundled demo heads that are not used as default base heads, and why.
+NOT_A_BASE: dict[str, str] = {
+    "sub-04": "pydeface's mean head: an average of many heads, so its eye sockets, lips and "
+              "nose are blurred into a face no one has, and a goggle plate lies on its brow; "
+              "identities made from it are not faces of people (and its renders mostly fail "
+              "the nose check)",
+}
+
+
 def default_heads() -> list[Path]:
-    """The bundled demo heads (``data/demo/bids``), when this is a source checkout."""
-    return sorted((REPO / "data" / "demo" / "bids").glob("sub-*/anat/*.nii*"))
+    """The bundled demo heads (``data/demo/bids``) of real people, in a source checkout.
+
+    The demo's mean head is left out (see :data:`NOT_A_BASE`); ``--heads``
+    can still name it.
+    """
+    heads = sorted((REPO / "data" / "demo" / "bids").glob("sub-*/anat/*.nii*"))
+    return [h for h in heads if h.name.split("_")[0] not in NOT_A_BASE]
 
 
 def find_heads(items: list[str | os.PathLike[str]]) -> list[Path]:
@@ -269,7 +291,7 @@ def load_base(path: str | os.PathLike[str]) -> BaseHead:
     tip = np.asarray(frame.nose_tip, float) - wlo
     center = np.array(np.nonzero(mask[::2, ::2, ::2])).mean(axis=1) * 2.0
     base = BaseHead(name=Path(path).name.split(".")[0], data=data, mask=mask, affine=affine,
-                    tip=tip, center=center, deep=deep)
+                    tip=tip, center=center, deep=deep, frame=frame)
     _BASE_CACHE[key] = base
     return base
 
@@ -576,17 +598,23 @@ def acquire(part: Participant, base: BaseHead, head: np.ndarray, *,
 
 
 def render_photos(part: Participant, mask: np.ndarray, affine: np.ndarray, outdir: Path,
-                  *, size: tuple[int, int] | None = None) -> list[Path]:
-    """Portrait "photos" of the clean deformed head (see module docstring)."""
+                  frame: Any, *, size: tuple[int, int] | None = None) -> list[Path]:
+    """Portrait "photos" of the clean deformed head (see module docstring).
+
+    ``frame`` is the base head's face frame (:func:`bids_app.mri.face_frame`
+    of the whole head): the photo surface is the front of the face only, and
+    a frame read from that partial surface tilts about 20 degrees (the
+    missing back of the skull biases its pitch) and misjudges the face size,
+    which cut chins off the pictures.
+    """
     import pyvista as pv
     from PIL import Image
 
-    from bids_app.mri import face_frame, head_surface
+    from bids_app.mri import head_surface
 
     rng = np.random.default_rng(part.photo_seed)
     surf = head_surface(mask, affine, blur_vox=1.5, resolution_mm=1.0, max_triangles=300_000,
                         smooth_iter=30, pass_band=0.05)
-    frame = face_frame(surf)
     a, s = frame.anterior, frame.superior
     right = np.cross(s, a)
     light_t = float(rng.uniform())  # skin: light to dark
@@ -741,7 +769,7 @@ def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | N
         soft[:, :front] = 0.0
         mask_photo = _warp(soft, box, d_face)
         photos = render_photos(part, mask_photo, base.affine, photos_dir / f"sub-{part.label}",
-                               size=photo_size)
+                               base.frame, size=photo_size)
     t4 = time.perf_counter()
     return {"label": part.label, "photos": [str(p) for p in photos],
             "seconds": {"base": t1 - t0, "deform": t2 - t1, "acquire": t3 - t2, "photos": t4 - t3}}
