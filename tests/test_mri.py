@@ -216,6 +216,19 @@ def test_noise_and_clutter_stay_out(head03):
     assert (cluttered & added).sum() < 0.05 * added.sum()
 
 
+def test_cheek_pads_are_not_the_nose(head02):
+    vol, mask, surf = head02
+    frame = face_frame(surf)
+    # visible pads beside the cheeks: on this head their front corners stand
+    # out of the side of the face more than the nose does out of the face
+    # (the nose tip search without the midline limit lands 87 mm away)
+    padded, _ = augment.add_cheek_pads(vol.data, vol.affine, mask, frame.nose_tip)
+    assert ((padded > vol.data) & ~mask).sum() > 5000
+    _, _, other = _frame_of(padded, vol.affine)
+    assert np.linalg.norm(other.nose_tip - frame.nose_tip) < 6
+    assert _angle(other.anterior, frame.anterior) < 6
+
+
 @pytest.mark.parametrize("case", ["LIA", "LPS", "oblique", "aniso1.5", "aniso3"])
 def test_geometry_finds_the_same_face(head03, case):
     vol, _, frame = head03

@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "add_frame",
+    "deface", "skull_strip", "add_noise", "add_frame", "add_cheek_pads",
 ]
 
 #: Piecewise-linear remaps of T1w intensity (fractions of the head's 99th
@@ -223,4 +223,27 @@ def add_frame(data, affine, nose_tip: Sequence[float], value: float | None = Non
     pad = (np.abs(y - (tip[1] + 5)) < 3.0) & (dx < 40) & (np.abs(z - (tip[2] - 75)) < 12)
     clutter = np.broadcast_to(ring | stalk | pad, data.shape)
     out = np.where(clutter, np.maximum(data, v), data)
+    return out.astype(np.float32), affine
+
+
+def add_cheek_pads(data, affine, head: np.ndarray, nose_tip: Sequence[float],
+                   thickness_mm: float = 12.0, value: float | None = None):
+    """Add two visible pads pressed against the sides of the face: blocks
+    ``thickness_mm`` thick outside the skin, from 15 to 75 mm behind the
+    nose tip and from 25 mm below to 35 mm above it, touching the head
+    (``head``: its mask) at cheek level, as foam pads with some signal show
+    on real scans. Their front corners stand out of the face's sides more
+    than the nose stands out of the face."""
+    tip = np.asarray(nose_tip, float)
+    v = float(np.percentile(data, 99)) * 0.4 if value is None else value
+    x, y, z = _world(data.shape, affine)
+    ys = (y > tip[1] - 75.0) & (y < tip[1] - 15.0)
+    zs = (z > tip[2] - 25.0) & (z < tip[2] + 35.0)
+    band = np.broadcast_to(ys & zs, data.shape)
+    inside = np.asarray(head, bool) & band
+    xw = np.broadcast_to(x, data.shape)[inside]
+    left, right = float(xw.min()), float(xw.max())  # the skin at cheek level, each side
+    pads = ((x > left - thickness_mm) & (x <= left + 1.0)) | ((x >= right - 1.0) & (x < right + thickness_mm))
+    pads = np.broadcast_to(pads, data.shape) & band & ~np.asarray(head, bool)
+    out = np.where(pads, np.maximum(data, v), data)
     return out.astype(np.float32), affine
