@@ -111,7 +111,14 @@ def test_photos_readable_with_a_face(cohort, face_model):
         assert image.ndim == 3 and image.shape[2] == 3
         found.setdefault(path.parent.name, []).append(bool(face_model.detect(image, min_score=0.5)))
     assert sorted(found) == ["sub-01", "sub-02"]
-    assert all(any(v) for v in found.values()), found  # a face in each participant's photos
+    # framed with the base head's face frame: every photo shows the whole face
+    assert all(all(v) for v in found.values()), found
+
+
+def test_default_heads_are_people():
+    heads = sim.default_heads()
+    assert [h.name for h in heads] == ["sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz", "sub-03_T1w.nii.gz"]
+    assert "sub-04" in sim.NOT_A_BASE  # the mean head, with the reason
 
 
 def _renders(path: Path, n: int = 3):
