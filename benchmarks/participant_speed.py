@@ -9,6 +9,12 @@ and peak resident memory (``ru_maxrss`` from ``os.wait4``).
 
 Without heads it uses the bundled demo heads (data/demo/bids) and, when
 present, the extra heads in ../shared/data/heads.
+
+The table has one column per stage the workflow records in
+``ParticipantResult.stage_seconds`` (load, mask, surface, render, faces,
+qc, and any stage added later), then the whole participant level, the
+process's wall time (start-up and model loading included) and its peak
+memory.
 """
 
 from __future__ import annotations
@@ -54,6 +60,12 @@ def default_heads() -> list[Path]:
     return heads
 
 
+#: Stages in workflow order; stages the workflow records beyond these are added after them.
+STAGES = ["load", "mask", "surface", "render", "faces", "qc"]
+#: Keys of a run's record that are not stages.
+NOT_STAGES = {"startup", "participant", "n_renders", "n_faces", "wall", "peak_mb"}
+
+
 def one_run(head: Path, n_renders: int) -> dict:
     """Run the participant level on ``head`` in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,21 +73,29 @@ def one_run(head: Path, n_renders: int) -> dict:
         (bids_dir / "sub-01" / "anat").mkdir(parents=True)
         (bids_dir / "dataset_description.json").write_text('{"Name": "bench", "BIDSVersion": "1.9.0"}')
         shutil.copy(head, bids_dir / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
+        log = Path(tmp) / "stderr.txt"
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, str(bids_dir), str(Path(tmp) / "out"), str(n_renders)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        out, err = proc.stdout.read(), ""
-        _, status, usage = os.wait4(proc.pid, 0)
+        with open(log, "w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", RUNNER, str(bids_dir), str(Path(tmp) / "out"), str(n_renders)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
+            out = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         if status != 0:
-            raise RuntimeError(f"{head.name}: benchmark run failed (status {status}){err}")
+            raise RuntimeError(f"{head.name}: benchmark run failed (status {status}):\n{log.read_text()[-2000:]}")
         record = json.loads(out.strip().splitlines()[-1])
         record["wall"] = wall
         record["peak_mb"] = usage.ru_maxrss / 1024  # kB on Linux
         return record
+
+
+def stage_names(runs: list[dict]) -> list[str]:
+    """The stages recorded in ``runs``: :data:`STAGES` first, then any others."""
+    recorded = {key for run in runs for key in run if key not in NOT_STAGES}
+    return [s for s in STAGES if s in recorded] + sorted(recorded - set(STAGES))
 
 
 def main() -> None:
@@ -85,20 +105,21 @@ def main() -> None:
     parser.add_argument("--n-renders", type=int, default=10)
     args = parser.parse_args()
     heads = args.heads or default_heads()
-    stages = ["load", "mask", "surface", "render", "faces"]
     print(f"participant level, {args.n_renders} renders, median of {args.repeats} runs (seconds; MB)")
-    header = f"{'head':34s} " + " ".join(f"{s:>7s}" for s in stages) + \
-        f" {'particip':>8s} {'process':>8s} {'peakMB':>7s} {'faces':>6s}"
-    print(header)
     summary = []
+    stages: list[str] = []
     for head in heads:
         runs = [one_run(head, args.n_renders) for _ in range(args.repeats)]
+        if not stages:  # the columns: what the first head's runs recorded
+            stages = stage_names(runs)
+            print(f"{'head':34s} " + " ".join(f"{s:>7s}" for s in stages)
+                  + f" {'particip':>8s} {'process':>8s} {'peakMB':>7s} {'faces':>6s}")
         med = {key: statistics.median(r.get(key, 0.0) for r in runs)
                for key in [*stages, "participant", "wall", "peak_mb"]}
         faces = f"{runs[0]['n_faces']}/{runs[0]['n_renders']}"
         name = head.name.replace(".nii.gz", "")[:34]
         print(f"{name:34s} " + " ".join(f"{med[s]:7.2f}" for s in stages)
-              + f" {med['participant']:8.2f} {med['wall']:8.2f} {med['peak_mb']:7.0f} {faces:>6s}")
+              + f" {med['participant']:8.2f} {med['wall']:8.2f} {med['peak_mb']:7.0f} {faces:>6s}", flush=True)
         summary.append(med)
     print(f"median over heads: participant {statistics.median(m['participant'] for m in summary):.2f} s, "
           f"process wall {statistics.median(m['wall'] for m in summary):.2f} s, "

@@ -75,12 +75,18 @@ def atomic_write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+#: zlib level of the PNGs written. PNG is lossless at every level; level 1
+#: encodes a 512 x 512 render about 3.5 times faster than PIL's default (6)
+#: for files about 20 % larger, and a participant writes a dozen of them.
+PNG_COMPRESS_LEVEL = 1
+
+
 def atomic_write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Save an RGB uint8 image as PNG atomically."""
+    """Save an RGB uint8 image as PNG atomically (lossless, fast compression)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", optimize=False)
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return atomic_write_bytes(path, buffer.getvalue())
 
 

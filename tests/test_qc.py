@@ -54,3 +54,20 @@ def test_mask_overlay_on_a_real_head():
     assert cyan.sum() > 500 and yellow.sum() > 20
     # without a frame it still draws the mask
     assert mask_overlay(vol.data, mask, vol.affine).shape[2] == 3
+
+
+def test_mask_overlay_outlines_every_slice():
+    """A ball-shaped head: each of the six panels shows the ball with its mask outline."""
+    grid = np.indices((60, 70, 50)).astype(float)
+    ball = ((grid - np.array([30, 35, 25])[:, None, None, None]) ** 2).sum(0) < 20 ** 2
+    data = np.where(ball, 100.0, 0.0).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    out = mask_overlay(data, ball, affine, n_slices=3, panel=200)
+    assert out.shape == (2 * (200 + 18), 3 * 200, 3) and out.dtype == np.uint8
+    cyan = (out[..., 0] < 80) & (out[..., 1] > 180) & (out[..., 2] > 180)
+    for row in range(2):
+        for col in range(3):
+            panel = cyan[row * 218 + 18:(row + 1) * 218, col * 200:(col + 1) * 200]
+            assert panel.sum() > 100, (row, col)
+    centre = out[218 + 18 + 100, 300]  # middle axial slice, inside the ball: white
+    assert (centre > 200).all()

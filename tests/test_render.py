@@ -232,3 +232,37 @@ def test_nose_relief_on_a_hand_made_depth_map():
     assert nose_relief_mm(depth, landmarks) == pytest.approx(30.0)
     depth[25:36, 25:36] = np.nan  # an eye on the background: no verdict
     assert np.isnan(nose_relief_mm(depth, landmarks))
+
+
+def test_depth_from_zbuffer_inverts_the_perspective_depth():
+    from bids_app.render import _depth_from_zbuffer
+
+    near, far = 100.0, 400.0
+    distance = np.array([100.0, 150.0, 250.0, 399.0])
+    # OpenGL window depth of a point ``distance`` in front of a perspective camera
+    ndc = (far + near) / (far - near) - 2 * far * near / ((far - near) * distance)
+    zbuffer = np.r_[(ndc + 1) / 2, 1.0].reshape(1, -1)  # last pixel: the far plane (background)
+    depth = _depth_from_zbuffer(zbuffer, near, far)
+    assert depth.dtype == np.float32 and depth.shape == (1, 5)
+    assert np.allclose(depth[0, :4], distance, atol=1e-3)
+    assert np.isnan(depth[0, 4])
+
+
+def test_depth_map_of_a_sphere(renders02):
+    """Depth maps measure mm from the camera plane, aligned with the image, NaN off the surface."""
+    import pyvista as pv
+
+    from bids_app.render import BACKGROUND, VIEW_ANGLE
+
+    frame = renders02[0]
+    radius = 80.0
+    sphere = pv.Sphere(radius=radius, center=tuple(frame.center), theta_resolution=90, phi_resolution=90)
+    front = ViewParams(**{**{k: (lo + hi) / 2 for k, (lo, hi) in RANGES.items()},
+                          "yaw": 0.0, "pitch": 0.0, "roll": 0.0, "zoom": 1.0})
+    (image,), (depth,) = render_views(sphere, frame, [front], size=129, crop_mm=None, with_depth=True)
+    distance = 0.5 * frame.size / np.tan(np.deg2rad(VIEW_ANGLE / 2))
+    assert depth[64, 64] == pytest.approx(distance - radius, abs=0.5)  # the point nearest the camera
+    assert np.nanmin(depth) == pytest.approx(distance - radius, abs=0.5)
+    background = np.all(image == np.round(np.array(BACKGROUND) * 255).astype(np.uint8), axis=-1)
+    assert np.isnan(depth[background]).all() and np.isfinite(depth[~background]).mean() > 0.9  # edges: anti-aliased
+    assert np.isnan(depth[0, 0]) and background.any() and (~background).any()

@@ -155,7 +155,7 @@ class SFaceModel(FaceModel):
         self._recognizer_path = folder / RECOGNIZER_FILE
         self.default_min_score = float(min_score)
         self._detector = YuNetDetector(self._detector_path, nms_threshold, top_k)
-        self._session = onnx_session(self._recognizer_path, int(threads))
+        self._session = onnx_session(self._recognizer_path, int(threads), dequantise_once=True)
         self._input_name = self._session.get_inputs()[0].name
 
     def _describe(self) -> dict[str, Any]:
