@@ -30,8 +30,9 @@ What one participant is
 2. **Photos** are made from the deformed head *before* acquisition: its
    head mask, warped with the same field, gives a clean full-resolution
    (1 mm, lightly smoothed, not decimated) surface, rendered with a
-   perspective portrait camera (see :data:`PHOTO`: yaw spread over
-   -18..18 degrees +-4, pitch -6..10, roll +-5, view angle 18-28 degrees),
+   perspective portrait camera aimed with the base head's face frame (see
+   :data:`PHOTO`: yaw spread over -18..18 degrees +-4, pitch -6..10, roll
+   +-5, view angle 18-28 degrees, the face filling 50-68 % of the height),
    a skin colour per participant (light to dark), a white-to-mildly
    warm/cool key light, a fill light, sometimes a rim light, and a muted
    plain or gradient background; 3-5 photos, 640 x 480 or 480 x 640, PNG
