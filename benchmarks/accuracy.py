@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bids_app import rank  # noqa: E402
-from bids_app.bids import faces_desc  # noqa: E402
+from bids_app.bids import faces_desc, photo_faces_name  # noqa: E402
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -69,7 +69,7 @@ def load_embeddings(deriv: Path, subjects: list[str], contrast: str, model: str)
     gallery, photos, passes = {}, {}, {}
     for s in subjects:
         g = deriv / f"sub-{s}" / "anat" / f"sub-{s}_desc-{desc}_{contrast}.npy"
-        p = deriv / f"sub-{s}" / "photo" / f"sub-{s}_desc-{desc}_photo.npy"
+        p = deriv / f"sub-{s}" / "photo" / photo_faces_name(s, None, ".npy", desc)
         gallery[s] = np.load(g) if g.is_file() else None
         photos[s] = np.load(p) if p.is_file() else None
         side = g.with_suffix(".json")

@@ -116,6 +116,8 @@ def load_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool
             return BIDSLayout(bids_dir, derivatives=False, indexer=indexer)
         if not (database_dir / "layout_index.sqlite").is_file():
             _build_database(bids_dir, database_dir, indexer)
+        else:
+            LOGGER.debug("reusing the pybids index in %s", database_dir)
         return BIDSLayout(bids_dir, derivatives=False, database_path=database_dir)
     except BIDSError:
         raise
@@ -131,6 +133,7 @@ def _build_database(bids_dir: Path, database_dir: Path, indexer) -> None:
 
     from bids import BIDSLayout
 
+    LOGGER.info("indexing %s into %s (pybids)", bids_dir, database_dir)
     database_dir.parent.mkdir(parents=True, exist_ok=True)
     private = Path(tempfile.mkdtemp(prefix=f".{database_dir.name}.", dir=database_dir.parent))
     try:
@@ -142,6 +145,7 @@ def _build_database(bids_dir: Path, database_dir: Path, indexer) -> None:
                 raise BIDSError(
                     f"--bids-database-dir {database_dir} exists but holds no pybids index"
                 ) from None
+            LOGGER.debug("another job indexed %s first; reusing its index", bids_dir)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
@@ -219,7 +223,21 @@ def faces_name(image: AnatImage, extension: str, desc: str = "faces") -> str:
 
 
 def photo_prefix(subject: str, session: str | None = None) -> str:
+    """``sub-<label>[_ses-<label>]``: photos have no source image, so their outputs are
+    named after the participant (and session) only."""
     return f"sub-{subject}" + (f"_ses-{session}" if session else "")
+
+
+def photo_faces_name(subject: str, session: str | None, extension: str, desc: str = "faces") -> str:
+    """``sub-<label>[_ses-<label>]_desc-<desc>_photo<extension>``: the embeddings of a
+    participant's photos, one row per photo (``desc`` as in :func:`faces_desc`)."""
+    return f"{photo_prefix(subject, session)}_desc-{desc}_photo{extension}"
+
+
+def photo_crop_name(subject: str, session: str | None, index: int) -> str:
+    """``sub-<label>[_ses-<label>]_desc-photo<NN>_photo.png``: the aligned face crop of
+    photo ``index`` (1-based, in the order of the embedding rows)."""
+    return f"{photo_prefix(subject, session)}_desc-photo{index:02d}_photo.png"
 
 
 def dataset_description(bids_dir: Path) -> dict:

@@ -43,6 +43,13 @@ def test_find_anat_images_by_modality_and_session(tmp_path):
     assert bidsio.find_anat_images(layout, "02", ["FLAIR"]) == []
 
 
+def test_photo_output_names():
+    assert bidsio.photo_faces_name("01", None, ".npy") == "sub-01_desc-faces_photo.npy"
+    assert bidsio.photo_faces_name("01", "2", ".json", "facesDlib") == "sub-01_ses-2_desc-facesDlib_photo.json"
+    assert bidsio.photo_crop_name("01", None, 3) == "sub-01_desc-photo03_photo.png"
+    assert bidsio.photo_crop_name("01", "2", 12) == "sub-01_ses-2_desc-photo12_photo.png"
+
+
 def test_unknown_participant_is_named(tmp_path):
     layout = bidsio.load_layout(make_dataset(tmp_path))
     with pytest.raises(bidsio.BIDSError, match="sub-07"):

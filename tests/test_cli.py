@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import stat
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bids_app.bids import photo_faces_name
 from bids_app.cli.run import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +132,7 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
         detected_total += int(detected.sum())
         if subject != "sub-04":  # a real head gives a face in at least 8 of 10 renders
             assert detected.sum() >= 8, (subject, int(detected.sum()))
-        photos = json.loads((out / subject / "photo" / f"{subject}_desc-faces_photo.json").read_text())
+        photos = json.loads((out / subject / "photo" / photo_faces_name(subject[4:], None, ".json")).read_text())
         assert len(photos["Rows"]) == len(list((DEMO_PHOTOS / subject).glob("*.png")))
     # sub-04 is pydeface's mean head: an average with a goggle frame left in front of the
     # eyes, which the 3D nose check rejects in most renders (see data/demo/README.md)
@@ -248,3 +250,41 @@ def test_rerun_group_is_idempotent(demo_run, tmp_path):
     shutil.copytree(out, copy)
     assert run_cli(DEMO_BIDS, copy, "group", "--modality", "T1w").returncode == 0
     assert (copy / "group_desc-ranks.tsv").read_text() == before
+
+
+# -- one pybids index for all worker processes -------------------------------------
+
+def test_layout_database_is_private_scratch_only_for_several_processes(tmp_path, monkeypatch):
+    import tempfile
+
+    from bids_app.cli.run import _layout_database
+    from bids_app.config import Settings
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    common = dict(bids_dir=DEMO_BIDS, output_dir=tmp_path / "out", analysis_level="participant")
+    with _layout_database(Settings(**common, nprocs=1)) as database_dir:
+        assert database_dir is None  # one process: the index stays in memory
+    given = tmp_path / "db"
+    with _layout_database(Settings(**common, nprocs=2, bids_database_dir=given)) as database_dir:
+        assert database_dir == given  # --bids-database-dir: as before, kept after the run
+    with _layout_database(Settings(**common, nprocs=2)) as database_dir:
+        assert database_dir.parent.parent == tmp_path and not database_dir.exists()
+        database_dir.mkdir()
+    assert list(tmp_path.iterdir()) == []  # removed at the end
+
+
+@pytest.mark.slow
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="--nprocs is capped at the number of CPUs")
+def test_parallel_workers_reuse_the_index_of_the_parent(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    result = run_cli(DEMO_BIDS, out, "participant", "--participant-label", "01", "02", "--modality", "T1w",
+                     "--n-renders", "1", "--nprocs", "2", "-w", work, "--skip-bids-validator")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all((out / f"sub-{s}" / f"sub-{s}_facerisk.json").is_file() for s in ("01", "02"))
+    logs = "".join(path.read_text() for path in (out / "logs").glob("*.log"))
+    built = re.findall(r"indexing \S+ into (\S+) \(pybids\)", logs)
+    reused = re.findall(r"reusing the pybids index in (\S+)", logs)
+    assert len(built) == 1, logs  # by the parent, once
+    assert len(reused) == 2 and set(reused) == set(built), logs  # by each worker
+    assert Path(built[0]).parent.parent == work.resolve()
+    assert not Path(built[0]).parent.exists()  # the private index is gone after the run

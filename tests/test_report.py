@@ -258,3 +258,55 @@ def test_cmc_svg_edge_cases():
     assert cmc_svg(np.array([np.nan, np.nan])) == ""
     svg = cmc_svg(np.array([1.0]))
     assert svg.startswith("<svg") and svg.endswith("</svg>")
+
+
+def _polyline(svg: str) -> list[str]:
+    return re.search(r'<polyline points="([^"]*)"', svg).group(1).split()
+
+
+def test_cmc_svg_of_a_large_cohort_is_small_and_exact_at_the_quoted_ranks():
+    """100 000 ranks: a few kB (not megabytes), yet ranks 1, 5, 10 and N drawn at their value.
+
+    The curve rises by less than a pixel per rank at first, so ranks 5 and 10
+    are kept because the report quotes them, not because the curve jumps there.
+    """
+    n = 100_000
+    r = np.arange(1, n + 1)
+    cmc = 0.5 + 0.5 * (1.0 - np.exp(-(r - 1) / 300.0))
+    svg = cmc_svg(cmc)
+    assert len(svg) < 50_000
+    points = _polyline(svg)
+    assert len(points) <= 600
+    # plot area from the frame: <rect x=left y=top width=pw height=ph>
+    left, top, pw, ph = map(float, re.search(
+        r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', svg).groups())
+    for rank_ in (1, 5, 10, n):
+        x = left + (rank_ - 1) / (n - 1) * pw
+        y = top + (1.0 - cmc[rank_ - 1]) * ph
+        assert f"{x:.1f},{y:.1f}" in points, rank_
+    assert points[0] == f"{left:.1f},{top + 0.5 * ph:.1f}" and points[-1] == f"{left + pw:.1f},{top:.1f}"
+
+
+def test_cmc_thinning_is_a_step_curve_within_tolerance():
+    from bids_app.report.figures import _cmc_step_ranks
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    cmc = rank.cmc_curve(np.where(rng.random(n) < 0.6, rng.integers(1, 4, n), rng.integers(1, n + 1, n)), n)
+    tol = 1 / 244
+    kept = _cmc_step_ranks(cmc, tol, keep=(1, 5, 10))
+    assert {1, 5, 10, n} <= set(kept.tolist()) and (np.diff(kept) > 0).all()
+    assert len(kept) <= 1 / tol + 5
+    # drawn: flat at the last kept rank's value; every jump of a pixel or more is kept
+    drawn = cmc[kept[np.searchsorted(kept, np.arange(1, n + 1), side="right") - 1] - 1]
+    assert np.abs(drawn - cmc).max() < tol
+    assert set(np.flatnonzero(np.diff(cmc) >= tol) + 2) <= set(kept.tolist())
+    # a small cohort is drawn exactly, at every rank where its curve changes, as before
+    small = rank.cmc_curve(np.array([1, 1, 2, 4, 4, 6]), 6)
+    kept = _cmc_step_ranks(small, tol)
+    assert kept.tolist() == [1, 2, 4, 6]
+    # the full polyline of before (two vertices a rank) less the corners that repeat a
+    # neighbour, but for rank 5's
+    assert _polyline(cmc_svg(small)) == [
+        "52.0,176.7", "130.4,176.7", "130.4,136.0", "287.2,136.0", "287.2,54.7", "365.6,54.7",
+        "444.0,54.7", "444.0,14.0"]

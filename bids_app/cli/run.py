@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -63,15 +66,20 @@ def _write_run_config(settings, stamp: str) -> None:
 _WORKER: dict = {}
 
 
-def _worker_init(settings) -> None:
-    """Per worker process, once: umask, logging, face model and BIDS index."""
+def _worker_init(settings, database_dir) -> None:
+    """Per worker process, once: umask, logging, face model and BIDS index.
+
+    ``database_dir`` is the pybids index the parent built (see
+    :func:`_layout_database`): the worker opens it instead of walking the
+    dataset again.
+    """
     from bids_app import bids as bidsio
     from bids_app.face import load_face_model
 
     os.umask(settings.umask)
     setup_logging(settings)
     _WORKER["models"] = [load_face_model(name) for name in settings.face_models]
-    _WORKER["layout"] = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
+    _WORKER["layout"] = bidsio.load_layout(settings.bids_dir, database_dir,
                                            validate=not settings.skip_bids_validator)
 
 
@@ -81,7 +89,31 @@ def _worker_run(subject: str, settings):
     return run_participant(subject, _WORKER["layout"], settings, _WORKER["models"])
 
 
+@contextmanager
+def _layout_database(settings):
+    """The folder of the pybids index for this run (None: kept in memory).
+
+    ``--bids-database-dir`` as given. Otherwise, with several processes, a
+    private folder in the scratch space (``-w``, else the system's temporary
+    folder) that is removed at the end: the parent indexes the dataset into
+    it once (:func:`bids_app.bids.load_layout`, the same atomic build as
+    ``--bids-database-dir``) and every worker opens that index instead of
+    indexing the dataset again, which takes minutes for a large dataset. One
+    process keeps its index in memory.
+    """
+    if settings.bids_database_dir is not None or settings.nprocs <= 1:
+        yield settings.bids_database_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="facerisk_pybids_") as scratch:
+        yield Path(scratch) / "layout"
+
+
 def run_participant_level(settings) -> int:
+    with _layout_database(settings) as database_dir:
+        return _run_participants(settings, database_dir)
+
+
+def _run_participants(settings, database_dir) -> int:
     from bids_app import bids as bidsio
     from bids_app.face import load_face_model
     from bids_app.workflows.participant import ParticipantError, run_participant
@@ -96,8 +128,7 @@ def run_participant_level(settings) -> int:
                 + (" | ..." if len(problems) > 4 else "")
             )
     bidsio.init_derivatives(settings.output_dir, settings.bids_dir)
-    layout = bidsio.load_layout(settings.bids_dir, settings.bids_database_dir,
-                                validate=not settings.skip_bids_validator)
+    layout = bidsio.load_layout(settings.bids_dir, database_dir, validate=not settings.skip_bids_validator)
     subjects = bidsio.select_subjects(layout, settings.participant_label)
     LOGGER.info("participant level: %d participant(s), modality %s, %d renders each",
                 len(subjects), "+".join(settings.modality), settings.n_renders)
@@ -128,7 +159,7 @@ def run_participant_level(settings) -> int:
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(settings.nprocs, len(subjects)), mp_context=context,
-                                 initializer=_worker_init, initargs=(settings,)) as pool:
+                                 initializer=_worker_init, initargs=(settings, database_dir)) as pool:
             futures = {pool.submit(_worker_run, s, settings): s for s in subjects}
             for number, future in enumerate(as_completed(futures), start=1):
                 subject = futures[future]
@@ -202,8 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(settings.umask)
     if settings.work_dir is not None:
         # scratch for anything libraries write as temporary files
-        import tempfile
-
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         os.environ["TMPDIR"] = str(settings.work_dir)
         os.environ.setdefault("MPLCONFIGDIR", str(settings.work_dir / "matplotlib"))

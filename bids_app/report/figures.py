@@ -105,6 +105,46 @@ def _next_125(step: int) -> int:
     return {1: 2, 2: 5, 5: 10}.get(lead, 10) * exp
 
 
+#: The thinned CMC curve stays within this many pixels of the full one (its stroke is 2 px wide).
+CMC_TOLERANCE_PX = 1.0
+#: Ranks whose exact CMC value is always a vertex of the curve (the rates the report quotes; the last rank is too).
+CMC_KEPT_RANKS = (1, 5, 10)
+
+
+def _cmc_step_ranks(y: np.ndarray, tol: float, keep: Sequence[int] = ()) -> np.ndarray:
+    """The ranks at which a thinned CMC step curve is drawn (1-based, sorted).
+
+    A cohort of 100 000 participants has 100 000 ranks, but the plot is a few
+    hundred pixels wide and high: a vertex per rank makes megabytes of SVG
+    that look like a few hundred vertices. A rank is kept where the curve
+    enters a new band of height ``tol`` (so every jump larger than ``tol`` is
+    kept), and so are rank 1, the last rank and ``keep``. Drawn flat at a kept
+    rank's value up to the next kept rank, where it steps, the curve is exact
+    at every kept rank and less than ``tol`` away anywhere else; a
+    non-decreasing curve in [0, 1] keeps at most ``1 / tol + len(keep) + 2``
+    ranks, whatever the cohort size.
+    """
+    n = y.size
+    band = np.floor(y / tol)
+    changes = np.flatnonzero(band[1:] != band[:-1]) + 2
+    fixed = [r for r in (1, n, *keep) if 1 <= r <= n]
+    return np.union1d(changes, np.asarray(fixed, dtype=np.int64)).astype(np.int64)
+
+
+def _drop_straight(points: list[tuple[float, float]], fixed: set[int]) -> list[tuple[float, float]]:
+    """Drop vertices in the middle of a horizontal or vertical run (the line drawn stays the
+    same), except those at indices in ``fixed``: several ranks share a pixel column in a
+    large cohort, and the flat corner of a step without a change repeats its neighbour."""
+    out = points[:1]
+    for i in range(1, len(points) - 1):
+        (x0, y0), (x1, y1), (x2, y2) = out[-1], points[i], points[i + 1]
+        on_run = (x0 == x1 == x2 and min(y0, y2) <= y1 <= max(y0, y2)) or (
+            y0 == y1 == y2 and min(x0, x2) <= x1 <= max(x0, x2))
+        if i in fixed or not on_run:
+            out.append(points[i])
+    return out + points[-1:] if len(points) > 1 else out
+
+
 def cmc_svg(
     cmc: ArrayLike,
     width: int = 460,
@@ -117,7 +157,11 @@ def cmc_svg(
 
     Built by hand (no matplotlib) so the text stays selectable, the file
     small and the output byte-for-byte reproducible. No XML header, no
-    external references: paste it straight into HTML.
+    external references: paste it straight into HTML. The step curve is
+    thinned to the ranks where it moves by a pixel or more (at most a few
+    hundred vertices, a few kB, for any cohort size; see
+    :func:`_cmc_step_ranks`); ranks 1, 5, 10, ``marks`` and the last rank are
+    always drawn at their exact value.
 
     Parameters
     ----------
@@ -179,12 +223,16 @@ def cmc_svg(
             f'<line x1="{px(1):.1f}" y1="{py(1 / n):.1f}" x2="{px(n):.1f}" y2="{py(1.0):.1f}" '
             'stroke="#888" stroke-dasharray="4 3"><title>chance</title></line>'
         )
-    # step curve: value y[r-1] holds from rank r to r+1
-    pts = [f"{px(1):.1f},{py(y[0]):.1f}"]
-    for r in range(2, n + 1):
-        pts.append(f"{px(r):.1f},{py(y[r - 2]):.1f}")
-        pts.append(f"{px(r):.1f},{py(y[r - 1]):.1f}")
-    out.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#b3261e" stroke-width="2"/>')
+    # step curve: value y[r-1] holds from rank r to the next drawn rank (see _cmc_step_ranks)
+    exact = (*CMC_KEPT_RANKS, *marks)
+    ranks = _cmc_step_ranks(y, CMC_TOLERANCE_PX / ph, keep=exact)
+    points = [(px(ranks[0]), py(y[ranks[0] - 1]))]
+    for before, r in zip(ranks[:-1], ranks[1:]):
+        points += [(px(r), py(y[before - 1])), (px(r), py(y[r - 1]))]
+    fixed = {2 * i for i, r in enumerate(ranks) if r in exact}
+    points = _drop_straight([(round(a, 1), round(b, 1)) for a, b in points], fixed)
+    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in points)
+    out.append(f'<polyline points="{pts}" fill="none" stroke="#b3261e" stroke-width="2"/>')
     for k in marks:
         if 1 <= k <= n:
             xx, yy = px(k), py(y[k - 1])

@@ -171,6 +171,13 @@ def _walk_json(folder: Path | str) -> list[tuple[str, str]]:
     return found
 
 
+def _photo_session(path: str) -> str | None:
+    """The session of a file in ``sub-<label>[/ses-<label>]/photo/`` (None without a session
+    folder): the photo outputs are named after it (:func:`bids_app.bids.photo_faces_name`)."""
+    folder = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    return folder[len("ses-"):] if folder.startswith("ses-") else None
+
+
 def collect_participants(settings: Settings, desc: str = "faces", output_dir: Path | None = None) -> list[Participant]:
     """Every participant output in ``output_dir`` that matches the settings.
 
@@ -183,7 +190,6 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
     if settings.participant_label:
         subjects = [s for s in subjects if s in settings.participant_label]
     anat = re.compile(rf"_desc-{re.escape(desc)}_({'|'.join(map(re.escape, settings.modality))})\.json$")
-    photo = re.compile(rf"_desc-{re.escape(desc)}_photo\.json$")
     sessions = {f"ses-{s}" for s in settings.session_label}
 
     def load(subject: str) -> Participant:
@@ -195,7 +201,8 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
             name = os.path.basename(path)
             if parent == "anat" and anat.search(name):
                 person.mri.append(_load_set(subject, "mri", path))
-            elif parent == "photo" and photo.search(name):
+            elif parent == "photo" and name == bidsio.photo_faces_name(
+                    subject, _photo_session(path), ".json", desc):
                 person.photos.append(_load_set(subject, "photo", path))
         return person
 

@@ -192,7 +192,6 @@ def process_photos(
 
     label = f"sub-{subject}"
     out_dir = bidsio.subject_dir(settings.output_dir, subject, session) / "photo"
-    prefix = bidsio.photo_prefix(subject, session)
     start = time.perf_counter()
     embeddings = [np.full((len(photos), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
@@ -214,7 +213,7 @@ def process_photos(
             if detections:
                 embeddings[number][index - 1] = model.embed(picture, detections[0])
                 if number == 0:
-                    crop_name = f"{prefix}_desc-photo{index:02d}_photo.png"
+                    crop_name = bidsio.photo_crop_name(subject, session, index)
                     atomic_write_png(out_dir / crop_name, model.align(picture, detections[0]))
                     row["File"] = crop_name
                     result.photos_with_face += 1
@@ -225,9 +224,10 @@ def process_photos(
             rows[number].append(row)
     for number, model in enumerate(models):
         desc = bidsio.faces_desc(model.info["Name"])
-        atomic_write_npy(out_dir / f"{prefix}_desc-{desc}_photo.npy", embeddings[number])
+        atomic_write_npy(out_dir / bidsio.photo_faces_name(subject, session, ".npy", desc),
+                         embeddings[number])
         atomic_write_json(
-            out_dir / f"{prefix}_desc-{desc}_photo.json",
+            out_dir / bidsio.photo_faces_name(subject, session, ".json", desc),
             _embedding_sidecar(model, rows[number], [p.name for p in photos]),
         )
     _add_time(result, "photos", start)
