@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bids_app.mri import augment, face_frame, head_mask, head_surface, load_head  # noqa: E402
+from participant_speed import default_heads  # noqa: E402  (the same heads: demo + ../shared)
 
 FACE_VARIANTS = ["T1w", "FLAIR", "T2w", "PD", "bias", "LIA", "LPS", "oblique", "aniso1.5",
                  "aniso3", "pitch15", "roll15", "noise", "frame", "cheekpads", "cutnose"]
@@ -89,14 +90,6 @@ def faces_found(data, affine, model, n_renders: int, min_relief: float) -> dict:
         reliefs += kept[:1]
     return {"faces": faces, "relief": statistics.median(reliefs) if reliefs else float("nan"),
             "tip": np.asarray(frame.nose_tip, float)}
-
-
-def default_heads() -> list[Path]:
-    heads = sorted((REPO / "data" / "demo" / "bids").glob("sub-*/anat/*_T1w.nii.gz"))
-    shared = REPO.parent / "shared" / "data" / "heads"
-    if shared.is_dir():
-        heads += sorted(shared.glob("*.nii.gz"))
-    return heads
 
 
 def main(argv: list[str] | None = None) -> int:
