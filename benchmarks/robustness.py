@@ -62,7 +62,7 @@ def variants(vol, mask, frame) -> dict[str, Callable[[], tuple[np.ndarray, np.nd
         "cheekpads": lambda: augment.add_cheek_pads(d, a, mask, tip),
         "cutnose": lambda: augment.cut_below(d, a, float(tip[2]) - 8.0),
         "deface": lambda: augment.deface(d, a, tip, frame.anterior, frame.superior),
-        "skullstrip": lambda: augment.skull_strip(d, a, mask),
+        "skullstrip": lambda: augment.skull_strip(d, a, mask, floor_z=float(tip[2])),
     }
 
 

@@ -234,6 +234,28 @@ def test_nose_relief_on_a_hand_made_depth_map():
     assert np.isnan(nose_relief_mm(depth, landmarks))
 
 
+def test_nose_relief_needs_a_nose_that_stands_out_sideways():
+    """A surface leaning towards the camera (a dome seen from above its
+    apex: a defaced head) puts a low 'nose' in front of high 'eyes', but
+    not in front of the cheeks beside it."""
+    from bids_app.render import nose_relief_mm
+
+    rows = np.arange(100, dtype=np.float32)[:, None]
+    depth = np.repeat(300.0 - 0.8 * rows, 100, axis=1)  # 0.8 mm nearer per row down
+    landmarks = np.array([[30, 30], [70, 30], [50, 55], [35, 75], [65, 75]], float)
+    depth[70:, :] = np.nan  # no mouth: the eyes alone would give 20 mm
+    assert nose_relief_mm(depth, landmarks) == pytest.approx(0.0, abs=1e-3)
+    depth[50:61, 45:56] -= 25.0  # a real nose on that surface
+    assert nose_relief_mm(depth, landmarks) == pytest.approx(25.0, abs=1e-3)
+    beside = depth.copy()
+    beside[:, :40] = beside[:, 61:] = np.nan  # cheeks on the background: vertical alone
+    beside[25:36, 25:36] = beside[25:36, 65:76] = 276.0  # the eyes still on the surface
+    assert nose_relief_mm(beside, landmarks) == pytest.approx(276.0 - depth[55, 50], abs=1e-3)
+    outside = landmarks.copy()
+    outside[3:, 1] = 120  # mouth corners below the image: not a whole face
+    assert np.isnan(nose_relief_mm(depth, outside))
+
+
 def test_depth_from_zbuffer_inverts_the_perspective_depth():
     from bids_app.render import _depth_from_zbuffer
 

@@ -87,8 +87,8 @@ def _detect_on_render(model, picture, depth, settings: Settings) -> tuple[list, 
                 for d, r in zip(detections, reliefs) if not r >= settings.min_nose_relief]
     if rejected:
         face["Rejected"] = rejected
-        face["RejectedReason"] = (f"no nose in 3D: nose less than {settings.min_nose_relief:g} mm "
-                                  "in front of the eyes and mouth")
+        face["RejectedReason"] = (f"no nose in 3D: nose less than {settings.min_nose_relief:g} mm in front of "
+                                  "the eyes, mouth and cheeks")
     return kept, face
 
 
