@@ -90,22 +90,21 @@ def skin_threshold(
     # anterior, right, left, superior: where ghosting and noise live in
     # front of the face and around the head (not the cut neck, often noisier)
     for axis, from_high in ((1, True), (0, True), (0, False), (2, True)):
-        if True:
-            vol = np.moveaxis(smoothed, axis, -1)
-            hit = np.moveaxis(coarse, axis, -1)
-            if from_high:
-                vol, hit = vol[..., ::-1], hit[..., ::-1]
-            first = np.argmax(hit, axis=-1)
-            step = float(z[axis])
-            far, near = int(round(20 / step)), max(int(round(6 / step)), 1)
-            ok = hit.any(axis=-1) & (first >= far)
-            if ok.sum() < 20:
-                continue
-            idx = np.nonzero(ok)
-            f = first[idx]
-            lines = vol[idx]
-            rows = np.arange(len(f))[:, None]
-            air.append(lines[rows, f[:, None] - np.arange(near, far + 1)[None, :]].ravel())
+        vol = np.moveaxis(smoothed, axis, -1)
+        hit = np.moveaxis(coarse, axis, -1)
+        if from_high:
+            vol, hit = vol[..., ::-1], hit[..., ::-1]
+        first = np.argmax(hit, axis=-1)
+        step = float(z[axis])
+        far, near = int(round(20 / step)), max(int(round(6 / step)), 1)
+        ok = hit.any(axis=-1) & (first >= far)
+        if ok.sum() < 20:
+            continue
+        idx = np.nonzero(ok)
+        f = first[idx]
+        lines = vol[idx]
+        rows = np.arange(len(f))[:, None]
+        air.append(lines[rows, f[:, None] - np.arange(near, far + 1)[None, :]].ravel())
     noise = float(np.percentile(np.concatenate(air), 75)) if air else 0.0
     t = max(otsu_fraction * otsu, noise_factor * noise)
     return float(np.clip(t, bounds[0] * otsu, bounds[1] * otsu))
