@@ -118,6 +118,7 @@ _DEFAULTS: dict[str, Any] = {
     "recognizer": None,
     "render_min_score": None,
     "photo_min_score": None,
+    "min_nose_relief": None,
     "photos": True,
     "n_identities": None,
     "scoring": "nejm",
@@ -256,7 +257,8 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         (``"sface"`` = YuNet + SFace; another name is written as given for
         both steps), or ``detector`` / ``recognizer`` to name them apart,
         ``render_min_score`` / ``photo_min_score`` (detection thresholds,
-        optional), ``photos`` (True: photos were matched), ``n_identities``
+        optional), ``min_nose_relief`` (mm, the renders' 3D nose check;
+        optional, 0 = off), ``photos`` (True: photos were matched), ``n_identities``
         (optional). ``None`` values fall back to the defaults.
 
     Returns
@@ -310,6 +312,7 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "photos": bool(p["photos"]),
         "render_min_score": p["render_min_score"],
         "photo_min_score": p["photo_min_score"],
+        "min_nose_relief": p["min_nose_relief"],
         "n_identities": p["n_identities"],
         "scoring": p["scoring"],
         "scoring_text": _SCORING_TEXT.get(p["scoring"], "").format(k=p["top_k"]),

@@ -204,6 +204,24 @@ def test_no_face_no_detection(case):
     assert sum(bool(k) for k in kept) == 0, (case, reliefs)
 
 
+def test_nose_check_off_keeps_what_the_detector_finds(tmp_path):
+    """--min-nose-relief 0 turns the check off: the detector's own findings on a
+    skull-stripped head are kept, and the default check records them as rejected."""
+    from bids_app.config import Settings
+    from bids_app.workflows.participant import _detect_on_render
+
+    model = load_face_model("sface")
+    images, depths = _variant("skullstripped", with_depth=True)
+    on, off = Settings(tmp_path, tmp_path, "participant"), Settings(
+        tmp_path, tmp_path, "participant", min_nose_relief=0.0)
+    found = [bool(model.detect_with_fallback(im, min_score=0.5)[0]) for im in images]
+    kept_off = [bool(_detect_on_render(model, im, dp, off)[0]) for im, dp in zip(images, depths)]
+    checked = [_detect_on_render(model, im, dp, on) for im, dp in zip(images, depths)]
+    assert any(found) and kept_off == found
+    assert not any(kept for kept, _ in checked)
+    assert all("Rejected" in face for (_, face), f in zip(checked, found) if f)
+
+
 def test_real_faces_pass_the_nose_check():
     kept, reliefs = _faces_with_nose("FLAIR")
     assert all(kept), reliefs

@@ -702,6 +702,7 @@ def citation_parameters(settings: Settings, model_info: dict | None = None, summ
         "dim": model_info.get("Dimension", 128),
         "render_min_score": settings.render_min_score,
         "photo_min_score": settings.photo_min_score,
+        "min_nose_relief": settings.min_nose_relief,
         "photos": bool(summary.get("n_with_photos", 1)),
         "n_identities": summary.get("n_identities"),
         "linkage": bool((summary.get("linkage") or {}).get("n")),

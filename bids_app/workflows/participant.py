@@ -79,12 +79,13 @@ def _detect_on_render(model, picture, depth, settings: Settings) -> tuple[list, 
 
     detections, found_pass = model.detect_with_fallback(picture, min_score=settings.render_min_score)
     reliefs = [nose_relief_mm(depth, d.landmarks) for d in detections]
-    kept = [d for d, r in zip(detections, reliefs) if r >= settings.min_nose_relief]
+    passes = [settings.min_nose_relief <= 0 or r >= settings.min_nose_relief for r in reliefs]  # 0: off
+    kept = [d for d, ok in zip(detections, passes) if ok]
     face = _face_record(kept, found_pass if kept else 0)
-    if kept:
-        face["NoseReliefMm"] = round(reliefs[detections.index(kept[0])], 1)
+    if kept and np.isfinite(reliefs[passes.index(True)]):
+        face["NoseReliefMm"] = round(reliefs[passes.index(True)], 1)
     rejected = [{"Score": round(float(d.score), 4), "NoseReliefMm": None if np.isnan(r) else round(r, 1)}
-                for d, r in zip(detections, reliefs) if not r >= settings.min_nose_relief]
+                for d, r, ok in zip(detections, reliefs, passes) if not ok]
     if rejected:
         face["Rejected"] = rejected
         face["RejectedReason"] = (f"no nose in 3D: nose less than {settings.min_nose_relief:g} mm in front of "
