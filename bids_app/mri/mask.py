@@ -13,7 +13,7 @@ Two resolutions and three steps, so that a 256^3 volume takes well under a secon
 2. *Fine* (the original voxels): within a band of one coarse voxel around
    the coarse boundary, the skin edge is re-thresholded at full resolution;
    deeper inside the head is filled, outside the band is air; holes and
-   pockets with a one-voxel mouth are filled (:func:`fill_pockets`).
+   pockets with a mouth up to two voxels wide are filled (:func:`fill_pockets`).
 3. *Trim* (the original voxels): an opening of radius ``trim_mm``
    (:func:`open_thin_parts`, numpy shifts: about 0.2 s at 256^3) removes
    what the coarse give-back restored but is thinner than the ball: on
@@ -152,14 +152,15 @@ def fill_holes(mask: np.ndarray, *, axial: bool = True) -> np.ndarray:
 
 def fill_pockets(mask: np.ndarray) -> np.ndarray:
     """:func:`fill_holes` (within axial slices), also for pockets whose mouth
-    is one voxel wide.
+    is at most two voxels wide.
 
     The closing of ``mask`` by a 6-connected cross, with its holes filled:
     dark bone under a thin scalp (the forehead in T1w) that reaches the air
-    through a one-voxel crack in the skin is filled like an enclosed hole,
-    so that the scalp over it is not taken for a thin plate by
-    :func:`open_thin_parts`. Gaps of two voxels or more, such as the one
-    behind a frame's bar resting on the brow, stay open.
+    through a narrow crack in the skin is filled like an enclosed hole, so
+    that the scalp over it is not taken for a thin plate by
+    :func:`open_thin_parts`. Wider gaps stay open, such as most of the one
+    behind the bar of pydeface's mean head (2-4 voxels; where it is two,
+    a low ridge is left on the brow).
     """
     axes = (0, 1, 2)
     wide = _shift_combine(mask, axes, erode=False, cumulative=False)
