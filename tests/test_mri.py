@@ -216,41 +216,6 @@ def test_noise_and_clutter_stay_out(head03):
     assert (cluttered & added).sum() < 0.05 * added.sum()
 
 
-def _brow_overhangs(mask, affine, frame) -> int:
-    """Columns of a RAS mask, over the brow (25-55 mm above the nose tip,
-    within 25 mm of it sideways), in which the head is entered twice going
-    forward: something stands in front of the forehead with air behind it."""
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
-    i, _, k = (np.linalg.inv(affine) @ np.r_[frame.nose_tip, 1.0])[:3]
-    brow = mask[int(i - 25 / zooms[0]): int(i + 25 / zooms[0]), :,
-                int(k + 25 / zooms[2]): int(k + 55 / zooms[2])]
-    entries = (np.diff(brow.astype(np.int8), axis=1) == 1).sum(axis=1)
-    return int((entries >= 2).sum())
-
-
-def test_bar_on_the_brow_comes_off():
-    """pydeface's mean head has a goggle frame whose bar rests on the brow with
-    a gap of 2-4 mm behind it: on the 2 mm grid bar and gap are one plate,
-    and only the full-resolution trim takes the bar off."""
-    vol = load_head(HEADS["04"])
-    mask = head_mask(vol.data, vol.zooms)
-    frame = face_frame(head_surface(mask, vol.affine))
-    assert _brow_overhangs(mask, vol.affine, frame) == 0
-    untrimmed = head_mask(vol.data, vol.zooms, trim_mm=0)
-    assert _brow_overhangs(untrimmed, vol.affine, frame) > 50  # the bar, 1 cm^2 seen from the front
-    # thin parts only: the head loses less than 0.5% of its volume
-    assert (untrimmed & ~mask).sum() < 0.005 * untrimmed.sum()
-
-
-def test_trim_leaves_real_faces(head02):
-    vol, mask, surf = head02
-    face = _face_region(vol, face_frame(surf))
-    untrimmed = head_mask(vol.data, vol.zooms, trim_mm=0)
-    # rounded edges only (nostrils, lips): 0.6% of the front 35 mm of this face
-    assert (untrimmed & face & ~mask).sum() < 0.01 * (untrimmed & face).sum()
-    assert _brow_overhangs(mask, vol.affine, face_frame(surf)) == 0
-
-
 def test_cheek_pads_are_not_the_nose(head02):
     vol, mask, surf = head02
     frame = face_frame(surf)
