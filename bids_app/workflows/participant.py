@@ -88,8 +88,8 @@ def _detect_on_render(model, picture, depth, settings: Settings) -> tuple[list, 
                 for d, r, ok in zip(detections, reliefs, passes) if not ok]
     if rejected:
         face["Rejected"] = rejected
-        face["RejectedReason"] = (f"no nose in 3D: nose less than {settings.min_nose_relief:g} mm in front of "
-                                  "the eyes, mouth and cheeks")
+        face["RejectedReason"] = (f"no nose in 3D: nose less than {settings.min_nose_relief:g} mm "
+                                  "in front of the eyes, mouth and cheeks")
     return kept, face
 
 
