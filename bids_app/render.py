@@ -405,14 +405,18 @@ def nose_relief_mm(depth: np.ndarray, landmarks: np.ndarray, radius: int = 2) ->
     """
     points = np.asarray(landmarks, float).reshape(5, 2)
     height, width = depth.shape
-    if not (np.all(points >= -0.5) and np.all(points[:, 0] <= width - 0.5)
-            and np.all(points[:, 1] <= height - 0.5)):
+
+    def pixel(point: np.ndarray) -> tuple[int, int] | None:
+        x, y = (int(v) for v in np.rint(point))
+        return (x, y) if 0 <= x < width and 0 <= y < height else None
+
+    if any(pixel(p) is None for p in points):
         return float("nan")
 
     def depth_at(point: np.ndarray) -> float:
-        x, y = (int(v) for v in np.rint(point))
-        if not (0 <= x < width and 0 <= y < height):
+        if (xy := pixel(point)) is None:
             return float("nan")
+        x, y = xy
         patch = depth[max(y - radius, 0): y + radius + 1, max(x - radius, 0): x + radius + 1]
         return float(np.nanmedian(patch)) if np.isfinite(patch).any() else float("nan")
 

@@ -82,8 +82,9 @@ def _detect_on_render(model, picture, depth, settings: Settings) -> tuple[list, 
     passes = [settings.min_nose_relief <= 0 or r >= settings.min_nose_relief for r in reliefs]  # 0: off
     kept = [d for d, ok in zip(detections, passes) if ok]
     face = _face_record(kept, found_pass if kept else 0)
-    if kept and np.isfinite(reliefs[passes.index(True)]):
-        face["NoseReliefMm"] = round(reliefs[passes.index(True)], 1)
+    kept_relief = reliefs[passes.index(True)] if kept else float("nan")
+    if np.isfinite(kept_relief):
+        face["NoseReliefMm"] = round(kept_relief, 1)
     rejected = [{"Score": round(float(d.score), 4), "NoseReliefMm": None if np.isnan(r) else round(r, 1)}
                 for d, r, ok in zip(detections, reliefs, passes) if not ok]
     if rejected:
