@@ -172,7 +172,7 @@ def run_photos(model: FaceModel, items: list[tuple[str, str, np.ndarray]]) -> Ph
 def render_heads(heads_dir: Path, n_views: int = 10) -> list[tuple[str, np.ndarray]] | str:
     """``(label, image)`` of every render, or a note saying why there are none."""
     try:
-        from bids_app.mri import face_frame, head_mask, head_surface, load_head
+        from bids_app.mri import load_head, reconstruct_head
         from bids_app.render import render_views, sample_view_params
     except Exception as err:  # another part of the project, possibly unfinished
         return f"renders skipped: bids_app.mri / bids_app.render unavailable ({type(err).__name__}: {err})"
@@ -184,9 +184,8 @@ def render_heads(heads_dir: Path, n_views: int = 10) -> list[tuple[str, np.ndarr
     for head in heads:
         try:
             data, affine, zooms = load_head(head)[:3]
-            mask = head_mask(data, zooms)
-            surface = head_surface(mask, affine)
-            frame = face_frame(surface)
+            head_3d = reconstruct_head(data, affine, zooms)
+            surface, frame = head_3d.surface, head_3d.frame
             views = sample_view_params(1234, n_views)
             for k, item in enumerate(render_views(surface, frame, views), start=1):
                 image = item[0] if isinstance(item, tuple) else item

@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bids_app.mri import augment, face_frame, head_mask, head_surface, load_head  # noqa: E402
+from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
 from participant_speed import default_heads  # noqa: E402  (the same heads: demo + ../shared)
 
 FACE_VARIANTS = ["T1w", "FLAIR", "T2w", "PD", "bias", "LIA", "LPS", "oblique", "aniso1.5",
@@ -75,13 +75,13 @@ def faces_found(data, affine, model, n_renders: int, min_relief: float) -> dict:
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     data = np.asarray(img.dataobj, np.float32)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    mask = head_mask(data, zooms)
-    surf = head_surface(mask, img.affine)
     try:
-        frame = face_frame(surf)
+        head = reconstruct_head(data, img.affine, zooms)
     except ValueError:
         return {"faces": 0, "relief": float("nan"), "tip": None}
-    pictures, depths = render_views(surf, frame, sample_view_params(0, n_renders), with_depth=True)
+    frame = head.frame
+    pictures, depths = render_views(head.surface, frame, sample_view_params(0, n_renders),
+                                    with_depth=True)
     faces, reliefs = 0, []
     for picture, depth in zip(pictures, depths):
         detections, _ = model.detect_with_fallback(picture, min_score=0.5)
@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     totals: dict[str, list[int]] = {}
     for head in heads:
         vol = load_head(head)
-        mask = head_mask(vol.data, vol.zooms)
-        frame = face_frame(head_surface(mask, vol.affine))
-        makers = variants(vol, mask, frame)
+        unaltered = reconstruct_head(vol.data, vol.affine, vol.zooms)
+        frame = unaltered.frame
+        makers = variants(vol, unaltered.mask, frame)
         name = head.name.split(".")[0]
         for variant in args.variants:
             t = time.perf_counter()

@@ -8,6 +8,9 @@ are pure functions of arrays and meshes::
     surf = head_surface(mask, vol.affine)
     frame = face_frame(surf)
 
+or all at once, with clutter in front of the upper face removed
+(:func:`remove_face_overhangs`): ``reconstruct_head(vol.data, vol.affine, vol.zooms)``.
+
 Nothing assumes how the head sits in the image: the mask is segmented on a
 2 mm grid (bias-corrected, threshold from the data, thin clutter opened
 away) and refined at full resolution; the surface is contoured at 2 mm
@@ -20,15 +23,19 @@ the tests.
 """
 
 from .load import HeadVolume, ImageError, load_head
-from .mask import head_mask
+from .mask import head_mask, remove_face_overhangs
+from .reconstruct import HeadReconstruction, reconstruct_head
 from .surface import FaceFrame, face_frame, head_surface
 
 __all__ = [
     "FaceFrame",
+    "HeadReconstruction",
     "HeadVolume",
     "ImageError",
     "face_frame",
     "head_mask",
     "head_surface",
     "load_head",
+    "reconstruct_head",
+    "remove_face_overhangs",
 ]

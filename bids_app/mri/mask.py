@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["head_mask", "skin_threshold", "largest_component", "fill_holes", "bias_scale"]
+__all__ = ["head_mask", "skin_threshold", "largest_component", "fill_holes", "bias_scale",
+           "remove_face_overhangs"]
 
 
 def _otsu(values: np.ndarray, nbins: int = 256) -> float:
@@ -309,3 +310,148 @@ def head_mask(
     out = np.zeros(vol.shape, dtype=bool)
     out[box_t] = mask
     return out
+
+
+def remove_face_overhangs(
+    mask: np.ndarray,
+    affine: np.ndarray,
+    nose_tip: Sequence[float],
+    anterior: Sequence[float],
+    superior: Sequence[float],
+    *,
+    min_gap_mm: float = 2.0,
+    min_area_mm2: float = 30.0,
+    above_tip_mm: float = 5.0,
+    step_mm: float = 1.0,
+    open_mm: float = 4.0,
+    near_mm: float = 15.0,
+) -> tuple[np.ndarray, int]:
+    """Cut objects that stand in front of the upper face with air behind them.
+
+    A goggle-like frame lying close to the eyes and brow (pydeface's mean
+    head has one) can be thick enough to survive the opening of
+    :func:`head_mask`; it then covers the eyes in every render. Seen along
+    the face's own anterior axis (from :func:`bids_app.mri.face_frame`),
+    such an object is a layer of "head" with at least ``min_gap_mm`` of air
+    between it and the skin behind it. Skin itself never is, above the nose
+    tip: the gaps a straight anterior ray finds on real faces are under the
+    nose, the lips and the chin (so only the face from ``above_tip_mm``
+    above the nose tip upwards is searched), and above it a few isolated
+    millimetres at the eyelids (at most 8 mm^2 of face on the six
+    single-person and atlas heads, against 54-164 mm^2 per piece of the
+    mean head's frame). So only overhanging pieces whose frontal footprint
+    is at least ``min_area_mm2`` are removed.
+
+    The search runs on a face-aligned grid of ``step_mm`` (left-right,
+    anterior, superior; 160 x 100 x 80 mm from 5 mm above the nose tip), so
+    the head may sit in the image in any orientation.
+
+    Parameters
+    ----------
+    mask
+        Boolean head mask (:func:`head_mask`).
+    affine
+        4x4 voxel-to-world matrix of ``mask``.
+    nose_tip, anterior, superior
+        Nose tip (world mm) and unit axes of the face (``FaceFrame``).
+
+    Returns
+    -------
+    mask, removed
+        The mask without the overhanging pieces (a new array; ``mask``
+        itself if nothing was removed) and the number of voxels removed.
+    """
+    a = np.asarray(anterior, float)
+    s = np.asarray(superior, float)
+    r = np.cross(a, s)
+    tip = np.asarray(nose_tip, float)
+    us = np.arange(-60.0, 60.0 + step_mm / 2, step_mm)
+    vs = np.arange(40.0, -60.0 - step_mm / 2, -step_mm)  # front to back
+    ws = np.arange(above_tip_mm, 65.0 + step_mm / 2, step_mm)
+    inv = np.linalg.inv(np.asarray(affine, float))
+    lin = inv[:3, :3]
+    origin = lin @ tip + inv[:3, 3]
+    # voxel coordinates of every grid point, built from the three axes
+    coords = (origin[:, None, None, None]
+              + (lin @ r)[:, None, None, None] * us[None, :, None, None]
+              + (lin @ a)[:, None, None, None] * vs[None, None, :, None]
+              + (lin @ s)[:, None, None, None] * ws[None, None, None, :])
+    grid = ndi.map_coordinates(mask.view(np.uint8), coords.reshape(3, -1), order=0,
+                               mode="constant", cval=0).reshape(coords.shape[1:]).astype(bool)
+
+    # peel front layers that have air and then more head behind them
+    depth = np.arange(grid.shape[1])[None, :, None]
+    rest = grid.copy()
+    front = np.zeros_like(grid)
+    min_gap = int(np.ceil(min_gap_mm / step_mm - 1e-6))
+    for _ in range(3):
+        first = np.argmax(rest, axis=1)[:, None, :]
+        air_after = ~rest & (depth > first)
+        gap_start = np.argmax(air_after, axis=1)[:, None, :]
+        behind = rest & (depth > gap_start) & air_after.any(axis=1, keepdims=True)
+        back = np.where(behind.any(axis=1, keepdims=True), np.argmax(behind, axis=1)[:, None, :], -1)
+        layer = (back - gap_start >= min_gap) & (back >= 0)
+        piece = layer & rest & (depth >= first) & (depth < gap_start)
+        if not piece.any():
+            break
+        front |= piece
+        rest &= ~piece
+    labels, n = ndi.label(front, structure=np.ones((3, 3, 3), dtype=bool))
+    if n == 0:
+        return mask, 0
+    footprint = np.zeros(n + 1)
+    iu, _, iw = np.nonzero(labels)
+    cols = np.unique(np.stack([labels[labels > 0], iu, iw]), axis=1)
+    np.add.at(footprint, cols[0], step_mm * step_mm)
+    big = footprint >= min_area_mm2
+    big[0] = False
+    cut = big[labels]
+    if not cut.any():
+        return mask, 0
+    # grid -> voxels: every head voxel whose nearest grid point is cut (or
+    # next to a cut one and not part of the head that stays)
+    keep = grid & ~cut
+    cut = ndi.binary_dilation(cut, structure=np.ones((3, 3, 3), dtype=bool)) & ~keep
+    corners = coords[:, [0, -1]][:, :, [0, -1]][:, :, :, [0, -1]].reshape(3, -1)
+    lo = np.maximum(np.floor(corners.min(axis=1)).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(corners.max(axis=1)).astype(int) + 2, mask.shape)
+    sub = mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    vox = np.stack(np.nonzero(sub)).T + lo
+    rel = (vox - origin) @ np.linalg.inv(lin).T  # mm along world axes from the nose tip
+    iu = np.rint((rel @ r - us[0]) / step_mm).astype(int)
+    iv = np.rint((vs[0] - rel @ a) / step_mm).astype(int)
+    iw = np.rint((rel @ s - ws[0]) / step_mm).astype(int)
+    inside = ((iu >= 0) & (iu < cut.shape[0]) & (iv >= 0) & (iv < cut.shape[1])
+              & (iw >= 0) & (iw < cut.shape[2]))
+    hit = np.zeros(len(vox), dtype=bool)
+    hit[inside] = cut[iu[inside], iv[inside], iw[inside]]
+    if not hit.any():
+        return mask, 0
+    out = mask.copy()
+    out[tuple(vox[hit].T)] = False
+    _open_near(out, vox[hit], affine, radius_mm=open_mm, near_mm=near_mm)
+    out = largest_component(out)
+    return out, int(mask.sum() - out.sum())
+
+
+def _open_near(mask: np.ndarray, seeds: np.ndarray, affine: np.ndarray, *,
+               radius_mm: float, near_mm: float) -> None:
+    """Open ``mask`` (in place) within ``near_mm`` of the ``seeds`` voxels only.
+
+    What the frame leaves where it rested on the skin (a shelf on the
+    brow, the stubs of cut pieces) is thinner than ``2 * radius_mm``; the
+    opening (two Euclidean distance transforms on a box around the seeds)
+    takes it off without touching the rest of the head.
+    """
+    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    pad = np.ceil((near_mm + 2 * radius_mm) / zooms).astype(int)
+    lo = np.maximum(seeds.min(axis=0) - pad, 0)
+    hi = np.minimum(seeds.max(axis=0) + pad + 1, mask.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    sub = mask[box]
+    marks = np.ones(sub.shape, dtype=bool)
+    marks[tuple((seeds - lo).T)] = False
+    near = ndi.distance_transform_edt(marks, sampling=zooms) <= near_mm
+    core = ndi.distance_transform_edt(sub, sampling=zooms) > radius_mm
+    opened = ndi.distance_transform_edt(~core, sampling=zooms) <= radius_mm
+    mask[box] = sub & (opened | ~near)

@@ -103,7 +103,7 @@ def process_anat_image(
     render; the render sidecar's ``Face`` is the first model's finding and
     ``FaceByModel`` holds all of them.
     """
-    from bids_app.mri import face_frame, head_mask, head_surface, load_head
+    from bids_app.mri import load_head, reconstruct_head
     from bids_app.qc import mask_overlay, render_mosaic
     from bids_app.render import render_views, sample_view_params
 
@@ -118,11 +118,17 @@ def process_anat_image(
     except ValueError as err:
         raise ParticipantError(f"{label}: {err}") from err
     start = _add_time(result, "load", start)
-    mask = head_mask(data, zooms)
-    start = _add_time(result, "mask", start)
-    surface = head_surface(mask, affine)
-    frame = face_frame(surface)
-    start = _add_time(result, "surface", start)
+    try:
+        head = reconstruct_head(data, affine, zooms)
+    except ValueError as err:
+        raise ParticipantError(f"{label}: {image.path.name}: {err}") from err
+    mask, surface, frame = head.mask, head.surface, head.frame
+    if head.clutter_voxels:
+        LOGGER.info("%s: removed %d voxels of clutter standing in front of the face",
+                    label, head.clutter_voxels)
+    for stage, seconds in head.seconds.items():
+        result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + seconds
+    start = time.perf_counter()
     views = sample_view_params(seed, settings.n_renders)
     pictures, depths = render_views(surface, frame, views, with_depth=True)
     start = _add_time(result, "render", start)

@@ -1,0 +1,58 @@
+"""From a head image to the face surface the renders are made of.
+
+One function, :func:`reconstruct_head`, chains the steps every caller needs
+in the same order (the participant workflow and the benchmarks): head mask,
+skin surface, face frame, and, where clutter stands in front of the upper
+face with air behind it, its removal followed by a second surface pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyvista as pv
+
+from .mask import head_mask, remove_face_overhangs
+from .surface import FaceFrame, face_frame, head_surface
+
+__all__ = ["HeadReconstruction", "reconstruct_head"]
+
+
+@dataclass(frozen=True)
+class HeadReconstruction:
+    """The head mask, its skin surface and where the face is on it."""
+
+    mask: np.ndarray
+    surface: pv.PolyData
+    frame: FaceFrame
+    clutter_voxels: int
+    """Voxels removed by :func:`remove_face_overhangs` (0 on the heads of
+    people without anything in front of their face)."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of the ``"mask"`` and ``"surface"`` stages (the clutter
+    removal and second surface pass count as ``"surface"``)."""
+
+
+def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float]) -> HeadReconstruction:
+    """Mask, surface and face frame of one head image (see :mod:`bids_app.mri`).
+
+    Raises
+    ------
+    ValueError
+        If no head or no face can be found.
+    """
+    start = time.perf_counter()
+    mask = head_mask(data, zooms)
+    masked = time.perf_counter()
+    surface = head_surface(mask, affine)
+    frame = face_frame(surface)
+    mask, clutter = remove_face_overhangs(mask, affine, frame.nose_tip, frame.anterior, frame.superior)
+    if clutter:
+        surface = head_surface(mask, affine)
+        frame = face_frame(surface)
+    seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
+    return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
+                              seconds=seconds)
