@@ -312,6 +312,63 @@ def head_mask(
     return out
 
 
+def _face_grid(mask: np.ndarray, affine: np.ndarray, tip: np.ndarray, axes: np.ndarray,
+               ranges: Sequence[np.ndarray]) -> np.ndarray:
+    """``mask`` sampled (nearest voxel) on a grid aligned with the face.
+
+    ``axes`` holds the unit vectors (right, anterior, superior) as rows and
+    ``ranges`` the mm offsets from ``tip`` along each of them; the result
+    has shape ``(len(u), len(v), len(w))``.
+    """
+    inv = np.linalg.inv(np.asarray(affine, float))
+    lin = inv[:3, :3]
+    coords = (lin @ tip + inv[:3, 3])[:, None, None, None]
+    for k, offsets in enumerate(ranges):
+        shape = [1, 1, 1]
+        shape[k] = len(offsets)
+        coords = coords + (lin @ axes[k])[:, None, None, None] * np.reshape(offsets, [1, *shape])
+    return ndi.map_coordinates(mask.view(np.uint8), coords.reshape(3, -1), order=0, mode="constant",
+                               cval=0).reshape(coords.shape[1:]).astype(bool)
+
+
+def _peel_front_layers(grid: np.ndarray, min_gap: int, layers: int = 3):
+    """Front layers, seen along axis 1 (front first), with air and then more head behind.
+
+    Returns ``(front, gap)``: the voxels of such layers (up to ``layers``
+    of them per column) and the air voxels between each layer and the head
+    behind it (at least ``min_gap`` voxels deep).
+    """
+    depth = np.arange(grid.shape[1])[None, :, None]
+    rest = grid.copy()
+    front = np.zeros_like(grid)
+    gap = np.zeros_like(grid)
+    for _ in range(layers):
+        first = np.argmax(rest, axis=1)[:, None, :]
+        air_after = ~rest & (depth > first)
+        gap_start = np.argmax(air_after, axis=1)[:, None, :]
+        behind = rest & (depth > gap_start) & air_after.any(axis=1, keepdims=True)
+        back = np.where(behind.any(axis=1, keepdims=True), np.argmax(behind, axis=1)[:, None, :], -1)
+        layer = (back - gap_start >= min_gap) & (back >= 0)
+        piece = layer & rest & (depth >= first) & (depth < gap_start)
+        if not piece.any():
+            break
+        front |= piece
+        gap |= layer & (depth >= gap_start) & (depth < back)
+        rest &= ~piece
+    return front, gap
+
+
+def _open_sideways(grid: np.ndarray) -> np.ndarray:
+    """Voxels from which a straight line along axis 0 or 2, one way or the
+    other, leaves ``grid`` without meeting a True voxel."""
+    out = np.zeros_like(grid)
+    for axis in (0, 2):
+        seen = np.cumsum(grid, axis=axis)
+        total = np.take(seen, [-1], axis=axis)
+        out |= (seen == 0) | (seen == total) & ~grid
+    return out & ~grid
+
+
 def remove_face_overhangs(
     mask: np.ndarray,
     affine: np.ndarray,
@@ -321,9 +378,10 @@ def remove_face_overhangs(
     *,
     min_gap_mm: float = 2.0,
     min_area_mm2: float = 30.0,
+    max_contact: float = 3.0,
+    min_open: float = 0.15,
     above_tip_mm: float = 5.0,
-    step_mm: float = 1.0,
-    open_mm: float = 4.0,
+    open_mm: float = 5.0,
     near_mm: float = 15.0,
 ) -> tuple[np.ndarray, int]:
     """Cut objects that stand in front of the upper face with air behind them.
@@ -333,18 +391,28 @@ def remove_face_overhangs(
     :func:`head_mask`; it then covers the eyes in every render. Seen along
     the face's own anterior axis (from :func:`bids_app.mri.face_frame`),
     such an object is a layer of "head" with at least ``min_gap_mm`` of air
-    between it and the skin behind it. Skin itself never is, above the nose
-    tip: the gaps a straight anterior ray finds on real faces are under the
-    nose, the lips and the chin (so only the face from ``above_tip_mm``
-    above the nose tip upwards is searched), and above it a few isolated
-    millimetres at the eyelids (at most 8 mm^2 of face on the six
-    single-person and atlas heads, against 54-164 mm^2 per piece of the
-    mean head's frame). So only overhanging pieces whose frontal footprint
-    is at least ``min_area_mm2`` are removed.
+    between it and the skin behind it. The face is searched from
+    ``above_tip_mm`` above the nose tip upwards (below it, the nose, lips
+    and chin overhang the face anyway), on a face-aligned 1 mm grid
+    (120 x 100 x 60 mm), so the head may sit in the image in any orientation.
 
-    The search runs on a face-aligned grid of ``step_mm`` (left-right,
-    anterior, superior; 160 x 100 x 80 mm from 5 mm above the nose tip), so
-    the head may sit in the image in any orientation.
+    Skin can look like that too: over an eye, sinus or nasal cavity that is
+    dark in the image (the eyes in FLAIR), or over a dark skull. So a layer
+    is cut only if all of these hold:
+
+    * its frontal footprint is at least ``min_area_mm2``;
+    * it touches the head behind and beside it little: at most
+      ``max_contact`` neighbouring head voxels per mm^2 of footprint (the
+      mean head's frame pieces: 1.4-2.3; the skin over dark cavities of
+      simulated FLAIR heads: 2.5-32);
+    * the air behind it is outside air: from at least ``min_open`` of it a
+      straight line left, right, up or down leaves the head's
+      neighbourhood (200 x 190 mm) without meeting the head (the mean
+      head's frame: 0.99-1; cavities inside the head: 0-0.06).
+
+    What the cut pieces leave where they rested on the skin (a shelf on
+    the brow, stubs) is then opened away (radius ``open_mm``) within
+    ``near_mm`` of them, and only the largest connected piece of head kept.
 
     Parameters
     ----------
@@ -363,68 +431,60 @@ def remove_face_overhangs(
     """
     a = np.asarray(anterior, float)
     s = np.asarray(superior, float)
-    r = np.cross(a, s)
+    axes = np.stack([np.cross(a, s), a, s])
     tip = np.asarray(nose_tip, float)
-    us = np.arange(-60.0, 60.0 + step_mm / 2, step_mm)
-    vs = np.arange(40.0, -60.0 - step_mm / 2, -step_mm)  # front to back
-    ws = np.arange(above_tip_mm, 65.0 + step_mm / 2, step_mm)
-    inv = np.linalg.inv(np.asarray(affine, float))
-    lin = inv[:3, :3]
-    origin = lin @ tip + inv[:3, 3]
-    # voxel coordinates of every grid point, built from the three axes
-    coords = (origin[:, None, None, None]
-              + (lin @ r)[:, None, None, None] * us[None, :, None, None]
-              + (lin @ a)[:, None, None, None] * vs[None, None, :, None]
-              + (lin @ s)[:, None, None, None] * ws[None, None, None, :])
-    grid = ndi.map_coordinates(mask.view(np.uint8), coords.reshape(3, -1), order=0,
-                               mode="constant", cval=0).reshape(coords.shape[1:]).astype(bool)
-
-    # peel front layers that have air and then more head behind them
-    depth = np.arange(grid.shape[1])[None, :, None]
-    rest = grid.copy()
-    front = np.zeros_like(grid)
-    min_gap = int(np.ceil(min_gap_mm / step_mm - 1e-6))
-    for _ in range(3):
-        first = np.argmax(rest, axis=1)[:, None, :]
-        air_after = ~rest & (depth > first)
-        gap_start = np.argmax(air_after, axis=1)[:, None, :]
-        behind = rest & (depth > gap_start) & air_after.any(axis=1, keepdims=True)
-        back = np.where(behind.any(axis=1, keepdims=True), np.argmax(behind, axis=1)[:, None, :], -1)
-        layer = (back - gap_start >= min_gap) & (back >= 0)
-        piece = layer & rest & (depth >= first) & (depth < gap_start)
-        if not piece.any():
-            break
-        front |= piece
-        rest &= ~piece
+    us = np.arange(-60.0, 61.0)
+    vs = np.arange(40.0, -61.0, -1.0)  # front to back
+    ws = np.arange(above_tip_mm, 66.0)
+    grid = _face_grid(mask, affine, tip, axes, (us, vs, ws))
+    front, gap = _peel_front_layers(grid, int(np.ceil(min_gap_mm - 1e-6)))
     labels, n = ndi.label(front, structure=np.ones((3, 3, 3), dtype=bool))
     if n == 0:
         return mask, 0
-    footprint = np.zeros(n + 1)
-    iu, _, iw = np.nonzero(labels)
-    cols = np.unique(np.stack([labels[labels > 0], iu, iw]), axis=1)
-    np.add.at(footprint, cols[0], step_mm * step_mm)
-    big = footprint >= min_area_mm2
-    big[0] = False
-    cut = big[labels]
+    footprint = np.array([0] + [int(np.count_nonzero(sl is not None and (labels[sl] == k).any(axis=1)))
+                                for k, sl in enumerate(ndi.find_objects(labels), start=1)])
+    candidates = [k for k in range(1, n + 1) if footprint[k] >= min_area_mm2]
+    if not candidates:
+        return mask, 0
+    # the head's whole neighbourhood, for the open-air test (only when needed)
+    wide_u = np.arange(-100.0, 101.0)
+    wide_w = np.arange(-60.0, 131.0)
+    wide = _face_grid(mask, affine, tip, axes, (wide_u, vs, wide_w))
+    iu, iw = int(np.searchsorted(wide_u, us[0])), int(np.searchsorted(wide_w, ws[0]))
+    open_air = _open_sideways(wide)[iu:iu + len(us), :, iw:iw + len(ws)]
+    rest = grid & ~front
+    cut = np.zeros_like(grid)
+    ball = np.ones((3, 3, 3), dtype=bool)
+    for k in candidates:
+        piece = labels == k
+        contact = np.count_nonzero(ndi.binary_dilation(piece, ball) & rest) / footprint[k]
+        behind = gap & piece.any(axis=1, keepdims=True)
+        opened = float(open_air[behind].mean()) if behind.any() else 0.0
+        if contact <= max_contact and opened >= min_open:
+            cut |= piece
     if not cut.any():
         return mask, 0
+
     # grid -> voxels: every head voxel whose nearest grid point is cut (or
     # next to a cut one and not part of the head that stays)
-    keep = grid & ~cut
-    cut = ndi.binary_dilation(cut, structure=np.ones((3, 3, 3), dtype=bool)) & ~keep
-    corners = coords[:, [0, -1]][:, :, [0, -1]][:, :, :, [0, -1]].reshape(3, -1)
-    lo = np.maximum(np.floor(corners.min(axis=1)).astype(int) - 1, 0)
-    hi = np.minimum(np.ceil(corners.max(axis=1)).astype(int) + 2, mask.shape)
+    cut = ndi.binary_dilation(cut, structure=ball) & ~(grid & ~cut)
+    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    idx = np.stack(np.nonzero(cut))
+    corners = np.stack([us[idx[0]], vs[idx[1]], ws[idx[2]]]).T @ axes + tip
+    inv = np.linalg.inv(np.asarray(affine, float))
+    ijk = corners @ inv[:3, :3].T + inv[:3, 3]
+    pad = np.ceil(2.0 / zooms).astype(int)
+    lo = np.maximum(np.floor(ijk.min(axis=0)).astype(int) - pad, 0)
+    hi = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + pad + 1, mask.shape)
     sub = mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     vox = np.stack(np.nonzero(sub)).T + lo
-    rel = (vox - origin) @ np.linalg.inv(lin).T  # mm along world axes from the nose tip
-    iu = np.rint((rel @ r - us[0]) / step_mm).astype(int)
-    iv = np.rint((vs[0] - rel @ a) / step_mm).astype(int)
-    iw = np.rint((rel @ s - ws[0]) / step_mm).astype(int)
-    inside = ((iu >= 0) & (iu < cut.shape[0]) & (iv >= 0) & (iv < cut.shape[1])
-              & (iw >= 0) & (iw < cut.shape[2]))
+    rel = (vox @ np.asarray(affine, float)[:3, :3].T + np.asarray(affine, float)[:3, 3] - tip) @ axes.T
+    gu = np.rint(rel[:, 0] - us[0]).astype(int)
+    gv = np.rint(vs[0] - rel[:, 1]).astype(int)
+    gw = np.rint(rel[:, 2] - ws[0]).astype(int)
+    inside = ((gu >= 0) & (gu < len(us)) & (gv >= 0) & (gv < len(vs)) & (gw >= 0) & (gw < len(ws)))
     hit = np.zeros(len(vox), dtype=bool)
-    hit[inside] = cut[iu[inside], iv[inside], iw[inside]]
+    hit[inside] = cut[gu[inside], gv[inside], gw[inside]]
     if not hit.any():
         return mask, 0
     out = mask.copy()
