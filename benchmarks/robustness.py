@@ -4,7 +4,8 @@
 For each head (the bundled demo heads and, when present, the extra heads in
 ``../shared/data/heads``) and each alteration of :mod:`bids_app.mri.augment`
 (contrast remaps, bias field, storage orientation, oblique and anisotropic
-grids, pitch and roll in the scanner, noise, clutter in front of the face,
+grids, pitch and roll in the scanner, noise, clutter in front of the face
+(a thin frame; goggles close to the eyes),
 visible pads beside the cheeks, a field of view cut below the nose,
 defacing, skull stripping), the MRI-to-face steps of the participant level
 run as in ``facerisk participant``: head mask, surface, face frame,
@@ -37,7 +38,7 @@ from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
 from participant_speed import default_heads  # noqa: E402  (the same heads: demo + ../shared)
 
 FACE_VARIANTS = ["T1w", "FLAIR", "T2w", "PD", "bias", "LIA", "LPS", "oblique", "aniso1.5",
-                 "aniso3", "pitch15", "roll15", "noise", "frame", "cheekpads", "cutnose"]
+                 "aniso3", "pitch15", "roll15", "noise", "frame", "goggles", "cheekpads", "cutnose"]
 NO_FACE_VARIANTS = ["deface", "skullstrip"]
 
 
@@ -59,6 +60,7 @@ def variants(vol, mask, frame) -> dict[str, Callable[[], tuple[np.ndarray, np.nd
         "roll15": lambda: augment.rotate_head(d, a, roll=15.0),
         "noise": lambda: augment.add_noise(d, a, 0.03),
         "frame": lambda: augment.add_frame(d, a, tip),
+        "goggles": lambda: augment.add_goggles(d, a, mask, tip, frame.anterior, frame.superior),
         "cheekpads": lambda: augment.add_cheek_pads(d, a, mask, tip),
         "cutnose": lambda: augment.cut_below(d, a, float(tip[2]) - 8.0),
         "deface": lambda: augment.deface(d, a, tip, frame.anterior, frame.superior),

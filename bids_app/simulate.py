@@ -222,9 +222,8 @@ _BASE_CACHE: dict[str, BaseHead] = {}
 #: Bundled demo heads that are not used as default base heads, and why.
 NOT_A_BASE: dict[str, str] = {
     "sub-04": "pydeface's mean head: an average of many heads, so its eye sockets, lips and "
-              "nose are blurred into a face no one has, and a goggle plate lies on its brow; "
-              "identities made from it are not faces of people (and its renders mostly fail "
-              "the nose check)",
+              "nose are blurred into a face no one has, and a goggle-like frame lies over its "
+              "eyes and brow; identities made from it are not faces of people",
 }
 
 

@@ -134,8 +134,8 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
             assert detected.sum() >= 8, (subject, int(detected.sum()))
         photos = json.loads((out / subject / "photo" / photo_faces_name(subject[4:], None, ".json")).read_text())
         assert len(photos["Rows"]) == len(list((DEMO_PHOTOS / subject).glob("*.png")))
-    # sub-04 is pydeface's mean head: an average with a goggle frame left in front of the
-    # eyes, which the 3D nose check rejects in most renders (see data/demo/README.md)
+    # sub-04 is pydeface's mean head: an average, whose blurred features fail the 3D nose
+    # check in some renders even once its goggle-like frame is cut (data/demo/README.md)
     assert detected_total >= 0.7 * 10 * len(subjects)
     # the same seed gives the same camera and light for a participant
     first = json.loads((out / subjects[0] / "anat" / f"{subjects[0]}_desc-render01_T1w.json").read_text())

@@ -8,7 +8,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_app.mri import ImageError, augment, face_frame, head_mask, head_surface, load_head
+from scipy import ndimage as ndi
+
+from bids_app.mri import (
+    ImageError, augment, face_frame, head_mask, head_surface, load_head, reconstruct_head,
+    remove_face_overhangs,
+)
+from bids_app.mri.mask import _face_grid, _peel_front_layers
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
 HEADS = {label: DEMO / f"sub-{label}" / "anat" / f"sub-{label}_T1w.nii.gz"
@@ -214,6 +220,72 @@ def test_noise_and_clutter_stay_out(head03):
     cluttered = head_mask(clutter, vol.zooms)
     assert added.sum() > 500
     assert (cluttered & added).sum() < 0.05 * added.sum()
+
+
+def _front_layers_mm2(mask, affine, frame) -> list[int]:
+    """Frontal footprints (mm^2) of the layers standing in front of the upper
+    face with air behind them, as remove_face_overhangs sees them, largest last."""
+    axes = np.stack([np.cross(frame.anterior, frame.superior), frame.anterior, frame.superior])
+    grid = _face_grid(mask, affine, frame.nose_tip, axes,
+                      (np.arange(-60.0, 61.0), np.arange(40.0, -61.0, -1.0), np.arange(5.0, 66.0)))
+    front, _ = _peel_front_layers(grid, 2)
+    labels, n = ndi.label(front, structure=np.ones((3, 3, 3), dtype=bool))
+    return sorted(int((labels == k).any(axis=1).sum()) for k in range(1, n + 1))
+
+
+def test_goggles_on_the_face_are_cut(head03):
+    vol, mask, frame = head03
+    data, _ = augment.add_goggles(vol.data, vol.affine, mask, frame.nose_tip, frame.anterior,
+                                  frame.superior)
+    goggles = data > vol.data
+    assert goggles.sum() > 3000
+    # 6 mm thick, 6 mm from the skin: the mask's own opening keeps them
+    masked = head_mask(data, vol.zooms)
+    assert (masked & goggles).sum() > 0.9 * goggles.sum()
+    head = reconstruct_head(data, vol.affine, vol.zooms)
+    assert head.clutter_voxels > 0.9 * goggles.sum()
+    assert (head.mask & goggles).sum() < 0.1 * goggles.sum()
+    # the face behind them is what it was without goggles
+    face = _face_region(vol, frame)
+    assert _dice(head.mask & face & ~goggles, mask & face) > 0.96
+    assert _dice(masked & face & ~goggles, mask & face) < 0.9  # (the check has teeth)
+    assert np.linalg.norm(head.frame.nose_tip - frame.nose_tip) < 6
+
+
+@pytest.mark.parametrize("label", ["01", "02", "03"])
+def test_faces_of_people_are_not_cut(label):
+    vol = load_head(HEADS[label])
+    head = reconstruct_head(vol.data, vol.affine, vol.zooms)
+    assert head.clutter_voxels == 0
+    assert set(head.seconds) == {"mask", "surface"}
+
+
+def test_skin_over_dark_eyes_is_not_cut(head03):
+    vol, _, _ = head03
+    # FLAIR-like contrast with noise: the eyes and sinuses are dark, so the
+    # skin in front of them is a layer with "air" behind it, but that air is
+    # inside the head (no straight way out sideways) and the layer is joined
+    # to the face all round
+    data, _ = augment.remap_contrast(vol.data, vol.affine, "FLAIR")
+    data, _ = augment.add_noise(data, vol.affine, 0.04)
+    mask = head_mask(data, vol.zooms)
+    frame = face_frame(head_surface(mask, vol.affine))
+    assert _front_layers_mm2(mask, vol.affine, frame)[-1] > 300
+    out, removed = remove_face_overhangs(mask, vol.affine, frame.nose_tip, frame.anterior,
+                                         frame.superior)
+    assert removed == 0 and out is mask
+
+
+def test_mean_head_frame_is_cut():
+    vol = load_head(HEADS["04"])
+    mask = head_mask(vol.data, vol.zooms)
+    frame = face_frame(head_surface(mask, vol.affine))
+    # pydeface's mean head: pieces of a goggle-like frame over the eyes and brow
+    assert _front_layers_mm2(mask, vol.affine, frame)[-1] > 100
+    head = reconstruct_head(vol.data, vol.affine, vol.zooms)
+    assert head.clutter_voxels > 1000
+    assert max(_front_layers_mm2(head.mask, vol.affine, head.frame), default=0) < 30
+    assert np.linalg.norm(head.frame.nose_tip - frame.nose_tip) < 5
 
 
 def test_cheek_pads_are_not_the_nose(head02):

@@ -4,7 +4,7 @@ Each function takes and returns ``(data, affine)`` (world mm, RAS+) and
 changes one property of the scan the way real scans differ: contrast,
 bias field, storage orientation, oblique or anisotropic voxel grids, the
 head's pose in the scanner, a cut field of view, defacing, skull
-stripping, noise and objects outside the head. They are pure numpy /
+stripping, noise and objects outside the head (frames, goggles, pads). They are pure numpy /
 scipy and deterministic (seeded).
 
 Limits: the contrast remaps change the intensity of each tissue class of a
@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "add_frame", "add_cheek_pads",
+    "deface", "skull_strip", "add_noise", "add_frame", "add_goggles", "add_cheek_pads",
 ]
 
 #: Piecewise-linear remaps of T1w intensity (fractions of the head's 99th
@@ -223,6 +223,38 @@ def add_frame(data, affine, nose_tip: Sequence[float], value: float | None = Non
     pad = (np.abs(y - (tip[1] + 5)) < 3.0) & (dx < 40) & (np.abs(z - (tip[2] - 75)) < 12)
     clutter = np.broadcast_to(ring | stalk | pad, data.shape)
     out = np.where(clutter, np.maximum(data, v), data)
+    return out.astype(np.float32), affine
+
+
+def add_goggles(data, affine, head: np.ndarray, nose_tip: Sequence[float],
+                anterior: Sequence[float] = (0, 1, 0), superior: Sequence[float] = (0, 0, 1), *,
+                gap_mm: float = 6.0, thickness_mm: float = 6.0, value: float | None = None):
+    """Add goggles lying close to the face, too thick for a head mask's opening.
+
+    Two lenses ``thickness_mm`` thick follow the face at ``gap_mm`` from
+    the skin (``head``: its mask) in front of the eyes and brow (10-50 mm
+    either side of the midline, 12-38 mm above the nose tip, along the
+    face's ``anterior`` and ``superior`` axes), and a band 4 mm high joins
+    their top to the brow across the midline, like the frame left on
+    pydeface's mean head. Returns ``(data, affine)``; the goggles are the
+    voxels where the output exceeds the input.
+    """
+    tip = np.asarray(nose_tip, float)
+    a = np.asarray(anterior, float)
+    s = np.asarray(superior, float)
+    r = np.cross(a, s)
+    v = float(np.percentile(data, 99)) if value is None else value
+    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
+    rel = [c - t for c, t in zip(_world(data.shape, affine), tip)]
+    u = sum(c * k for c, k in zip(rel, r))
+    w = sum(c * k for c, k in zip(rel, s))
+    depth = sum(c * k for c, k in zip(rel, a))
+    near_face = np.broadcast_to((np.abs(u) < 50) & (depth > -40), data.shape)
+    dist = ndi.distance_transform_edt(~np.asarray(head, bool), sampling=zooms)
+    lenses = near_face & (np.abs(u) > 10) & (w > 12) & (w < 38)
+    lenses &= (dist > gap_mm) & (dist <= gap_mm + thickness_mm)
+    band = near_face & (w >= 38) & (w < 42) & (dist > 0) & (dist <= gap_mm + thickness_mm)
+    out = np.where(lenses | band, np.maximum(data, v), data)
     return out.astype(np.float32), affine
 
 

@@ -16,6 +16,11 @@ Two resolutions, so that a 256^3 volume takes a fraction of a second:
 
 Nothing assumes an orientation: the opening works all round the head, and
 the face itself is found later on the surface (:func:`bids_app.mri.face_frame`).
+
+Clutter lying close to the face and too thick for the opening (goggles, the
+frame on pydeface's mean head) is cut once the face is found, by
+:func:`remove_face_overhangs`: layers in front of the upper face with
+outside air behind them (:func:`bids_app.mri.reconstruct_head` runs it).
 """
 
 from __future__ import annotations
