@@ -130,12 +130,12 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
         assert detected.tolist() == [row["Detected"] for row in meta["Rows"]]
         np.testing.assert_allclose(np.linalg.norm(vectors[detected], axis=1), 1, atol=1e-4)
         detected_total += int(detected.sum())
-        if subject != "sub-04":  # a real head gives a face in at least 8 of 10 renders
-            assert detected.sum() >= 8, (subject, int(detected.sum()))
+        # a real head gives a face in at least 8 of 10 renders; pydeface's mean head, an
+        # average whose blurred features fail the 3D nose check in some renders, in 7 once
+        # its goggle-like frame is cut (data/demo/README.md)
+        assert detected.sum() >= (5 if subject == "sub-04" else 8), (subject, int(detected.sum()))
         photos = json.loads((out / subject / "photo" / photo_faces_name(subject[4:], None, ".json")).read_text())
         assert len(photos["Rows"]) == len(list((DEMO_PHOTOS / subject).glob("*.png")))
-    # sub-04 is pydeface's mean head: an average, whose blurred features fail the 3D nose
-    # check in some renders even once its goggle-like frame is cut (data/demo/README.md)
     assert detected_total >= 0.7 * 10 * len(subjects)
     # the same seed gives the same camera and light for a participant
     first = json.loads((out / subjects[0] / "anat" / f"{subjects[0]}_desc-render01_T1w.json").read_text())
