@@ -8,7 +8,8 @@ grids, pitch and roll in the scanner, noise, clutter in front of the face
 (a thin frame; goggles close to the eyes),
 visible pads beside the cheeks, a field of view cut below the nose,
 defacing, skull stripping), the MRI-to-face steps of the participant level
-run as in ``facerisk participant``: head mask, surface, face frame,
+run as in ``facerisk participant``: head mask, surface, face frame, cut of
+clutter in front of the upper face (``reconstruct_head``),
 ``--n-renders`` seeded renders, YuNet detection (two passes) and the 3D nose
 check. Printed per head and alteration: renders with a face (out of n),
 the median nose relief of the detections, how far the nose tip moved from

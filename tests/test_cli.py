@@ -119,6 +119,8 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
             sidecar = json.loads(render.with_suffix(".json").read_text())
             assert set(sidecar) >= {"Seed", "Camera", "Light", "Face", "Sources"}
             assert sidecar["Sources"] == [f"bids:raw:{subject}/anat/{subject}_T1w.nii.gz"]
+            # only the mean head has clutter (a goggle-like frame) to cut
+            assert (sidecar["ClutterCutVoxels"] > 0) == (subject == "sub-04")
             if sidecar["Face"]["Detected"]:
                 assert 0 < sidecar["Face"]["Score"] <= 1
                 assert len(sidecar["Face"]["Box"]) == 4

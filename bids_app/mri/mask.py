@@ -434,6 +434,7 @@ def remove_face_overhangs(
         The mask without the overhanging pieces (a new array; ``mask``
         itself if nothing was removed) and the number of voxels removed.
     """
+    mask = np.asarray(mask, dtype=bool)
     a = np.asarray(anterior, float)
     s = np.asarray(superior, float)
     axes = np.stack([np.cross(a, s), a, s])

@@ -157,6 +157,7 @@ def process_anat_image(
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
             "FaceFrame": frame.to_json(),
+            "ClutterCutVoxels": head.clutter_voxels,
             "FaceModel": models[0].info["Name"],
             "DetectionThreshold": settings.render_min_score,
         }
