@@ -413,7 +413,9 @@ def remove_face_overhangs(
     * the air behind it is outside air: from at least ``min_open`` of it a
       straight line left, right, up or down leaves the head's
       neighbourhood (200 x 190 mm) without meeting the head (the mean
-      head's frame: 0.99-1; cavities inside the head: 0-0.06).
+      head's frame: 0.99-1; the larger cavities of the simulated FLAIR
+      heads: 0-0.06; the goggles of :func:`bids_app.mri.augment.add_goggles`,
+      closed above by their band: 0.2-0.7).
 
     What the cut pieces leave where they rested on the skin (a shelf on
     the brow, stubs) is then opened away (radius ``open_mm``) within
@@ -507,7 +509,8 @@ def _open_near(mask: np.ndarray, seeds: np.ndarray, affine: np.ndarray, *,
     What the frame leaves where it rested on the skin (a shelf on the
     brow, the stubs of cut pieces) is thinner than ``2 * radius_mm``; the
     opening (two Euclidean distance transforms on a box around the seeds)
-    takes it off without touching the rest of the head.
+    takes it off. Within ``near_mm`` it also rounds off whatever else is
+    that thin; further away the head is left as it was.
     """
     zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
     pad = np.ceil((near_mm + 2 * radius_mm) / zooms).astype(int)
