@@ -386,6 +386,8 @@ def remove_face_overhangs(
     max_contact: float = 3.0,
     min_open: float = 0.15,
     above_tip_mm: float = 5.0,
+    nose_mm: float = 12.0,
+    brow_mm: float = 30.0,
     open_mm: float = 5.0,
     near_mm: float = 15.0,
 ) -> tuple[np.ndarray, int]:
@@ -405,6 +407,10 @@ def remove_face_overhangs(
     dark in the image (the eyes in FLAIR), or over a dark skull. So a layer
     is cut only if all of these hold:
 
+    * it is not the nose: its footprint's centre is not within ``nose_mm``
+      of the midline and below ``brow_mm`` above the nose tip (where the
+      skin of the nose's sides is dark, as in T2w, the mask misses it, and
+      the cavity behind the nose's bridge then looks like outside air);
     * its frontal footprint is at least ``min_area_mm2``;
     * it touches the head behind and beside it little: at most
       ``max_contact`` neighbouring head voxels per mm^2 of footprint (the
@@ -465,6 +471,9 @@ def remove_face_overhangs(
     ball = np.ones((3, 3, 3), dtype=bool)
     for k in candidates:
         piece = labels == k
+        iu, _, iw = np.nonzero(piece)
+        if abs(us[iu].mean()) < nose_mm and ws[iw].mean() < brow_mm:
+            continue  # the nose: the bridge over a cavity whose dark sides the mask missed
         contact = np.count_nonzero(ndi.binary_dilation(piece, ball) & rest) / footprint[k]
         behind = gap & piece.any(axis=1, keepdims=True)
         opened = float(open_air[behind].mean()) if behind.any() else 0.0
