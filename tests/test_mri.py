@@ -276,6 +276,23 @@ def test_skin_over_dark_eyes_is_not_cut(head03):
     assert removed == 0 and out is mask
 
 
+def test_nose_over_a_cavity_is_not_cut(tmp_path):
+    from bids_app import simulate
+
+    # a simulated T2w participant (the accuracy benchmark's sub-12): the sides of
+    # its nose are too dark for the mask, so its bridge is a layer over a cavity
+    # that opens sideways, like goggles over outside air
+    part = simulate.sample_participant(11, 0, simulate.default_heads(), contrast="T2w", label="12")
+    simulate.simulate_participant(part, tmp_path, None)
+    vol = load_head(tmp_path / "sub-12" / "anat" / "sub-12_T2w.nii.gz")
+    mask = head_mask(vol.data, vol.zooms)
+    frame = face_frame(head_surface(mask, vol.affine))
+    args = (mask, vol.affine, frame.nose_tip, frame.anterior, frame.superior)
+    assert remove_face_overhangs(*args, nose_mm=0.0)[1] > 1000  # without the nose rule
+    out, removed = remove_face_overhangs(*args)
+    assert removed == 0 and out is mask
+
+
 def test_mean_head_frame_is_cut():
     vol = load_head(HEADS["04"])
     mask = head_mask(vol.data, vol.zooms)
