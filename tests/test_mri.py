@@ -8,13 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scipy import ndimage as ndi
-
 from bids_app.mri import (
     ImageError, augment, face_frame, head_mask, head_surface, load_head, reconstruct_head,
     remove_face_overhangs,
 )
-from bids_app.mri.mask import _face_grid, _peel_front_layers
+from bids_app.mri.mask import _front_layers
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
 HEADS = {label: DEMO / f"sub-{label}" / "anat" / f"sub-{label}_T1w.nii.gz"
@@ -226,11 +224,8 @@ def _front_layers_mm2(mask, affine, frame) -> list[int]:
     """Frontal footprints (mm^2) of the layers standing in front of the upper
     face with air behind them, as remove_face_overhangs sees them, largest last."""
     axes = np.stack([np.cross(frame.anterior, frame.superior), frame.anterior, frame.superior])
-    grid = _face_grid(mask, affine, frame.nose_tip, axes,
-                      (np.arange(-60.0, 61.0), np.arange(40.0, -61.0, -1.0), np.arange(5.0, 66.0)))
-    front, _ = _peel_front_layers(grid, 2)
-    labels, n = ndi.label(front, structure=np.ones((3, 3, 3), dtype=bool))
-    return sorted(int((labels == k).any(axis=1).sum()) for k in range(1, n + 1))
+    footprint = _front_layers(mask, affine, frame.nose_tip, axes, above_tip_mm=5.0, min_gap_mm=2.0)[-1]
+    return sorted(int(v) for v in footprint[1:])
 
 
 def test_goggles_on_the_face_are_cut(head03):

@@ -242,13 +242,12 @@ def add_goggles(data, affine, head: np.ndarray, nose_tip: Sequence[float],
     tip = np.asarray(nose_tip, float)
     a = np.asarray(anterior, float)
     s = np.asarray(superior, float)
-    r = np.cross(a, s)
     v = float(np.percentile(data, 99)) if value is None else value
     zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
-    rel = [c - t for c, t in zip(_world(data.shape, affine), tip)]
-    u = sum(c * k for c, k in zip(rel, r))
-    w = sum(c * k for c, k in zip(rel, s))
-    depth = sum(c * k for c, k in zip(rel, a))
+    # mm from the nose tip along the face's right, superior and anterior axes
+    u = _plane_side(data, affine, tip, np.cross(a, s))
+    w = _plane_side(data, affine, tip, s)
+    depth = _plane_side(data, affine, tip, a)
     near_face = np.broadcast_to((np.abs(u) < 50) & (depth > -40), data.shape)
     dist = ndi.distance_transform_edt(~np.asarray(head, bool), sampling=zooms)
     lenses = near_face & (np.abs(u) > 10) & (w > 12) & (w < 38)

@@ -363,6 +363,25 @@ def _peel_front_layers(grid: np.ndarray, min_gap: int, layers: int = 3):
     return front, gap
 
 
+def _front_layers(mask: np.ndarray, affine: np.ndarray, tip: np.ndarray, axes: np.ndarray, *,
+                  above_tip_mm: float, min_gap_mm: float):
+    """The face-aligned grid of :func:`remove_face_overhangs` and the front layers on it.
+
+    Returns ``(ranges, grid, gap, labels, footprint)``: the grid's mm
+    offsets from ``tip`` (left-right, anterior front first, superior from
+    ``above_tip_mm``), the sampled mask, the air behind the layers, the
+    layers labelled as 26-connected pieces, and each label's frontal
+    footprint in mm^2 (index 0: background, 0).
+    """
+    ranges = (np.arange(-60.0, 61.0), np.arange(40.0, -61.0, -1.0), np.arange(above_tip_mm, 66.0))
+    grid = _face_grid(mask, affine, tip, axes, ranges)
+    front, gap = _peel_front_layers(grid, int(np.ceil(min_gap_mm - 1e-6)))
+    labels, _ = ndi.label(front, structure=np.ones((3, 3, 3), dtype=bool))
+    footprint = np.array([0] + [int(np.count_nonzero((labels[sl] == k).any(axis=1)))
+                                for k, sl in enumerate(ndi.find_objects(labels), start=1)])
+    return ranges, grid, gap, labels, footprint
+
+
 def _open_sideways(grid: np.ndarray) -> np.ndarray:
     """Voxels from which a straight line along axis 0 or 2, one way or the
     other, leaves ``grid`` without meeting a True voxel."""
@@ -447,26 +466,18 @@ def remove_face_overhangs(
     s = np.asarray(superior, float)
     axes = np.stack([np.cross(a, s), a, s])
     tip = np.asarray(nose_tip, float)
-    us = np.arange(-60.0, 61.0)
-    vs = np.arange(40.0, -61.0, -1.0)  # front to back
-    ws = np.arange(above_tip_mm, 66.0)
-    grid = _face_grid(mask, affine, tip, axes, (us, vs, ws))
-    front, gap = _peel_front_layers(grid, int(np.ceil(min_gap_mm - 1e-6)))
-    labels, n = ndi.label(front, structure=np.ones((3, 3, 3), dtype=bool))
-    if n == 0:
-        return mask, 0
-    footprint = np.array([0] + [int(np.count_nonzero(sl is not None and (labels[sl] == k).any(axis=1)))
-                                for k, sl in enumerate(ndi.find_objects(labels), start=1)])
-    candidates = [k for k in range(1, n + 1) if footprint[k] >= min_area_mm2]
-    if not candidates:
+    (us, vs, ws), grid, gap, labels, footprint = _front_layers(
+        mask, affine, tip, axes, above_tip_mm=above_tip_mm, min_gap_mm=min_gap_mm)
+    candidates = np.nonzero(footprint >= min_area_mm2)[0]
+    if candidates.size == 0:
         return mask, 0
     # the head's whole neighbourhood, for the open-air test (only when needed)
     wide_u = np.arange(-100.0, 101.0)
     wide_w = np.arange(-60.0, 131.0)
     wide = _face_grid(mask, affine, tip, axes, (wide_u, vs, wide_w))
-    iu, iw = int(np.searchsorted(wide_u, us[0])), int(np.searchsorted(wide_w, ws[0]))
-    open_air = _open_sideways(wide)[iu:iu + len(us), :, iw:iw + len(ws)]
-    rest = grid & ~front
+    off_u, off_w = int(np.searchsorted(wide_u, us[0])), int(np.searchsorted(wide_w, ws[0]))
+    open_air = _open_sideways(wide)[off_u:off_u + len(us), :, off_w:off_w + len(ws)]
+    rest = grid & (labels == 0)
     cut = np.zeros_like(grid)
     ball = np.ones((3, 3, 3), dtype=bool)
     for k in candidates:
