@@ -29,6 +29,41 @@ def read_tsv(path):
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
+# Scores closer than this are treated as tied when two computations of continuous data are
+# compared: far above the rounding of float64 sums of a few hundred products (~1e-14), far
+# below any gap that random continuous data leaves (checked: most rows are "apart" below).
+SCORE_TOL = 1e-9
+
+
+def assert_same_ranking(got, dense, truth, usable, ref_ranks):
+    """``rank_gallery``'s result against the dense reference, for continuous data.
+
+    Matrix products by different BLAS kernels (Intel vs AMD, slab vs whole matrix) differ in
+    the last bits, so scores are compared with a tolerance, and ranks and match order exactly
+    only where the scores are apart by more than ``SCORE_TOL``.
+    """
+    rows = np.flatnonzero(usable)
+    own = dense[rows, truth[rows]]
+    np.testing.assert_allclose(got.true_score[rows], own, rtol=1e-12, atol=1e-12)
+    idx, sc = rank.top_matches(dense, got.match_index.shape[1])
+    np.testing.assert_allclose(got.match_score[rows], sc[rows], rtol=1e-12, atol=1e-12)
+    gap_to_own = np.abs(dense[rows] - own[:, None])
+    gap_to_own[np.arange(len(rows)), truth[rows]] = np.inf
+    # exact ties (scores floored at 0, or cut by top-k) are exact in both computations; a near
+    # tie (0 < gap <= SCORE_TOL) can move the rank by the near-tied identities only
+    near = (gap_to_own > 0) & (gap_to_own <= SCORE_TOL)
+    apart = ~near.any(axis=1)
+    np.testing.assert_array_equal(got.ranks[rows[apart]], ref_ranks[rows[apart]])
+    assert (np.abs(got.ranks[rows] - ref_ranks[rows]) <= near.sum(axis=1)).all()
+    step = np.abs(np.diff(sc[rows], axis=1))
+    ordered = (step == 0) | (step > SCORE_TOL)  # a match's place is fixed unless near-tied with a neighbour
+    fixed = np.ones_like(sc[rows], bool)
+    fixed[:, 1:] &= ordered
+    fixed[:, :-1] &= ordered
+    np.testing.assert_array_equal(got.match_index[rows][fixed], idx[rows][fixed])
+    assert apart.mean() > 0.9, "the data should leave most scores apart, or this checks little"
+
+
 @pytest.mark.parametrize("scoring", rank.SCORINGS)
 def test_group_outputs_for_every_scoring(tmp_path, scoring):
     out = tmp_path / "out"
@@ -113,10 +148,10 @@ def test_blocked_ranking_equals_dense():
         dense = rank.person_scores(conf, pi, n, scoring, 3)
         ref = rank.true_ranks(dense, np.arange(n), usable=np.bincount(pi, minlength=n) > 0)
         got = rank.rank_gallery(p, pi, n, g, gi, n, np.arange(n), scoring=scoring, top_k=3, block_bytes=4000)
-        np.testing.assert_array_equal(ref, got.ranks)
-        idx, _ = rank.top_matches(dense, 5)
         has = np.bincount(pi, minlength=n) > 0
-        np.testing.assert_array_equal(idx[has], got.match_index[has])
+        # continuous scores from different matrix products: equal up to rounding, same order
+        # wherever they are apart (BLAS kernels differ in the last bits between CPUs)
+        assert_same_ranking(got, dense, np.arange(n), has, ref)
 
 
 def _dense_reference(p, pi, n, g, gi, n_id, truth, scoring, top_k, ties, m, exclude=None, group=None, n_groups=None):
@@ -210,8 +245,9 @@ def test_fast_ranking_equals_full_matrix_with_exclusion_and_groups(scoring):
 
 
 def test_fast_ranking_sums_in_photo_order():
-    # 1 to 20 photos per person, continuous confidences: the sparse sums must equal the dense
-    # float64 sums bit for bit (same summation order), so that near-ties are ranked alike
+    # 1 to 20 photos per person, continuous confidences: the sparse sums equal the dense float64
+    # sums up to rounding (the similarities come from other BLAS kernels: not bit for bit on
+    # every CPU), and everything whose scores are apart is ranked alike
     rng = np.random.default_rng(11)
     n, dim = 40, 16
     base = rng.normal(size=(n, dim))
@@ -227,9 +263,7 @@ def test_fast_ranking_sums_in_photo_order():
         conf = rank.identity_confidence(sim, gi, n)
         dense = rank.person_scores(conf, pi, n, "nejm", 10)
         got = rank.rank_gallery(pd, pi, n, gd, gi, n, np.arange(n), top_k=10)
-        np.testing.assert_array_equal(got.true_score, dense[np.arange(n), np.arange(n)])
-        np.testing.assert_array_equal(got.ranks, rank.true_ranks(dense, np.arange(n)))
-        np.testing.assert_array_equal(got.match_score, rank.top_matches(dense, 5)[1])
+        assert_same_ranking(got, dense, np.arange(n), np.ones(n, bool), rank.true_ranks(dense, np.arange(n)))
 
 
 def test_fast_npy_reader_matches_np_load(tmp_path):
