@@ -461,7 +461,7 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
             "n_genuine": int(genuine.size),
             "n_impostor": int(impostor.size),
             "impostors_sampled": bool(sampled),
-            "auc": rank._json_float(rank.auc_score(genuine, impostor)),
+            "auc": rank.json_float(rank.auc_score(genuine, impostor)),
             "roc": {"fpr": [round(float(x), 5) for x in fpr], "tpr": [round(float(x), 5) for x in tpr]},
             "_genuine": genuine,
             "_impostor": impostor,
@@ -521,8 +521,8 @@ def _detection_summary(info: dict, subjects: list[str], n_identities: int) -> di
         "participants_with_face": n_identities,
         "participants_with_mri": len(with_mri),
         "participant_rate": len(visible) / len(with_mri) if with_mri else None,
-        "participant_ci_low": rank._json_float(low),
-        "participant_ci_high": rank._json_float(high),
+        "participant_ci_low": rank.json_float(low),
+        "participant_ci_high": rank.json_float(high),
         "flagged": [f"sub-{s}" for s in visible][:1000],
         "flag_rule": "a face was detected in at least one MRI render",
     }
@@ -570,9 +570,9 @@ def _linkage(settings, subjects, people, set_vectors) -> tuple[list[dict], dict 
         rows.append({
             "subject": subject, "image": label,
             "rank": int(result.ranks[n]) if np.isfinite(result.ranks[n]) else None,
-            "score_true": rank._json_float(result.true_score[n]),
+            "score_true": rank.json_float(result.true_score[n]),
             "best_match": f"sub-{group_subjects[best]}" if best >= 0 else None,
-            "best_score": rank._json_float(result.match_score[n, 0]),
+            "best_score": rank.json_float(result.match_score[n, 0]),
         })
     stats = rank.summarise(result.ranks, len(group_subjects), ks=(1, 5))
     stats.pop("cmc")
