@@ -4,7 +4,8 @@ Each function takes and returns ``(data, affine)`` (world mm, RAS+) and
 changes one property of the scan the way real scans differ: contrast,
 bias field, storage orientation, oblique or anisotropic voxel grids, the
 head's pose in the scanner, a cut field of view, defacing, skull
-stripping, noise and objects outside the head (frames, goggles, pads). They are pure numpy /
+stripping, noise, a dim and noisy lower face (coil sensitivity) and objects outside the head
+(frames, goggles, pads). They are pure numpy /
 scipy and deterministic (seeded).
 
 Limits: the contrast remaps change the intensity of each tissue class of a
@@ -27,7 +28,8 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "add_frame", "add_goggles", "add_cheek_pads",
+    "deface", "skull_strip", "add_noise", "lower_face_gain", "dim_lower_face", "add_frame",
+    "add_goggles", "add_cheek_pads",
 ]
 
 #: Piecewise-linear remaps of T1w intensity (fractions of the head's 99th
@@ -204,6 +206,61 @@ def add_noise(data, affine, level: float = 0.04, seed: int = 0):
     re = data + rng.normal(0, s, data.shape)
     im = rng.normal(0, s, data.shape)
     return np.sqrt(re * re + im * im).astype(np.float32), affine
+
+
+def lower_face_gain(shape: Sequence[int], affine, nose_tip: Sequence[float],
+                    superior: Sequence[float] = (0, 0, 1), *, low: float = 0.3,
+                    start_mm: float = 5.0, end_mm: float = 65.0) -> np.ndarray:
+    """The gain of :func:`dim_lower_face` on a voxel grid (float32, ``shape``).
+
+    1 down to ``start_mm`` below the nose tip (along ``superior``), ``low``
+    from ``end_mm`` below it (about the chin) down, and a raised-cosine
+    (smooth, monotonic) fall between the two.
+    """
+    w = _plane_side(np.empty(tuple(shape), np.uint8), affine, np.asarray(nose_tip, float),
+                    np.asarray(superior, float) / np.linalg.norm(superior))
+    t = np.clip((-w - start_mm) / max(end_mm - start_mm, 1e-6), 0.0, 1.0)
+    gain = 1.0 - (1.0 - low) * 0.5 * (1.0 - np.cos(np.pi * t))
+    return np.broadcast_to(gain, tuple(shape)).astype(np.float32)
+
+
+def dim_lower_face(data, affine, nose_tip: Sequence[float], anterior: Sequence[float] = (0, 1, 0),
+                   superior: Sequence[float] = (0, 0, 1), *, low: float = 0.3,
+                   start_mm: float = 5.0, end_mm: float = 65.0, noise: float = 0.03,
+                   seed: int = 0):
+    """A dim, noisy lower face: the coil sensitivity of FLAIR and thick-slice scans.
+
+    Head coils are open at their lower end, and on many FLAIR and thick-slice
+    scans the signal falls off below the nose: lips and chin come out dark
+    and grainy. The image is multiplied by :func:`lower_face_gain`: 1 above
+    ``start_mm`` below the nose tip (along the face's ``superior`` axis),
+    falling smoothly (raised cosine) to ``low`` (default 0.3) at
+    ``end_mm`` below it (about the chin) and below. Thermal noise does not
+    fall with the signal: the dimmed voxels get Rician noise of standard
+    deviation ``noise`` x the 99th percentile x sqrt(1 - gain^2) (the noise
+    the dimming took from the image's own, for an image whose noise was
+    ``noise``), so the relative noise at the chin is about 1/``low`` times
+    that of the upper face. Voxels with a gain of 1 (the upper face, the
+    brain) are returned unchanged. ``anterior`` is accepted for symmetry
+    with the other face-frame alterations; the fall-off follows the
+    superior axis only, across the whole width and depth of the head (the
+    neck and the lower back of the head are dimmed too).
+    """
+    del anterior  # the fall-off is along the head's superior axis only
+    x = np.asarray(data, np.float32)
+    gain = lower_face_gain(x.shape, affine, nose_tip, superior, low=low, start_mm=start_mm,
+                           end_mm=end_mm)
+    dim = gain < 1.0
+    out = x.copy()
+    out[dim] = x[dim] * gain[dim]
+    if noise > 0 and dim.any():
+        rng = np.random.default_rng(seed)
+        s = (noise * float(np.percentile(x[x > 0], 99)) if np.any(x > 0) else 0.0)
+        s = s * np.sqrt(1.0 - gain[dim].astype(np.float64) ** 2)
+        re = out[dim] + rng.normal(0.0, 1.0, s.shape) * s
+        im = rng.normal(0.0, 1.0, s.shape) * s
+        out[dim] = np.sqrt(re * re + im * im)
+    return out.astype(np.float32), affine
 
 
 def add_frame(data, affine, nose_tip: Sequence[float], value: float | None = None):

@@ -1,0 +1,81 @@
+"""Tests of bids_app.mri.augment.dim_lower_face on a real bundled head (data/demo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bids_app.mri import augment, face_frame, head_mask, head_surface, load_head
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
+HEAD = DEMO / "sub-02" / "anat" / "sub-02_T1w.nii.gz"
+
+
+@pytest.fixture(scope="module")
+def head():
+    vol = load_head(HEAD)
+    mask = head_mask(vol.data, vol.zooms)
+    frame = face_frame(head_surface(mask, vol.affine))
+    return vol, mask, frame
+
+
+def _face_coords(vol, frame):
+    """mm from the nose tip along the face's superior and anterior axes, per voxel."""
+    w = augment._plane_side(vol.data, vol.affine, frame.nose_tip, frame.superior)
+    v = augment._plane_side(vol.data, vol.affine, frame.nose_tip, frame.anterior)
+    return np.broadcast_to(w, vol.data.shape), np.broadcast_to(v, vol.data.shape)
+
+
+def test_lower_face_dimmed_upper_face_unchanged(head):
+    vol, mask, frame = head
+    w, v = _face_coords(vol, frame)
+    face = mask & (v > -35)  # the front of the head: skin, fat, muscle of the face
+    chin = face & (w < -68) & (w > -85)
+    upper = face & (w > 0) & (w < 50)
+    mid = face & (w < -33) & (w > -37)  # halfway between 5 and 65 mm below the tip
+    assert chin.sum() > 500 and upper.sum() > 5000 and mid.sum() > 200
+    bright = vol.data > 0.2 * np.percentile(vol.data[mask], 99)
+
+    data, affine = augment.dim_lower_face(vol.data, vol.affine, frame.nose_tip, frame.anterior,
+                                          frame.superior, low=0.3, noise=0.0)
+    assert affine is vol.affine and data.dtype == np.float32 and data.shape == vol.data.shape
+    ratio = data[bright] / vol.data[bright]
+    r = np.full(vol.data.shape, np.nan, np.float32)
+    r[bright] = ratio
+    assert np.nanmedian(r[chin]) == pytest.approx(0.3, abs=1e-4)
+    assert np.nanmedian(r[mid]) == pytest.approx(0.65, abs=0.03)  # raised cosine: half way
+    assert np.array_equal(data[upper], vol.data[upper])  # the upper face and above: untouched
+    above = w > -4.9
+    assert np.array_equal(data[above], vol.data[above])
+    # the fall is monotonic along the face's superior axis
+    gain = augment.lower_face_gain(vol.data.shape, vol.affine, frame.nose_tip, frame.superior)
+    order = np.argsort(w[face])
+    assert np.all(np.diff(gain[face][order]) >= -1e-6)
+    assert gain.min() == pytest.approx(0.3) and gain.max() == 1.0
+
+
+def test_lower_face_noise_relatively_strong(head):
+    vol, mask, frame = head
+    w, v = _face_coords(vol, frame)
+    face = mask & (v > -35)
+    chin = face & (w < -68) & (w > -85)
+    upper = face & (w > 0) & (w < 50)
+    clean, _ = augment.dim_lower_face(vol.data, vol.affine, frame.nose_tip, frame.anterior,
+                                      frame.superior, low=0.3, noise=0.0)
+    noisy, _ = augment.dim_lower_face(vol.data, vol.affine, frame.nose_tip, frame.anterior,
+                                      frame.superior, low=0.3, noise=0.04, seed=1)
+    again, _ = augment.dim_lower_face(vol.data, vol.affine, frame.nose_tip, frame.anterior,
+                                      frame.superior, low=0.3, noise=0.04, seed=1)
+    assert np.array_equal(noisy, again)  # seeded
+    assert np.array_equal(noisy[upper], vol.data[upper])  # no noise where nothing was dimmed
+    p99 = float(np.percentile(vol.data[vol.data > 0], 99))
+    # noise at the chin: about 0.04 x p99 x sqrt(1 - 0.3^2), relative to a signal 0.3 x the original
+    bright_chin = chin & (vol.data > 0.3 * p99)
+    diff = (noisy - clean)[bright_chin]
+    assert np.std(diff) == pytest.approx(0.04 * p99 * np.sqrt(1 - 0.09), rel=0.2)
+    assert np.median(noisy[bright_chin] / vol.data[bright_chin]) == pytest.approx(0.3, abs=0.03)
+    # relative noise: stronger at the chin than the same noise would be at full signal
+    snr_chin = np.median(clean[bright_chin]) / np.std(diff)
+    assert snr_chin < 0.4 * np.median(vol.data[bright_chin]) / (0.04 * p99)
