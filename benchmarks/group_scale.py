@@ -42,32 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-DIM, RENDERS, PHOTOS = 128, 10, 5
-
-
-def write_synthetic(out: Path, n: int, seed: int = 0, noise: float = 2.5) -> None:
-    """N synthetic participants (10 renders, 5 photos, unit vectors) under ``out``."""
-    rng = np.random.default_rng(seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dataset_description.json").write_text(json.dumps(
-        {"Name": "synthetic", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-         "GeneratedBy": [{"Name": "facerisk"}]}))
-    (out / "logs").mkdir(exist_ok=True)
-    model = {"Name": "sface", "Files": {"recognizer": {"SHA256": "0" * 64}}, "Dimension": DIM}
-    width = len(str(n))
-    for i in range(n):
-        label = f"{i + 1:0{width}d}"
-        base = rng.normal(size=DIM)
-        for kind, rows, folder, suffix in (("render", RENDERS, "anat", "FLAIR"), ("photo", PHOTOS, "photo", "photo")):
-            v = (base + noise * rng.normal(size=(rows, DIM))).astype(np.float32)
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            d = out / f"sub-{label}" / folder
-            d.mkdir(parents=True, exist_ok=True)
-            stem = f"sub-{label}_desc-faces_{suffix}"
-            np.save(d / f"{stem}.npy", v)
-            (d / f"{stem}.json").write_text(json.dumps(
-                {"FaceModel": model, "Dimension": DIM,
-                 "Rows": [{"Detected": True, "Score": 0.9} for _ in range(rows)]}))
+# the synthetic participant outputs are the tests' own (tests/helpers.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import write_synthetic  # noqa: E402
 
 
 def _peak_mb() -> float:

@@ -18,6 +18,10 @@ from bids_app import __version__
 
 #: anat suffixes facerisk can reconstruct a face from.
 SUPPORTED_MODALITIES = ("FLAIR", "T1w", "T2w", "PDw")
+#: BIDS-Apps analysis levels.
+ANALYSIS_LEVELS = ("participant", "group")
+#: ``--report-images`` choices: as they are, pixelated and blurred, or left out.
+REPORT_IMAGES = ("full", "blurred", "none")
 
 
 @dataclass
@@ -42,12 +46,21 @@ class Settings:
     scoring: str = "nejm"
     compare_to: Path | None = None
     report_images: str = "full"
+    reports_only: bool = False
     force: bool = False
     skip_bids_validator: bool = False
     bids_database_dir: Path | None = None
     work_dir: Path | None = None
     umask: int = 0o077
     verbose: int = 0
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default value of field ``name`` (a fresh copy for lists)."""
+        item = {f.name: f for f in dataclasses.fields(cls)}[name]
+        if item.default is not dataclasses.MISSING:
+            return item.default
+        return item.default_factory()  # type: ignore[misc]
 
     def participant_seed(self, subject: str) -> int:
         """Seed for one participant: reproducible, independent of run order."""

@@ -13,8 +13,7 @@ from bids_app import rank
 from bids_app.config import Settings
 from bids_app.workflows.group import run_group
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from group_scale import write_synthetic  # noqa: E402
+from helpers import write_record, write_synthetic  # noqa: E402
 
 
 def settings_for(tmp_path, out, **kw):
@@ -98,6 +97,7 @@ def test_linkage_detectability_and_compare(tmp_path):
         np.save(ses / f"{sub.name}_ses-2_desc-faces_FLAIR.npy", w)
         (ses / f"{sub.name}_ses-2_desc-faces_FLAIR.json").write_text(
             (sub / "anat" / f"{sub.name}_desc-faces_FLAIR.json").read_text())
+        write_record(out, sub.name[len("sub-"):])  # the participant level lists its outputs
     # "defaced" copy: no face in most renders of 8 participants
     defaced = tmp_path / "defaced"
     import shutil
@@ -267,7 +267,7 @@ def test_fast_ranking_sums_in_photo_order():
 
 
 def test_fast_npy_reader_matches_np_load(tmp_path):
-    from bids_app.workflows.group import _read_npy
+    from bids_app.workflows.group.load import _read_npy
 
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(10, 128)).astype(np.float32), rng.normal(size=(1, 4)), np.zeros((0, 128), np.float32),

@@ -39,10 +39,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    sys_path = Path(__file__).resolve().parents[1] / "benchmarks"
-    import sys
-    sys.path.insert(0, str(sys_path))
-    from group_scale import write_synthetic
+    from helpers import write_synthetic
 
     tmp = tmp_path_factory.mktemp("browser")
     out = tmp / "out"

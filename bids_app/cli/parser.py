@@ -11,14 +11,12 @@ import re
 from pathlib import Path
 
 from bids_app import __version__
-from bids_app.config import SUPPORTED_MODALITIES, Settings
+from bids_app.config import ANALYSIS_LEVELS, REPORT_IMAGES, SUPPORTED_MODALITIES, Settings
+from bids_app.rank import SCORINGS
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
-
-
-class UsageError(ValueError):
-    """A bad argument: reported as one line, exit code 2."""
-
+#: Defaults come from :class:`Settings`, the one place they are set.
+_DEFAULT = Settings.default
 
 def _label(prefix: str):
     def parse(value: str) -> str:
@@ -114,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "analysis_level",
-        choices=["participant", "group"],
+        choices=ANALYSIS_LEVELS,
         help="participant: render and embed each face; group: rank and report",
     )
     parser.add_argument("--version", action="version", version=f"facerisk {__version__}")
@@ -122,21 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     bids = parser.add_argument_group("selecting data")
     bids.add_argument(
         "--participant-label", "--participant_label",
-        dest="participant_label", nargs="+", type=_label("sub"), default=[],
+        dest="participant_label", nargs="+", type=_label("sub"), default=_DEFAULT("participant_label"),
         metavar="LABEL", help="participants to process (with or without 'sub-'); default: all",
     )
     bids.add_argument(
         "--session-label", "--session_label",
-        dest="session_label", nargs="+", type=_label("ses"), default=[],
+        dest="session_label", nargs="+", type=_label("ses"), default=_DEFAULT("session_label"),
         metavar="LABEL", help="sessions to process (with or without 'ses-'); default: all",
     )
     bids.add_argument(
-        "--modality", nargs="+", type=_modality, default=["FLAIR"], metavar="SUFFIX",
+        "--modality", nargs="+", type=_modality, default=_DEFAULT("modality"), metavar="SUFFIX",
         help=f"anat suffixes to reconstruct faces from ({', '.join(SUPPORTED_MODALITIES)}); "
-        "default: FLAIR, the sequence of the NEJM 2019 study",
+        f"default: {' '.join(_DEFAULT('modality'))}, the sequence of the NEJM 2019 study",
     )
     bids.add_argument(
-        "--photos-dir", type=Path, default=None, metavar="DIR",
+        "--photos-dir", type=Path, default=_DEFAULT("photos_dir"), metavar="DIR",
         help="participants' photos as DIR/sub-<label>/[ses-<label>/]*.{jpg,jpeg,png}; default: "
         "<bids_dir>/derivatives/photos or <bids_dir>/sourcedata/photos if present",
     )
@@ -145,51 +143,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not check the input dataset's file names",
     )
     bids.add_argument(
-        "--bids-database-dir", type=Path, default=None, metavar="DIR",
+        "--bids-database-dir", type=Path, default=_DEFAULT("bids_database_dir"), metavar="DIR",
         help="store (and reuse) the pybids index here, e.g. once for all SLURM array tasks",
     )
 
     face = parser.add_argument_group("rendering and face recognition")
-    face.add_argument("--n-renders", type=_positive_int, default=10, metavar="N",
-                      help="photo-like renders per MRI face (default: 10, as in the study)")
-    face.add_argument("--seed", type=_nonnegative_int, default=20191024,
+    face.add_argument("--n-renders", type=_positive_int, default=_DEFAULT("n_renders"), metavar="N",
+                      help="photo-like renders per MRI face (default: %(default)s, as in the study)")
+    face.add_argument("--seed", type=_nonnegative_int, default=_DEFAULT("seed"),
                       help="seed for random light and view (default: %(default)s)")
-    face.add_argument("--face-model", dest="face_models", type=_face_models, default=["sface"],
+    face.add_argument("--face-model", dest="face_models", type=_face_models, default=_DEFAULT("face_models"),
                       metavar="NAME[,NAME]",
-                      help="face backend: sface (default, YuNet + SFace), dlib, or the path of an "
+                      help=f"face backend (default: {','.join(_DEFAULT('face_models'))}): sface "
+                      "(YuNet + SFace), dlib, or the path of an "
                       "insightface model pack folder; several, comma-separated, fuse their scores")
-    face.add_argument("--render-min-score", type=_score, default=0.5, metavar="SCORE",
+    face.add_argument("--render-min-score", type=_score, default=_DEFAULT("render_min_score"), metavar="SCORE",
                       help="face detection threshold on renders (default: %(default)s)")
-    face.add_argument("--photo-min-score", type=_score, default=0.6, metavar="SCORE",
+    face.add_argument("--photo-min-score", type=_score, default=_DEFAULT("photo_min_score"), metavar="SCORE",
                       help="face detection threshold on photos (default: %(default)s)")
-    face.add_argument("--min-nose-relief", type=float, default=13.0, metavar="MM",
+    face.add_argument("--min-nose-relief", type=float, default=_DEFAULT("min_nose_relief"), metavar="MM",
                       help="a face detected in a render counts only if its nose stands this many mm "
                       "in front of its eyes and mouth in 3D (default: %(default)s; 0 turns it off)")
-    face.add_argument("--top-k", type=_positive_int, default=50, metavar="K",
-                      help="identities kept per photo when scoring (default: 50, as in the study)")
+    face.add_argument("--top-k", type=_positive_int, default=_DEFAULT("top_k"), metavar="K",
+                      help="identities kept per photo when scoring (default: %(default)s, as in the study)")
 
     group = parser.add_argument_group("group level")
-    group.add_argument("--scoring", choices=["nejm", "max", "mean", "topk-sum"], default="nejm",
-                       help="how photo-to-render similarities become a participant's score: nejm "
-                       "(default: per photo the top-k identities' confidences, summed over photos), "
-                       "max, mean, or topk-sum")
-    group.add_argument("--compare-to", type=Path, default=None, metavar="OUTPUT_DIR",
+    group.add_argument("--scoring", choices=SCORINGS, default=_DEFAULT("scoring"),
+                       help="how photo-to-render similarities become a participant's score: "
+                       f"{', '.join(SCORINGS)} (default: %(default)s; nejm: per photo the top-k "
+                       "identities' confidences, summed over photos)")
+    group.add_argument("--compare-to", type=Path, default=_DEFAULT("compare_to"), metavar="OUTPUT_DIR",
                        help="another facerisk output (e.g. the same data before defacing): report "
                        "the change in detection and re-identification per participant")
-    group.add_argument("--report-images", choices=["full", "blurred", "none"], default="full",
-                       help="face images in the HTML report (default: full; blurred or none "
+    group.add_argument("--report-images", choices=REPORT_IMAGES, default=_DEFAULT("report_images"),
+                       help="face images in the HTML report (default: %(default)s; blurred or none "
                        "for a report that can be shared more widely)")
+    group.add_argument("--reports-only", action="store_true",
+                       help="only rebuild the HTML report and participant pages from the group "
+                       "outputs already in output_dir (group level)")
 
     run = parser.add_argument_group("running")
     run.add_argument("--force", action="store_true",
                      help="redo participants whose outputs are already complete")
-    run.add_argument("--nprocs", "--n-cpus", "--n_cpus", type=_positive_int, default=1,
-                     help="participants processed in parallel (default: 1)")
-    run.add_argument("-w", "--work-dir", type=Path, default=None,
+    run.add_argument("--nprocs", "--n-cpus", "--n_cpus", type=_positive_int, default=_DEFAULT("nprocs"),
+                     help="participants processed in parallel (default: %(default)s)")
+    run.add_argument("-w", "--work-dir", type=Path, default=_DEFAULT("work_dir"),
                      help="scratch folder for temporary files")
-    run.add_argument("--umask", type=_umask, default=0o077,
-                     help="permissions mask for outputs, octal (default: 077, owner only)")
-    run.add_argument("-v", "--verbose", action="count", default=0,
+    run.add_argument("--umask", type=_umask, default=_DEFAULT("umask"),
+                     help=f"permissions mask for outputs, octal (default: {_DEFAULT('umask'):03o}, owner only)")
+    run.add_argument("-v", "--verbose", action="count", default=_DEFAULT("verbose"),
                      help="more log output (-v, -vv)")
     return parser
 
@@ -238,6 +240,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         scoring=args.scoring,
         compare_to=args.compare_to.expanduser().resolve() if args.compare_to else None,
         report_images=args.report_images,
+        reports_only=args.reports_only,
         force=args.force,
         skip_bids_validator=args.skip_bids_validator,
         bids_database_dir=args.bids_database_dir.resolve() if args.bids_database_dir else None,

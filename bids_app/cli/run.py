@@ -238,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("MPLCONFIGDIR", str(settings.work_dir / "matplotlib"))
         tempfile.tempdir = str(settings.work_dir)
     started = time.perf_counter()
+    if settings.reports_only and settings.analysis_level != "group":
+        print("facerisk: error: --reports-only rebuilds the group report: use it with the group level",
+              file=sys.stderr)
+        return EXIT_USAGE
     if settings.analysis_level == "group" and not settings.output_dir.is_dir():
         print(f"facerisk: error: output_dir {settings.output_dir} does not exist: "
               "run the participant level first", file=sys.stderr)

@@ -1,10 +1,16 @@
-"""From a group analysis to report contexts, and the per-participant pages.
+"""From the group level's files to the report: contexts, the group report and the participant pages.
 
-:func:`build_group_context` turns :class:`bids_app.workflows.group.Analysis`
-into the context of ``group.html.j2``; :func:`write_participant_pages` writes
-``output_dir/sub-<label>.html`` (renders with their detections, photos, best
-matches) for the participants it is given. Images follow
-``settings.report_images`` (``full``, ``blurred`` or ``none``).
+Everything here reads files that the group level wrote
+(:mod:`bids_app.workflows.group.writers`): ``group_desc-summary.json``,
+``group_desc-report.json``, ``group_desc-similarity.tsv``,
+``logs/CITATION.html``, and the participant images those files name. Nothing
+is passed in memory, so :func:`write_reports` after a group run and
+``--reports-only`` later give the same report.
+
+:func:`build_group_context` gives the context of ``group.html.j2``;
+:func:`write_participant_pages` writes ``output_dir/sub-<label>.html``
+(renders with their detections, photos, best matches). Images follow the
+run's ``--report-images`` (``full``, ``blurred`` or ``none``).
 
 Large cohorts stay bounded: the group table lists the ``max_rows``
 highest-risk participants (the TSV lists all), thumbnails are shown for the
@@ -23,32 +29,60 @@ import numpy as np
 
 from bids_app.io import atomic_write_text, read_json
 
-from .figures import cmc_svg, distribution_svg, privacy_image, roc_svg
+from .figures import cmc_svg, histogram_svg, privacy_image, roc_svg
+from .html import get_environment, render_group_report
 
 LOGGER = logging.getLogger("facerisk")
 
-__all__ = ["build_group_context", "write_participant_pages"]
+__all__ = ["ReportInputError", "build_group_context", "read_report_inputs", "write_participant_pages",
+           "write_reports"]
 
 _IMAGES_NOTE = {
     "full": "Images are shown as they are (--report-images full).",
     "blurred": "Images are pixelated and blurred so that faces cannot be recognised (--report-images blurred).",
     "none": "Images are left out (--report-images none).",
 }
+#: Longest side of thumbnails in the group table and of images on the participant pages.
+TABLE_THUMB_PX = 120
+PAGE_IMAGE_PX = 200
 
 
-def _best_row(sets, usable_only: bool = True) -> tuple[Path | None, float | None]:
-    best, best_score = None, -math.inf
-    for item in sets:
-        rows = item.sidecar.get("Rows", [])
-        finite = np.isfinite(item.vectors).all(axis=1) if item.vectors.size else np.zeros(len(rows), bool)
-        for row, ok in zip(rows, finite):
-            score = row.get("Score")
-            if (ok or not usable_only) and row.get("File") and score is not None and score > best_score:
-                best, best_score = item.json_path.parent / row["File"], score
-    return best, (best_score if best is not None else None)
+class ReportInputError(RuntimeError):
+    """The group outputs the report is built from are missing or unreadable."""
 
 
-def _thumb(path: Path | None, mode: str, max_side: int = 120, **draw) -> str | None:
+def _read_histogram(path: Path):
+    """``(edges, genuine_counts, impostor_counts)`` from ``group_desc-similarity.tsv`` (None if absent)."""
+    if not path.is_file():
+        return None
+    lines = path.read_text().splitlines()[1:]
+    cells = [line.split("\t") for line in lines if line]
+    if not cells:
+        return None
+    edges = np.array([float(c[0]) for c in cells] + [float(cells[-1][1])])
+    return edges, np.array([int(c[2]) for c in cells]), np.array([int(c[3]) for c in cells])
+
+
+def read_report_inputs(output_dir: Path) -> dict[str, Any]:
+    """The group outputs the report is built from (``ReportInputError`` when missing)."""
+    output_dir = Path(output_dir)
+    try:
+        summary = read_json(output_dir / "group_desc-summary.json")
+        data = read_json(output_dir / "group_desc-report.json")
+    except (OSError, ValueError) as err:
+        raise ReportInputError(f"{output_dir}: cannot read the group outputs ({err}); run the group level "
+                               "without --reports-only first") from err
+    citation = output_dir / "logs" / "CITATION.html"
+    return {
+        "output_dir": output_dir,
+        "summary": summary,
+        "data": data,
+        "histogram": _read_histogram(output_dir / "group_desc-similarity.tsv"),
+        "citation_html": citation.read_text() if citation.is_file() else "",
+    }
+
+
+def _thumb(path: Path | None, mode: str, max_side: int = TABLE_THUMB_PX, **draw) -> str | None:
     if path is None or mode == "none":
         return None
     try:
@@ -58,35 +92,36 @@ def _thumb(path: Path | None, mode: str, max_side: int = 120, **draw) -> str | N
         return None
 
 
-def build_group_context(settings, analysis, summary: dict, order: list[str], *, compare_rows=(),
-                        citation_html: str = "", versions: dict | None = None, page_names=None,
-                        dataset_name: str = "", generated: str = "", max_rows: int = 1000,
-                        max_thumbnails: int = 200, max_pages: int = 200) -> dict[str, Any]:
-    """The context of ``group.html.j2`` (see :mod:`bids_app.report`)."""
-    from bids_app import __version__
-    from bids_app.workflows.group import status_of
+def _file(inputs: dict, relative: str | None) -> Path | None:
+    return None if relative is None else inputs["output_dir"] / relative
 
-    mode = settings.report_images
+
+def build_group_context(inputs: dict[str, Any], page_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The context of ``group.html.j2`` (see :mod:`bids_app.report.html`) from :func:`read_report_inputs`."""
+    summary, data = inputs["summary"], inputs["data"]
+    limits = data["limits"]
+    max_rows, max_thumbnails, max_pages = limits["max_rows"], limits["max_thumbnails"], limits["max_pages"]
+    mode = data["report_images"]
     page_names = page_names or {}
+    order = data["order"]
     rows = []
-    for position, subject in enumerate(order[:max_rows]):
-        info = analysis.info[subject]
-        person = analysis.participants[subject]
-        thumbs = position < max_thumbnails
+    for position, pid in enumerate(order[:max_rows]):
+        info = data["participants"][pid]
+        images = data["images"].get(pid, {}) if position < max_thumbnails else {}
         rows.append({
-            "participant_id": f"sub-{subject}",
+            "participant_id": pid,
             "rank": info["rank"],
-            "status": status_of(info),
+            "status": info["status"],
             "score_true": info["score_true"],
-            "render_uri": _thumb(_best_row(person.mri)[0], mode) if thumbs else None,
-            "photo_uri": _thumb(_best_row(person.photos)[0], mode) if thumbs else None,
+            "render_uri": _thumb(_file(inputs, images.get("best_render")), mode),
+            "photo_uri": _thumb(_file(inputs, images.get("best_photo")), mode),
             "matches": info["matches"],
             "renders_detected": info["renders_detected"],
             "renders_total": info["renders_total"],
             "detect_fraction": info["detect_fraction"],
             "detect_best_score": info["detect_best_score"],
             "linkage_rank": info["linkage_rank"],
-            "page": page_names.get(subject),
+            "page": page_names.get(pid),
         })
     notes = []
     n = len(order)
@@ -99,51 +134,52 @@ def build_group_context(settings, analysis, summary: dict, order: list[str], *, 
         notes.append(f"Individual pages were written for the {max_pages} highest-risk participants only.")
 
     stats = summary["reidentification"]
-    verification = analysis.verification or {}
+    verification = summary.get("verification")
     cmc = np.asarray([np.nan if v is None else v for v in summary["cmc"]], float)
     rate_keys = sorted((k for k in stats if k.startswith("top") and k[3:].isdigit()), key=lambda k: int(k[3:]))
-    linkage = summary.get("linkage")
-    linkage_rows = sorted(analysis.linkage_rows,
+    linkage_rows = sorted(data["linkage_rows"],
                           key=lambda r: (r["rank"] if r["rank"] is not None else math.inf, r["subject"]))
-    comparison = summary.get("comparison")
-    compare_rows = sorted(compare_rows, key=lambda r: (not r["still_detected"], -(r["detect_fraction"] or 0),
-                                                       r["subject"]))
+    compare_rows = sorted(data["compare_rows"],
+                          key=lambda r: (not r["still_detected"], -(r["detect_fraction"] or 0), r["subject"]))
     scoring = summary["scoring"]
+    hist = inputs["histogram"]
+    dataset_name = data["dataset_name"]
     return {
         "title": "facerisk report" + (f": {dataset_name}" if dataset_name else ""),
-        "generated": generated,
-        "version": __version__,
+        "generated": data["generated"],
+        "version": data["facerisk_version"],
         "dataset_name": dataset_name,
-        "n_participants": len(analysis.subjects),
+        "n_participants": summary["n_participants"],
         "n_with_photos": summary["n_with_photos"],
         "n_identities": summary["n_identities"],
         "summary": stats,
         "rate_keys": rate_keys,
         "detection": summary["detection"],
         "cmc_svg": cmc_svg(cmc) if cmc.size and summary["n_with_photos"] else "",
-        "verification": summary.get("verification"),
+        "verification": verification,
         "roc_svg": roc_svg(verification["roc"]["fpr"], verification["roc"]["tpr"], verification.get("auc"))
         if verification else "",
-        "dist_svg": distribution_svg(verification["_genuine"], verification["_impostor"]) if verification else "",
+        "dist_svg": histogram_svg(*hist) if verification and hist is not None else "",
         "participants": rows,
+        "excluded": summary.get("excluded") or [],
         "table_notes": notes,
         "images_note": _IMAGES_NOTE[mode],
         "report_images": mode,
-        "linkage": linkage,
-        "linkage_rows": [{**r, "participant_id": f"sub-{r['subject']}"} for r in linkage_rows[:max_rows]],
-        "comparison": comparison,
-        "compare_rows": [{**r, "participant_id": f"sub-{r['subject']}"} for r in compare_rows[:max_rows]],
+        "linkage": summary.get("linkage"),
+        "linkage_rows": linkage_rows[:max_rows],
+        "comparison": summary.get("comparison"),
+        "compare_rows": compare_rows[:max_rows],
         "scoring_text": scoring["description"],
         "parameters": {
-            "Modality": ", ".join(settings.modality),
+            "Modality": ", ".join(data["modality"]),
             "Face model": summary["face_model"].get("Name"),
             "Scoring": scoring["description"],
             "Ties": "pessimistic (true identity ranked after equal scores)",
             "Report images": mode,
-            **({"Compared with": str(settings.compare_to)} if settings.compare_to else {}),
+            **({"Compared with": data["compare_to"]} if data["compare_to"] else {}),
         },
-        "versions": dict(versions or {}),
-        "methods_html": citation_html,
+        "versions": dict(data["versions"] or {}),
+        "methods_html": inputs["citation_html"],
     }
 
 
@@ -158,52 +194,56 @@ def _render_detection(path: Path) -> dict:
     return {"boxes": [face["Box"]], "landmarks": face.get("Landmarks") or []}
 
 
-def write_participant_pages(settings, analysis, subjects: list[str]) -> dict[str, str]:
-    """Write ``sub-<label>.html`` for ``subjects``; returns ``{subject: file name}``."""
-    from bids_app import __version__
-
-    from . import get_environment
-
+def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
+    """Write ``sub-<label>.html`` for the participants ``group_desc-report.json`` has pages for;
+    returns ``{participant_id: file name}``."""
+    summary, data = inputs["summary"], inputs["data"]
     template = get_environment().get_template("participant.html.j2")
-    mode = settings.report_images
-    best_render = {}
+    mode = data["report_images"]
     names = {}
-    linkage = {}
-    for row in analysis.linkage_rows:
-        linkage.setdefault(row["subject"], []).append(row)
-    for subject in subjects:
-        info = analysis.info[subject]
-        person = analysis.participants[subject]
+    linkage: dict[str, list] = {}
+    for row in data["linkage_rows"]:
+        linkage.setdefault(row["participant_id"], []).append(row)
+    best_render: dict[str, str | None] = {}
+    for pid in data["order"]:
+        page = data["pages"].get(pid)
+        if page is None:
+            continue
         renders = []
-        for item in person.mri:
-            finite = np.isfinite(item.vectors).all(axis=1) if item.vectors.size else []
-            for row, path, ok in zip(item.sidecar["Rows"], item.image_paths(), finite):
-                renders.append({
-                    "name": row.get("File") or "",
-                    "image": item.label,
-                    "detected": bool(ok),
-                    "score": row.get("Score"),
-                    "uri": _thumb(path, mode, 200, **_render_detection(path)) if path and path.is_file() else None,
-                })
+        for row in page["renders"]:
+            path = _file(inputs, row["file"])
+            renders.append({
+                "name": row["name"], "image": row["image"], "detected": row["detected"], "score": row["score"],
+                "uri": _thumb(path, mode, PAGE_IMAGE_PX, **_render_detection(path))
+                if path and path.is_file() else None,
+            })
         photos = []
-        for item in person.photos:
-            finite = np.isfinite(item.vectors).all(axis=1) if item.vectors.size else []
-            for row, path, ok in zip(item.sidecar["Rows"], item.image_paths(), finite):
-                photos.append({"name": row.get("File") or "", "detected": bool(ok), "score": row.get("Score"),
-                               "uri": _thumb(path, mode, 200) if path and path.is_file() else None})
+        for row in page["photos"]:
+            path = _file(inputs, row["file"])
+            photos.append({"name": row["name"], "detected": row["detected"], "score": row["score"],
+                           "uri": _thumb(path, mode, PAGE_IMAGE_PX) if path and path.is_file() else None})
         matches = []
-        for m in info["matches"]:
-            other = m["participant_id"][4:]
+        for m in data["participants"][pid]["matches"]:
+            other = m["participant_id"]
             if other not in best_render:
-                best_render[other] = _best_row(analysis.participants[other].mri)[0]
-            matches.append({**m, "uri": _thumb(best_render[other], mode, 120)})
+                best_render[other] = (data["images"].get(other) or {}).get("best_render")
+            matches.append({**m, "uri": _thumb(_file(inputs, best_render[other]), mode, TABLE_THUMB_PX)})
         html = template.render(
-            version=__version__, participant_id=f"sub-{subject}", info=info, renders=renders,
-            photos=photos, matches=matches, linkage=linkage.get(subject, []),
-            images_note=_IMAGES_NOTE[mode], n_identities=analysis.summary["n_identities"],
-            scoring_text=analysis.summary["scoring"]["description"],
+            version=data["facerisk_version"], participant_id=pid, info=data["participants"][pid],
+            renders=renders, photos=photos, matches=matches, linkage=linkage.get(pid, []),
+            images_note=_IMAGES_NOTE[mode], n_identities=summary["n_identities"],
+            scoring_text=summary["scoring"]["description"],
         )
-        name = f"sub-{subject}.html"
-        atomic_write_text(settings.output_dir / name, html)
-        names[subject] = name
+        name = f"{pid}.html"
+        atomic_write_text(inputs["output_dir"] / name, html)
+        names[pid] = name
     return names
+
+
+def write_reports(output_dir: Path) -> Path:
+    """Rebuild ``facerisk.html`` and the participant pages from the group outputs in ``output_dir``."""
+    inputs = read_report_inputs(output_dir)
+    page_names = write_participant_pages(inputs)
+    path = Path(output_dir) / "facerisk.html"
+    atomic_write_text(path, render_group_report(build_group_context(inputs, page_names)))
+    return path

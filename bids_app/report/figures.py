@@ -22,7 +22,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from PIL import Image, ImageOps
 
-__all__ = ["cmc_svg", "distribution_svg", "image_data_uri", "privacy_image", "roc_svg"]
+__all__ = [
+    "SIMILARITY_BINS", "cmc_svg", "distribution_svg", "histogram_svg", "image_data_uri", "privacy_image", "roc_svg",
+    "similarity_histogram",
+]
 
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -298,26 +301,72 @@ def _axes(out: list[str], left: float, top: float, pw: float, ph: float, xlabel:
                f"{escape(ylabel)}</text>")
 
 
-def distribution_svg(
-    genuine: ArrayLike,
-    impostor: ArrayLike,
-    width: int = 460,
-    height: int = 300,
-    bins: int = 40,
-    title: str = "Similarity of true and impostor photo-render pairs",
-) -> str:
-    """Histograms (as densities) of genuine and impostor scores, inline SVG; "" when empty."""
+#: Bins of the similarity histograms (the report's figure and ``group_desc-similarity.tsv``).
+SIMILARITY_BINS = 40
+
+
+def similarity_histogram(genuine: ArrayLike, impostor: ArrayLike, bins: int = SIMILARITY_BINS):
+    """Shared bin edges and counts of the finite genuine and impostor scores.
+
+    Returns ``(edges, genuine_counts, impostor_counts)``; ``None`` when both
+    are empty. The edges span the smallest to the largest score (one unit
+    around a single value).
+    """
     gen = np.asarray(genuine, np.float64).ravel()
     imp = np.asarray(impostor, np.float64).ravel()
     gen, imp = gen[np.isfinite(gen)], imp[np.isfinite(imp)]
     if gen.size == 0 and imp.size == 0:
-        return ""
+        return None
     both = np.concatenate([gen, imp])
     lo, hi = float(both.min()), float(both.max())
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
-    dens = [np.histogram(x, edges, density=True)[0] if x.size else np.zeros(bins) for x in (gen, imp)]
+    counts = [np.histogram(x, edges)[0] if x.size else np.zeros(bins, np.intp) for x in (gen, imp)]
+    return edges, counts[0], counts[1]
+
+
+def _density(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """As ``np.histogram(..., density=True)`` computes it from the counts."""
+    counts = np.asarray(counts)
+    if not counts.sum():
+        return np.zeros(counts.size)
+    return counts / np.diff(edges) / counts.sum()
+
+
+def distribution_svg(
+    genuine: ArrayLike,
+    impostor: ArrayLike,
+    width: int = 460,
+    height: int = 300,
+    bins: int = SIMILARITY_BINS,
+    title: str = "Similarity of true and impostor photo-render pairs",
+) -> str:
+    """Histograms (as densities) of genuine and impostor scores, inline SVG; "" when empty."""
+    hist = similarity_histogram(genuine, impostor, bins)
+    if hist is None:
+        return ""
+    return histogram_svg(*hist, width=width, height=height, title=title)
+
+
+def histogram_svg(
+    edges: ArrayLike,
+    genuine_counts: ArrayLike,
+    impostor_counts: ArrayLike,
+    width: int = 460,
+    height: int = 300,
+    title: str = "Similarity of true and impostor photo-render pairs",
+) -> str:
+    """:func:`distribution_svg` from the histogram (:func:`similarity_histogram`, or the
+    ``group_desc-similarity.tsv`` file); "" when both counts are empty."""
+    edges = np.asarray(edges, np.float64)
+    gen_counts, imp_counts = np.asarray(genuine_counts), np.asarray(impostor_counts)
+    n_gen, n_imp = int(gen_counts.sum()), int(imp_counts.sum())
+    if not n_gen and not n_imp:
+        return ""
+    bins = edges.size - 1
+    lo, hi = float(edges[0]), float(edges[-1])
+    dens = [_density(gen_counts, edges), _density(imp_counts, edges)]
     top_val = max(float(d.max()) for d in dens) or 1.0
     left, right, top, bottom = 52, 16, 14, 42
     pw, ph = width - left - right, height - top - bottom
@@ -334,7 +383,7 @@ def distribution_svg(
     xt = np.linspace(lo, hi, 5)
     _axes(out, left, top, pw, ph, "Similarity", "Density", height,
           [(px(v), f"{v:.2f}") for v in xt], [(py(v), f"{v:.1f}") for v in np.linspace(0, top_val, 5)])
-    for d, colour, name, n in ((dens[1], "#5f6368", "impostor", imp.size), (dens[0], "#b3261e", "true", gen.size)):
+    for d, colour, name, n in ((dens[1], "#5f6368", "impostor", n_imp), (dens[0], "#b3261e", "true", n_gen)):
         if not n:
             continue
         pts = [f"{px(edges[0]):.1f},{py(0):.1f}"]
@@ -343,8 +392,8 @@ def distribution_svg(
         pts.append(f"{px(edges[-1]):.1f},{py(0):.1f}")
         out.append(f'<polygon points="{" ".join(pts)}" fill="{colour}" fill-opacity="0.25" stroke="{colour}" '
                    f'stroke-width="1.5"><title>{name} pairs (n={n})</title></polygon>')
-    out.append(f'<text x="{left + 8}" y="{top + 16}" fill="#b3261e">true pairs (n={gen.size})</text>')
-    out.append(f'<text x="{left + 8}" y="{top + 30}" fill="#5f6368">impostor pairs (n={imp.size})</text>')
+    out.append(f'<text x="{left + 8}" y="{top + 16}" fill="#b3261e">true pairs (n={n_gen})</text>')
+    out.append(f'<text x="{left + 8}" y="{top + 30}" fill="#5f6368">impostor pairs (n={n_imp})</text>')
     out.append("</svg>")
     return "\n".join(out)
 
