@@ -254,6 +254,46 @@ def test_rerun_group_is_idempotent(demo_run, tmp_path):
     assert (copy / "group_desc-ranks.tsv").read_text() == before
 
 
+@pytest.mark.slow
+def test_group_leaves_out_failed_and_killed_participants(demo_run, tmp_path):
+    """The group level trusts a participant only when its record says it is complete."""
+    out, _, _ = demo_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    photos = tmp_path / "photos"
+    shutil.copytree(DEMO_PHOTOS, photos)
+    # sub-02: a photo that is not an image: its participant run fails and leaves no record
+    (photos / "sub-02" / "sub-02_photo04.png").write_bytes(b"not an image")
+    failed = run_cli(DEMO_BIDS, copy, "participant", "--modality", "T1w", "--photos-dir", photos,
+                     "--participant-label", "02")
+    assert failed.returncode == 1 and "sub-02" in failed.stderr
+    assert not (copy / "sub-02" / "sub-02_facerisk.json").exists()
+    # sub-03: a run killed after it started again (the record goes first)
+    (copy / "sub-03" / "sub-03_facerisk.json").unlink()
+    group = run_cli(DEMO_BIDS, copy, "group", "--modality", "T1w")
+    assert group.returncode == 0, group.stderr[-2000:]
+    assert "sub-02 left out" in group.stderr and "sub-03 left out" in group.stderr
+    summary = json.loads((copy / "group_desc-summary.json").read_text())
+    assert [e["participant_id"] for e in summary["excluded"]] == ["sub-02", "sub-03"]
+    with open(copy / "group_desc-ranks.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert [r["participant_id"] for r in rows] == ["sub-01", "sub-04"]
+    assert summary["n_identities"] == 2 and summary["reidentification"]["n_gallery"] == 2
+    html = (copy / "facerisk.html").read_text()
+    assert "Participants left out" in html and "sub-03" in html
+    assert not (copy / "sub-02.html").exists()  # the page of the earlier run is removed
+
+    # --reports-only rebuilds the same report from the group outputs
+    before = {p.name: p.read_bytes() for p in copy.glob("*.html")}
+    for page in copy.glob("*.html"):
+        page.unlink()
+    again = run_cli(DEMO_BIDS, copy, "group", "--modality", "T1w", "--reports-only")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in copy.glob("*.html")} == before
+    wrong = run_cli(DEMO_BIDS, copy, "participant", "--reports-only")
+    assert wrong.returncode == 2 and "--reports-only" in wrong.stderr
+
+
 # -- one pybids index for all worker processes -------------------------------------
 
 def test_layout_database_is_private_scratch_only_for_several_processes(tmp_path, monkeypatch):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import sys
-from pathlib import Path
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +13,7 @@ from bids_app import rank
 from bids_app.config import Settings
 from bids_app.workflows.group import run_group
 
-from helpers import write_record, write_synthetic  # noqa: E402
+from helpers import write_record, write_synthetic
 
 
 def settings_for(tmp_path, out, **kw):
@@ -280,3 +280,99 @@ def test_fast_npy_reader_matches_np_load(tmp_path):
         ref = np.load(path)
         assert got.dtype == ref.dtype and got.shape == ref.shape and got.flags.writeable
         np.testing.assert_array_equal(got, ref)
+
+
+# -- the contract between the levels: files only, trusted only when complete ------
+
+def test_reports_only_rebuilds_the_same_report(tmp_path):
+    out = tmp_path / "out"
+    write_synthetic(out, 12, noise=2.0)
+    settings = settings_for(tmp_path, out)
+    summary = run_group(settings)
+    pages = sorted(out.glob("*.html"))
+    assert len(pages) == 13  # facerisk.html and 12 participant pages
+    before = {p.name: p.read_bytes() for p in pages}
+    ranks = (out / "group_desc-ranks.tsv").read_bytes()
+    for page in pages:
+        page.unlink()
+    # nothing in memory: a new settings object, and the participant outputs are not read again
+    for npy in out.glob("sub-*/*/*.npy"):
+        npy.unlink()
+    rebuilt = run_group(settings_for(tmp_path, out, reports_only=True))
+    assert rebuilt == json.loads(json.dumps(summary))
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.html"))} == before
+    assert (out / "group_desc-ranks.tsv").read_bytes() == ranks
+    # the histogram file holds every pair of the summary
+    hist = read_tsv(out / "group_desc-similarity.tsv")
+    assert sum(int(r["genuine_count"]) for r in hist) == summary["verification"]["n_genuine"]
+    assert sum(int(r["impostor_count"]) for r in hist) == summary["verification"]["n_impostor"]
+
+
+def test_reports_only_without_group_outputs_is_a_clear_error(tmp_path):
+    from bids_app.report import ReportInputError
+
+    out = tmp_path / "out"
+    write_synthetic(out, 3)
+    with pytest.raises(ReportInputError, match="without --reports-only first"):
+        run_group(settings_for(tmp_path, out, reports_only=True))
+
+
+def test_incomplete_participants_are_listed_and_not_ranked(tmp_path):
+    out = tmp_path / "out"
+    write_synthetic(out, 10, noise=1.0)
+    # sub-02: killed run: the record is removed first when a participant starts again
+    (out / "sub-02" / "sub-02_facerisk.json").unlink()
+    # sub-03: processed for another modality only
+    record = out / "sub-03" / "sub-03_facerisk.json"
+    meta = json.loads(record.read_text())
+    meta["Parameters"]["Modality"] = ["T1w"]
+    record.write_text(json.dumps(meta))
+    # sub-04: an embedding file the record lists is gone
+    (out / "sub-04" / "photo" / "sub-04_desc-faces_photo.npy").unlink()
+    # sub-05: the record is cut short (killed while writing, without the atomic rename)
+    (out / "sub-05" / "sub-05_facerisk.json").write_text('{"Participant": "sub-05", "Out')
+    # sub-06: a stale embedding file beside the listed ones (not in its record) is not read
+    stale = out / "sub-06" / "anat" / "sub-06_acq-old_desc-faces_FLAIR"
+    np.save(f"{stale}.npy", np.full((10, 128), np.nan, np.float32))
+    shutil.copy(out / "sub-06" / "anat" / "sub-06_desc-faces_FLAIR.json", f"{stale}.json")
+
+    summary = run_group(settings_for(tmp_path, out))
+    excluded = {e["participant_id"]: e["reason"] for e in summary["excluded"]}
+    assert sorted(excluded) == ["sub-02", "sub-03", "sub-04", "sub-05"] == [
+        e["participant_id"] for e in summary["excluded"]]
+    assert summary["n_excluded"] == 4
+    assert "did not finish" in excluded["sub-02"]
+    assert "--modality T1w, not FLAIR" in excluded["sub-03"]
+    assert "sub-04_desc-faces_photo.json" in excluded["sub-04"] and "missing" in excluded["sub-04"]
+    assert "cannot be read" in excluded["sub-05"]
+    # not ranked, not counted, not a candidate for anyone else
+    rows = read_tsv(out / "group_desc-ranks.tsv")
+    assert [r["participant_id"] for r in rows] == [f"sub-{i:02d}" for i in (1, 6, 7, 8, 9, 10)]
+    assert summary["n_participants"] == summary["n_identities"] == 6
+    assert summary["reidentification"]["n"] == 6
+    assert not any(r[f"match{k}_id"] in excluded for r in rows for k in range(1, 6))
+    sub06 = next(r for r in rows if r["participant_id"] == "sub-06")
+    assert sub06["renders_detected"] == "10/10"  # the stale file's 10 face-less rows were not read
+    html = (out / "facerisk.html").read_text()
+    assert 'id="excluded"' in html and "Participants left out" in html
+    for pid, reason in excluded.items():
+        assert pid in html
+    # the same participants without records at all: the group level refuses, saying why
+    for sub in out.glob("sub-*/"):
+        (sub / f"{sub.name}_facerisk.json").unlink(missing_ok=True)
+    from bids_app.workflows.group import GroupError
+
+    with pytest.raises(GroupError, match="no participant outputs.*incomplete, e.g. sub-01: no sub-01_facerisk.json"):
+        run_group(settings_for(tmp_path, out))
+
+
+def test_models_and_modalities_of_the_record_are_checked(tmp_path):
+    out = tmp_path / "out"
+    write_synthetic(out, 12)
+    write_record(out, "02", FaceModels=["dlib"])
+    write_record(out, "03", Modality=["T1w", "FLAIR"], FaceModels=["sface", "dlib"])  # covers this run
+    summary = run_group(settings_for(tmp_path, out))
+    reasons = {e["participant_id"]: e["reason"] for e in summary["excluded"]}
+    assert list(reasons) == ["sub-02"]
+    assert "--face-model dlib, not sface" in reasons["sub-02"]
+    assert summary["n_participants"] == 11

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ _IMAGES_NOTE = {
     "blurred": "Images are pixelated and blurred so that faces cannot be recognised (--report-images blurred).",
     "none": "Images are left out (--report-images none).",
 }
+_PAGE_NAME = re.compile(r"sub-[A-Za-z0-9]+\.html")
 #: Longest side of thumbnails in the group table and of images on the participant pages.
 TABLE_THUMB_PX = 120
 PAGE_IMAGE_PX = 200
@@ -195,8 +197,8 @@ def _render_detection(path: Path) -> dict:
 
 
 def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
-    """Write ``sub-<label>.html`` for the participants ``group_desc-report.json`` has pages for;
-    returns ``{participant_id: file name}``."""
+    """Write ``sub-<label>.html`` for the participants ``group_desc-report.json`` has pages for,
+    and remove the pages of an earlier run for any other; returns ``{participant_id: file name}``."""
     summary, data = inputs["summary"], inputs["data"]
     template = get_environment().get_template("participant.html.j2")
     mode = data["report_images"]
@@ -237,6 +239,10 @@ def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
         name = f"{pid}.html"
         atomic_write_text(inputs["output_dir"] / name, html)
         names[pid] = name
+    # pages of an earlier run for participants without a page now (left out, or below max_pages)
+    for old in inputs["output_dir"].glob("sub-*.html"):
+        if old.name not in names.values() and _PAGE_NAME.fullmatch(old.name):
+            old.unlink()
     return names
 
 
