@@ -256,6 +256,27 @@ def test_wilson_interval_edges():
         rank.wilson_interval(11, 10)
 
 
+def _wilson_by_hand(successes, n, z=1.96):
+    """The closed form facerisk computed by hand before it used scipy (rank.py until ba87277)."""
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
+
+
+def test_wilson_interval_from_scipy_equals_the_closed_form():
+    """scipy's binomtest(...).proportion_ci(method="wilson") gives the former numbers (to rounding)."""
+    for n in [*range(1, 60), 84, 100, 1000, 12345]:
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for z in (1.96, 1.0, 2.576):
+                got = rank.wilson_interval(k, n, z=z)
+                np.testing.assert_allclose(got, _wilson_by_hand(k, n, z), rtol=1e-12, atol=1e-14)
+
+
 def test_cmc_monotone_and_ends_at_one():
     ranks = np.array([1, 2, 1, NAN, 5, 3, 1, 10])
     cmc = rank.cmc_curve(ranks, 10)
@@ -298,3 +319,32 @@ def test_summarise_no_usable():
     assert s["top1"]["rate"] is None and s["top1"]["ci_low"] is None
     assert s["top1"]["chance"] == 0.5
     assert s["cmc"] == [None, None]
+
+
+# -- top-k selection: one bound, exact at every width ---------------------------------
+
+@pytest.mark.parametrize("n_cols", [1, 3, 7, 49, 50, 51, 199, 200, 399, 400, 799, 800, 801, 1603, 5000])
+@pytest.mark.parametrize("k", [1, 2, 5, 50])
+def test_top_k_selection_is_exact_around_the_bound_thresholds(n_cols, k):
+    from bids_app.rank.topk import kth_lower_bound, nejm_candidates, nejm_select, top_mask
+
+    if k > n_cols:
+        return
+    rng = np.random.default_rng(n_cols * 100 + k)
+    # continuous values, many exact ties (rounded) and negatives (clipped by nejm)
+    scores = np.round(rng.normal(size=(6, n_cols)), 1).astype(np.float32)
+    kth = -np.sort(-scores, axis=1)[:, k - 1]
+    bound, exact = kth_lower_bound(scores, k)
+    assert (bound <= kth).all()
+    if exact:
+        np.testing.assert_array_equal(bound, kth)
+    # the top-k mask is the one a stable sort of the negated scores gives
+    reference = np.zeros(scores.shape, bool)
+    np.put_along_axis(reference, np.argsort(-scores, axis=1, kind="stable")[:, :k], True, axis=1)
+    np.testing.assert_array_equal(top_mask(scores, k), reference)
+    # the sparse candidates are the non-zero entries of the dense selection
+    conf = np.ascontiguousarray(scores)
+    rows, cols, vals = nejm_candidates(conf, k)
+    dense = np.zeros_like(conf)
+    dense[rows, cols] = vals
+    np.testing.assert_array_equal(dense, nejm_select(conf, k))
