@@ -26,11 +26,31 @@ the clean surface standing in for photographs. It is not a photo-to-MRI
 rate on real people (real-world anchors: 83% top-1, NEJM 2019; 97%, 3D
 FLAIR, 2021).
 
+Identity margin retention (printed beside top-1/top-5): for each participant,
+``m_render`` = (mean cosine of its photos to its own renders) - (the largest,
+over the other participants, of the mean cosine of its photos to that
+participant's renders), and ``m_photo`` the same with photo against photo
+(its own other photos for the genuine side, every photo of each other
+participant for the impostors). Retention = mean(m_render) / mean(m_photo),
+with a bootstrap 95% interval over participants: how much of the identity
+margin that the photos themselves carry the MRI side keeps, whatever the
+cohort's difficulty. Participants without a usable render embedding or with
+fewer than two photo embeddings are left out (the count is printed). A
+"photos" line per cohort gives photo-only figures: the genuine and
+same-base photo-photo cosines and one-photo top-1/top-5 (each photo as a
+probe against every participant's other photos, mean cosine per identity).
+
+``--mode hard`` runs ``bids_app.simulate``'s hard mode (sibling-like
+identities, flatter noses, dim lower faces, pads, 1-3 mm slices); its
+cohorts are kept apart from the default ones (``..._hard``).
+
 Usage::
 
     python benchmarks/accuracy.py --quick                 # N=20, sface, FLAIR, + defaced (~10 min)
     python benchmarks/accuracy.py --sizes 50 --renders 10 # the target check at default settings
     python benchmarks/accuracy.py                         # everything (hours on 2 cores)
+    python benchmarks/accuracy.py --mode hard --seed 1 --sizes 20 --renders 10 --models sface \
+        --contrasts FLAIR                                 # the hard mode on a development seed
 """
 
 from __future__ import annotations
@@ -138,6 +158,127 @@ def metrics(gallery, photos, subjects: list[str], bases: dict[str, str], k_rende
     return out
 
 
+def _unit_rows(x: np.ndarray | None) -> np.ndarray:
+    """The finite rows of ``x`` (embeddings; NaN rows: no face), L2-normalised."""
+    if x is None:
+        return np.zeros((0, 1))
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x).all(axis=1)]
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x[norm[:, 0] > 0] / norm[norm[:, 0] > 0]
+
+
+def identity_margins(gallery: dict, photos: dict, subjects: list[str],
+                     k_renders: int | None = None) -> dict[str, np.ndarray]:
+    """Per-participant identity margins, render side and photo side (NaN: not usable).
+
+    ``gallery[s]``: render embeddings of participant ``s`` (rows; NaN rows
+    for renders without a face; None when none), ``photos[s]``: photo
+    embeddings (the same). Returns arrays over ``subjects``:
+
+    - ``render_genuine``: mean cosine of s's photos to s's renders;
+      ``render_impostor``: the largest, over the other participants t, of
+      the mean cosine of s's photos to t's renders; ``m_render`` the
+      difference;
+    - ``photo_genuine``: mean cosine over pairs of s's own photos;
+      ``photo_impostor``: the largest, over t, of the mean cosine of s's
+      photos to t's photos; ``m_photo`` the difference.
+    """
+    ph = [_unit_rows(photos.get(s)) for s in subjects]
+    ga = [_unit_rows(None if gallery.get(s) is None else np.asarray(gallery[s])[:k_renders])
+          for s in subjects]
+    n = len(subjects)
+    out = {k: np.full(n, np.nan) for k in ("render_genuine", "render_impostor", "photo_genuine",
+                                           "photo_impostor")}
+    for i in range(n):
+        p = ph[i]
+        if len(p) == 0:
+            continue
+        render = [float((p @ g.T).mean()) if len(g) else np.nan for g in ga]
+        photo = [float((p @ q.T).mean()) if len(q) else np.nan for q in ph]
+        others = [j for j in range(n) if j != i]
+        if len(ga[i]):
+            out["render_genuine"][i] = render[i]
+        vals = [render[j] for j in others if np.isfinite(render[j])]
+        if vals:
+            out["render_impostor"][i] = max(vals)
+        if len(p) >= 2:
+            c = p @ p.T
+            out["photo_genuine"][i] = float(c[~np.eye(len(p), dtype=bool)].mean())
+        vals = [photo[j] for j in others if np.isfinite(photo[j])]
+        if vals:
+            out["photo_impostor"][i] = max(vals)
+    out["m_render"] = out["render_genuine"] - out["render_impostor"]
+    out["m_photo"] = out["photo_genuine"] - out["photo_impostor"]
+    return out
+
+
+def margin_retention(m_render: np.ndarray, m_photo: np.ndarray, *, n_boot: int = 2000,
+                     seed: int = 0) -> dict[str, float]:
+    """mean(m_render) / mean(m_photo) over participants with both, and a bootstrap 95% CI.
+
+    The interval resamples participants (with replacement) ``n_boot`` times;
+    resamples whose mean photo margin is not positive are dropped.
+    """
+    m_render, m_photo = np.asarray(m_render, float), np.asarray(m_photo, float)
+    ok = np.isfinite(m_render) & np.isfinite(m_photo)
+    r, q = m_render[ok], m_photo[ok]
+    res = {"n": int(ok.sum()), "m_render": float(r.mean()) if r.size else math.nan,
+           "m_photo": float(q.mean()) if q.size else math.nan, "retention": math.nan,
+           "ci": [math.nan, math.nan]}
+    if r.size == 0 or q.mean() <= 0:
+        return res
+    res["retention"] = float(r.mean() / q.mean())
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, r.size, (n_boot, r.size))
+    num, den = r[idx].mean(axis=1), q[idx].mean(axis=1)
+    ratios = num[den > 0] / den[den > 0]
+    if ratios.size:
+        res["ci"] = [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
+    return res
+
+
+def photo_identification(photos: dict, subjects: list[str], bases: dict[str, str]) -> dict:
+    """Photo-only figures: genuine / same-base / other-base photo-photo cosines and
+    one-photo top-1/top-5 (each photo against every participant's photos, its own
+    other photos for the genuine identity; mean cosine per identity)."""
+    ph = [_unit_rows(photos.get(s)) for s in subjects]
+    n = len(subjects)
+    pair = np.full((n, n), np.nan)
+    for i in range(n):
+        for j in range(n):
+            if len(ph[i]) and len(ph[j]):
+                c = ph[i] @ ph[j].T
+                if i == j:
+                    pair[i, j] = c[~np.eye(len(c), dtype=bool)].mean() if len(c) >= 2 else np.nan
+                else:
+                    pair[i, j] = c.mean()
+    same = [pair[i, j] for i in range(n) for j in range(i + 1, n)
+            if bases[subjects[i]] == bases[subjects[j]] and np.isfinite(pair[i, j])]
+    other = [pair[i, j] for i in range(n) for j in range(i + 1, n)
+             if bases[subjects[i]] != bases[subjects[j]] and np.isfinite(pair[i, j])]
+    hits1 = hits5 = probes = 0
+    for i in range(n):
+        if len(ph[i]) < 2:
+            continue
+        for a in range(len(ph[i])):
+            probe = ph[i][a]
+            scores = np.full(n, -np.inf)
+            for j in range(n):
+                rows = np.delete(ph[j], a, axis=0) if j == i else ph[j]
+                if len(rows):
+                    scores[j] = float((rows @ probe).mean())
+            rank_i = 1 + int((scores > scores[i]).sum())
+            hits1 += rank_i <= 1
+            hits5 += rank_i <= 5
+            probes += 1
+    return {"photo_genuine_cos": float(np.nanmean(np.diag(pair))) if n else math.nan,
+            "photo_same_base_cos": float(np.mean(same)) if same else math.nan,
+            "photo_other_base_cos": float(np.mean(other)) if other else math.nan,
+            "photo_top1": hits1 / probes if probes else math.nan,
+            "photo_top5": hits5 / probes if probes else math.nan, "photo_probes": probes}
+
+
 def _chance_upper(k: int, n: int, m: int) -> float:
     """Upper end of the central 95% range of top-k hits under chance, as a rate."""
     if m == 0:
@@ -158,7 +299,17 @@ def fmt(r: dict) -> str:
     return (f"top1 {100 * r['top1']:5.1f}% ({ci1})  top5 {100 * r['top5']:5.1f}% ({ci5})  "
             f"chance {100 * r['chance1']:.1f}/{100 * r['chance5']:.1f}%  "
             f"det {100 * r['detection']:5.1f}% (pass 1 {100 * r.get('detection_pass1', math.nan):5.1f}%)  same-base top1 {100 * r['top1_vs_same_base']:5.1f}%  "
-            f"other-base top1 {100 * r['top1_vs_other_base']:5.1f}%")
+            f"other-base top1 {100 * r['top1_vs_other_base']:5.1f}%"
+            + (f"  retention {r['retention']:.2f} ({r['retention_ci'][0]:.2f}-{r['retention_ci'][1]:.2f}; "
+               f"m_render {r['m_render']:.3f} / m_photo {r['m_photo']:.3f}, n={r['retention_n']})"
+               if "retention" in r else ""))
+
+
+def fmt_photos(q: dict) -> str:
+    return (f"photos only: genuine cos {q['photo_genuine_cos']:.3f}  same-base cos "
+            f"{q['photo_same_base_cos']:.3f}  other-base cos {q['photo_other_base_cos']:.3f}  "
+            f"one-photo top1 {100 * q['photo_top1']:5.1f}%  top5 {100 * q['photo_top5']:5.1f}% "
+            f"({q['photo_probes']} probes)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-deface", dest="deface", action="store_false")
     ap.add_argument("--spread", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mode", choices=["default", "hard"], default="default",
+                    help="bids_app.simulate mode (hard: sibling-like identities, flatter noses, "
+                         "dim lower faces, pads, 1-3 mm slices)")
     ap.add_argument("--heads", nargs="+", default=None)
     ap.add_argument("--nprocs", type=int, default=max(os.cpu_count() or 1, 1))
     ap.add_argument("--quick", action="store_true",
@@ -191,13 +345,15 @@ def main(argv: list[str] | None = None) -> int:
     for ci, contrast in enumerate(args.contrasts):
         n_max = max(args.sizes) if ci == 0 else args.contrast_size
         sizes = sorted(s for s in args.sizes if s <= n_max) if ci == 0 else [n_max]
-        name = f"{contrast}_n{n_max}_seed{args.seed}_spread{args.spread:g}"
+        name = f"{contrast}_n{n_max}_seed{args.seed}_spread{args.spread:g}" + (
+            f"_{args.mode}" if args.mode != "default" else "")
         cohort = args.out / name
         deface = args.deface and ci == 0
         if not (cohort / "truth.tsv").is_file():
             t = time.perf_counter()
             simulate_cohort(cohort, n_max, args.seed, contrast=contrast, heads=args.heads,
-                            with_defaced=deface, spread=args.spread, nprocs=args.nprocs, quiet=True)
+                            with_defaced=deface, spread=args.spread, nprocs=args.nprocs, quiet=True,
+                            mode=args.mode)
             timing[f"simulate {name}"] = time.perf_counter() - t
             print(f"simulated {name} in {timing[f'simulate {name}']:.0f} s", flush=True)
         truth = [line.split("\t") for line in (cohort / "truth.tsv").read_text().splitlines()]
@@ -223,7 +379,19 @@ def main(argv: list[str] | None = None) -> int:
                     sub = subjects[:n]
                     for k in args.renders:
                         r = metrics(gallery, photos, sub, bases, k, passes)
-                        r.update(model=model, contrast=contrast, state=state, spread=args.spread)
+                        margins = identity_margins(gallery, photos, sub, k)
+                        kept = margin_retention(margins["m_render"], margins["m_photo"])
+                        r.update(retention=kept["retention"], retention_ci=kept["ci"],
+                                 retention_n=kept["n"], m_render=kept["m_render"],
+                                 m_photo=kept["m_photo"],
+                                 render_genuine_cos=float(np.nanmean(margins["render_genuine"])),
+                                 render_impostor_cos=float(np.nanmean(margins["render_impostor"])),
+                                 photo_nearest_cos=float(np.nanmean(margins["photo_impostor"])))
+                        r.update(model=model, contrast=contrast, state=state, spread=args.spread,
+                                 mode=args.mode)
+                        if state == "intact" and k == args.renders[0]:
+                            r.update(photo_identification(photos, sub, bases))
+                            print(f"{contrast:5s} {model:6s} N={n:3d} {fmt_photos(r)}", flush=True)
                         results.append(r)
                         print(f"{contrast:5s} {state:7s} {model:6s} N={n:3d} renders={k:2d}: {fmt(r)}",
                               flush=True)

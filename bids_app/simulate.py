@@ -66,6 +66,43 @@ What one participant is
    and the pharynx, whose cross-sections show as dents on it, as on real
    defaced scans.
 
+Hard mode (``--mode hard``)
+---------------------------
+A harder cohort, so that facerisk is not only tuned on the default one
+(:data:`HARD`; participant ``i`` of a seed keeps its base head, pose,
+contrast jitter, bias, noise and photo camera, and its face-shape draws
+scaled down):
+
+- **sibling-like identities**: every face-shape change is scaled by
+  ``HARD["spread"]``, so that participants made from the same base head
+  are about as alike as siblings (SFace photo-to-photo cosine of two such
+  participants about 0.6, against about 0.73 for two photos of one person;
+  default mode about 0.48);
+- **flatter noses**: a nose-flattening bump (:data:`HARD`
+  ``nose_flatten_centre`` / ``nose_flatten_sigma``, narrow sideways, so the
+  cheeks beside the nose stay) pushes the nose tip back by a fraction
+  ``nose_flatten`` (uniform 0-1, per participant) of what would bring the
+  base head's nose protrusion (:func:`nose_protrusion_mm`: the tip in front
+  of the surface 20 mm to either side) down to 8 mm; photos and MRI share it;
+- **dim lower face** in half of the participants: coil sensitivity falling
+  off below the nose to 0.25-0.35 at the chin
+  (:func:`bids_app.mri.augment.dim_lower_face`), applied to the signal
+  before the scanner's noise, so the noise is relatively strong there;
+- **pads**: pressing the cheeks 1-5 mm, visible beside them in 60 % of the
+  participants (intensity 0.15-0.45);
+- **1-3 mm slices**: in-plane 0.9-1.2 mm, slice thickness uniform in
+  1-3 mm along the third stored axis (axial, coronal or sagittal, by the
+  storage orientation), with a box slice profile (the partial volume of the
+  whole slice thickness) instead of the default mode's Gaussian blur.
+
+``truth.tsv`` then has the columns ``mode``, ``slice_mm``,
+``dim_lower_face`` (0/1), ``dim_low`` (gain at the chin, 1 when not dimmed),
+``nose_flatten``, ``nose_flatten_mm`` and ``nose_protrusion_mm`` (measured on
+the simulated face), and ``truth.json`` the mode and :data:`HARD`. The
+default mode writes the same dataset as before the hard mode existed (its
+random draws are unchanged; the hard mode's own come from a second
+generator, ``[seed, index, 2]``).
+
 Intensity model (an approximation, documented here): the T1 head is
 normalised so that white matter (80th percentile of the voxels deeper than
 30 mm) is 1; intensities are then mapped through a piecewise-linear curve
@@ -90,6 +127,7 @@ so ``--nprocs`` does not change it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -108,6 +146,8 @@ __all__ = [
     "CONTRASTS",
     "DEFORMATIONS",
     "GRIDS",
+    "HARD",
+    "MODES",
     "NOT_A_BASE",
     "ORIENTATIONS",
     "BaseHead",
@@ -117,6 +157,7 @@ __all__ = [
     "find_heads",
     "load_base",
     "main",
+    "nose_protrusion_mm",
     "sample_participant",
     "simulate_cohort",
     "simulate_participant",
@@ -198,6 +239,34 @@ PHOTO: dict[str, Any] = {
     "fill": (0.5, 0.68), "light_tint": 0.5, "background_colour": 0.15,
 }
 
+#: Simulation modes (``--mode``): "default" (the cohort described above) and
+#: "hard" (:data:`HARD`).
+MODES: tuple[str, ...] = ("default", "hard")
+#: Hard mode (``--mode hard``), see the module docstring. ``spread``: factor on
+#: the identity spread (sibling-like identities); ``nose_protrusion_mm``: the
+#: flattest nose a participant gets (nose tip in front of the surface 20 mm to
+#: either side, as :func:`nose_protrusion_mm` measures it), the nose-flattening
+#: bump (``nose_flatten_centre``, ``nose_flatten_sigma``: face frame, mm, as in
+#: :data:`DEFORMATIONS`) pushing the nose tip back; ``dim_lower_face``:
+#: probability of a dim lower face (:func:`bids_app.mri.augment.dim_lower_face`,
+#: gain ``dim_low`` at the chin); pads: press on each cheek (mm), probability and
+#: intensity of visible pad blocks; grids: in-plane voxel sizes and slice
+#: thickness (mm, uniform), with a box slice profile (partial volume) along the
+#: thick axis.
+HARD: dict[str, Any] = {
+    "spread": 0.5,
+    "nose_protrusion_mm": 8.0,
+    "nose_flatten_centre": (0.0, 0.0, -2.0),
+    "nose_flatten_sigma": (9.0, 16.0, 16.0),
+    "dim_lower_face": 0.5,
+    "dim_low": (0.25, 0.35),
+    "pad_press_mm": (1.0, 5.0),
+    "pad_visible_p": 0.6,
+    "pad_visible": (0.15, 0.45),
+    "in_plane_mm": (0.9, 0.94, 1.0, 1.2),
+    "slice_mm": (1.0, 3.0),
+}
+
 
 # --------------------------------------------------------------------------- base heads
 
@@ -214,6 +283,7 @@ class BaseHead:
     center: np.ndarray  # head centroid, voxel index
     deep: np.ndarray | None = None  # float32 0..1: weight of the brain remap (depth below the skin)
     frame: Any = None  # FaceFrame of the whole base head (world mm of ``affine``)
+    protrusion: float | None = None  # nose_protrusion_mm of the base head (hard mode; lazily)
 
 
 _BASE_CACHE: dict[str, BaseHead] = {}
@@ -296,6 +366,51 @@ def load_base(path: str | os.PathLike[str]) -> BaseHead:
     return base
 
 
+def nose_protrusion_mm(mask: np.ndarray, affine: np.ndarray, frame: Any, *,
+                       side_mm: float = 20.0) -> float:
+    """How far the nose tip stands in front of the face beside it (mm).
+
+    ``mask`` (a head mask or a soft 0..1 one) is probed along the face's
+    anterior axis (``frame``: the base head's face frame, world mm of
+    ``affine``): the most anterior point near the frame's nose tip (within
+    8 mm sideways and 12 mm up or down, 1 mm steps) is the tip, and its depth
+    is compared with the mean depth of the surface ``side_mm`` to its left
+    and right at the same height (like the frame's nose prominence). Depths
+    are read to 0.25 mm. NaN when a probe misses the head.
+    """
+    a = np.asarray(frame.anterior, float)
+    s = np.asarray(frame.superior, float)
+    r = np.cross(a, s)
+    tip = np.asarray(frame.nose_tip, float)
+    inv = np.linalg.inv(affine)
+    t = np.arange(40.0, -90.0, -0.25)
+    maskf = np.asarray(mask, np.float32)
+
+    def depth(uw: np.ndarray) -> np.ndarray:
+        """Depth (mm along ``a`` from the tip's plane) of the surface at each (u, w)."""
+        base = tip + uw[:, :1] * r + uw[:, 1:] * s
+        pts = base[:, None, :] + t[None, :, None] * a
+        ijk = pts.reshape(-1, 3) @ inv[:3, :3].T + inv[:3, 3]
+        inside = ndi.map_coordinates(maskf, ijk.T, order=1, mode="constant").reshape(len(uw), -1) > 0.5
+        first = inside.argmax(axis=1)
+        return np.where(inside.any(axis=1), t[first], np.nan)
+
+    grid = np.array([(u, w) for u in np.arange(-8.0, 9.0) for w in np.arange(-12.0, 13.0)])
+    d = depth(grid)
+    if not np.isfinite(d).any():
+        return float("nan")
+    k = int(np.nanargmax(d))
+    u0, w0 = grid[k]
+    sides = depth(np.array([[u0 - side_mm, w0], [u0 + side_mm, w0]]))
+    return float(d[k] - np.mean(sides))
+
+
+def _base_protrusion(base: BaseHead) -> float:
+    if base.protrusion is None:
+        base.protrusion = nose_protrusion_mm(base.mask, base.affine, base.frame)
+    return base.protrusion
+
+
 # --------------------------------------------------------------------------- parameters
 
 
@@ -323,6 +438,8 @@ class Participant:
     n_photos: int
     photo_seed: int
     extras: dict[str, Any] = field(default_factory=dict)
+    mode: str = "default"
+    hard: dict[str, Any] = field(default_factory=dict)  # hard-mode parameters (see HARD)
 
     def row(self) -> dict[str, Any]:
         """One row of ``truth.tsv``."""
@@ -339,13 +456,27 @@ class Participant:
         }
         for k, v in self.deformation.items():
             row[k] = round(v, 4)
+        if self.mode != "default":
+            row["mode"] = self.mode
+            for k, v in self.hard.items():
+                row[k] = round(v, 4) if isinstance(v, float) else v
         return row
 
 
 def sample_participant(index: int, seed: int, heads: list[Path], *, contrast: str = "FLAIR",
                        spread: float = 1.0, label: str | None = None,
-                       photos: tuple[int, int] = (3, 5)) -> Participant:
-    """Draw participant ``index`` (0-based) of a cohort; deterministic in (seed, index)."""
+                       photos: tuple[int, int] = (3, 5), mode: str = "default") -> Participant:
+    """Draw participant ``index`` (0-based) of a cohort; deterministic in (seed, index, mode).
+
+    In the hard mode the identity draws are the default mode's scaled by
+    ``HARD["spread"]``, and the hard-mode parameters come from a second
+    generator (``[seed, index, 2]``), so the default mode's draws are not
+    disturbed.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    if mode == "hard":
+        spread = spread * HARD["spread"]
     rng = np.random.default_rng([int(seed), int(index)])
     base_path = heads[index % len(heads)]
     deform = {}
@@ -371,13 +502,37 @@ def sample_participant(index: int, seed: int, heads: list[Path], *, contrast: st
     bias = [float(v) for v in rng.normal(0, 0.08, 9)]
     n_photos = int(rng.integers(photos[0], photos[1] + 1))
     photo_seed = int(rng.integers(2**31))
-    return Participant(
+    part = Participant(
         label=label or f"{index + 1:02d}", index=index, seed=[int(seed), int(index)],
         base_head=Path(base_path).name.split(".")[0], base_path=str(base_path),
         deformation=deform, free_bumps=free, contrast=contrast,
         contrast_nodes=[float(v) for v in nodes], voxel_size=grid, orientation=orient,
         rotation_deg=rot, shift_mm=shift, pad_press_mm=press, pad_visible=pad_visible,
         noise=noise, bias_coefs=bias, n_photos=n_photos, photo_seed=photo_seed)
+    if mode == "hard":
+        _harden(part, np.random.default_rng([int(seed), int(index), 2]))
+    return part
+
+
+def _harden(part: Participant, rng: np.random.Generator) -> None:
+    """Draw the hard-mode acquisition and nose of ``part`` (in place; see :data:`HARD`)."""
+    in_plane = float(HARD["in_plane_mm"][int(rng.integers(len(HARD["in_plane_mm"])))])
+    thick = round(float(rng.uniform(*HARD["slice_mm"])), 2)
+    part.voxel_size = (in_plane, in_plane, thick)
+    part.pad_press_mm = tuple(float(v) for v in rng.uniform(*HARD["pad_press_mm"], 2))
+    visible = rng.uniform() < HARD["pad_visible_p"]
+    part.pad_visible = float(rng.uniform(*HARD["pad_visible"])) if visible else 0.0
+    dim = bool(rng.uniform() < HARD["dim_lower_face"])
+    low = float(rng.uniform(*HARD["dim_low"]))
+    part.mode = "hard"
+    part.hard = {
+        "slice_mm": thick,
+        "dim_lower_face": int(dim),
+        "dim_low": low if dim else 1.0,  # gain at the chin (1: not dimmed)
+        "nose_flatten": float(rng.uniform()),  # 0: the nose as drawn, 1: down to the flattest
+        "nose_flatten_mm": 0.0,  # set from the base head by simulate_participant
+        "nose_protrusion_mm": None,  # measured on the simulated face (simulate_participant)
+    }
 
 
 # --------------------------------------------------------------------------- deformation
@@ -402,6 +557,10 @@ def _bumps(part: Participant, with_pads: bool) -> list[tuple[np.ndarray, np.ndar
             out.append((c * [-1, 1, 1], s, d * [-1, 1, 1]))
         else:
             out.append((c * [-1, 1, 1], s, d * [1, 1, 1] * 0.5))
+    flatten = float(part.hard.get("nose_flatten_mm", 0.0))
+    if flatten > 0:  # hard mode: the nose tip pushed back, the cheeks beside it stay
+        out.append((np.array(HARD["nose_flatten_centre"], float),
+                    np.array(HARD["nose_flatten_sigma"], float), np.array([0.0, -flatten, 0.0])))
     if with_pads:
         for side, press in zip((1.0, -1.0), part.pad_press_mm):
             # pads sit beside the cheeks / temples and push them towards the midline
@@ -512,6 +671,10 @@ def _rotation(deg: tuple[float, float, float]) -> np.ndarray:
     return rz @ ry @ rx
 
 
+#: How much of the nose-flattening bump's push-back the protrusion loses (the
+#: surface 20 mm beside the tip moves back too, by exp(-0.5 (20/9)^2) of it).
+_FLATTEN_GAIN = 1.0 - float(np.exp(-0.5 * (20.0 / HARD["nose_flatten_sigma"][0]) ** 2))
+
 #: Defacing plane, in the base head's face frame (mm from the nose tip; v anterior,
 #: w superior): the line through the forehead above the brow and the ear canal.
 DEFACE_FOREHEAD_VW, DEFACE_EAR_VW = (-18.0, 62.0), (-88.0, -8.0)
@@ -541,6 +704,15 @@ def _deface_region(base: BaseHead) -> np.ndarray:
     return np.broadcast_to(region2d[None, :, :], sh)
 
 
+def _slice_profile(thickness: float) -> np.ndarray:
+    """Box slice profile ``thickness`` mm wide as weights on the 1 mm grid (sum 1)."""
+    half = thickness / 2.0
+    n = int(np.ceil(half))
+    offsets = np.arange(-n, n + 1, dtype=float)
+    w = np.clip(np.minimum(offsets + 0.5, half) - np.maximum(offsets - 0.5, -half), 0.0, None)
+    return (w / w.sum()).astype(np.float32)
+
+
 def acquire(part: Participant, base: BaseHead, head: np.ndarray, *,
             deface: bool = False, rng: np.random.Generator) -> nib.Nifti1Image:
     """Scan a (deformed, contrast-mapped) head: pose, grid, orientation, bias, noise."""
@@ -561,9 +733,16 @@ def acquire(part: Participant, base: BaseHead, head: np.ndarray, *,
     # partial-volume blur along thick axes (rotation ignored: small)
     sigma = np.zeros(3)
     world_axis = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
-    for j, code in enumerate(part.orientation):
-        sigma[world_axis[code]] = np.sqrt(max(zooms[j] ** 2 - 1.0, 0.0)) / 2.355
-    vol = ndi.gaussian_filter(head, sigma) if sigma.any() else head
+    if part.mode == "hard":  # thick slices: a box slice profile, averaged over the thickness
+        vol = head
+        for j, code in enumerate(part.orientation):
+            if zooms[j] > 1.0:
+                vol = ndi.convolve1d(vol, _slice_profile(zooms[j]), axis=world_axis[code],
+                                     mode="nearest")
+    else:
+        for j, code in enumerate(part.orientation):
+            sigma[world_axis[code]] = np.sqrt(max(zooms[j] ** 2 - 1.0, 0.0)) / 2.355
+        vol = ndi.gaussian_filter(head, sigma) if sigma.any() else head
     # output voxel -> scanner world -> head world -> base voxel
     m = np.linalg.inv(base.affine) @ np.linalg.inv(to_scanner) @ out_aff
     img = ndi.affine_transform(vol, m[:3, :3], m[:3, 3], output_shape=out_shape, order=1,
@@ -735,6 +914,11 @@ def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | N
     t0 = time.perf_counter()
     base = load_base(part.base_path)
     t1 = time.perf_counter()
+    hard = part.mode == "hard"
+    if hard:  # the nose flattening in mm, from the base head's own nose
+        part = dataclasses.replace(part, hard=dict(part.hard))
+        excess = max(_base_protrusion(base) - HARD["nose_protrusion_mm"], 0.0)
+        part.hard["nose_flatten_mm"] = part.hard["nose_flatten"] * excess / _FLATTEN_GAIN
     box = _face_box(base)
     d_face = deformation_field(part, base, box, with_pads=False)
     d_mri = deformation_field(part, base, box, with_pads=True)
@@ -743,6 +927,12 @@ def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | N
     head = _contrast_map(head, part.contrast_nodes, part.contrast, deep)
     del deep
     _add_pads(part, base, head, base.mask)
+    if hard and part.hard["dim_lower_face"]:
+        from bids_app.mri.augment import dim_lower_face
+
+        # coil sensitivity: the signal falls, the scanner's noise (added in acquire) does not
+        head, _ = dim_lower_face(head, base.affine, base.frame.nose_tip, base.frame.anterior,
+                                 base.frame.superior, low=part.hard["dim_low"], noise=0.0)
     t2 = time.perf_counter()
     stem = f"sub-{part.label}_{part.contrast}"
     sidecar = {
@@ -762,16 +952,20 @@ def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | N
         (anat / f"{stem}.json").write_text(json.dumps(meta, indent=2) + "\n")
     t3 = time.perf_counter()
     photos: list[Path] = []
-    if photos_dir is not None:
+    if photos_dir is not None or hard:
         # the face only (up to 120 mm behind the nose tip), soft edge kept for contouring
         front = max(int(base.tip[1]) - 120, 0)
         soft = base.mask.astype(np.float32)
         soft[:, :front] = 0.0
         mask_photo = _warp(soft, box, d_face)
-        photos = render_photos(part, mask_photo, base.affine, photos_dir / f"sub-{part.label}",
-                               base.frame, size=photo_size)
+        if hard:
+            part.hard["nose_protrusion_mm"] = nose_protrusion_mm(mask_photo, base.affine, base.frame)
+        if photos_dir is not None:
+            photos = render_photos(part, mask_photo, base.affine, photos_dir / f"sub-{part.label}",
+                                   base.frame, size=photo_size)
     t4 = time.perf_counter()
     return {"label": part.label, "photos": [str(p) for p in photos],
+            "hard": dict(part.hard) if hard else {},
             "seconds": {"base": t1 - t0, "deform": t2 - t1, "acquire": t3 - t2, "photos": t4 - t3}}
 
 
@@ -786,14 +980,18 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
                     contrast: str = "FLAIR", heads: list[str | os.PathLike[str]] | None = None,
                     deface: bool = False, with_defaced: bool = False, spread: float = 1.0,
                     nprocs: int = 1, photos: tuple[int, int] = (3, 5),
-                    photo_size: tuple[int, int] | None = None, quiet: bool = False) -> dict[str, Any]:
+                    photo_size: tuple[int, int] | None = None, quiet: bool = False,
+                    mode: str = "default") -> dict[str, Any]:
     """Write ``out_dir/bids``, ``out_dir/photos``, ``out_dir/truth.tsv`` (+ ``truth.json``).
 
     With ``with_defaced``, ``out_dir/bids_defaced`` (same participants,
-    same noise, face cut off) is written as well.
+    same noise, face cut off) is written as well. ``mode``: "default" or
+    "hard" (:data:`HARD`, see the module docstring).
     """
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {sorted(CONTRASTS)}, got {contrast!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if n < 1:
         raise ValueError("n must be >= 1")
     head_paths = find_heads(list(heads)) if heads else default_heads()
@@ -803,11 +1001,12 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
     bids_dir, photos_dir = out / "bids", out / "photos"
     width = max(2, len(str(n)))
     parts = [sample_participant(i, seed, head_paths, contrast=contrast, spread=spread,
-                                label=f"{i + 1:0{width}d}", photos=photos) for i in range(n)]
+                                label=f"{i + 1:0{width}d}", photos=photos, mode=mode)
+             for i in range(n)]
     defaced_dirs = (out / "bids_defaced",) if with_defaced else ()
     for d in (bids_dir, *defaced_dirs):
         d.mkdir(parents=True, exist_ok=True)
-        _write_dataset_files(d, parts, contrast, deface or d in defaced_dirs, seed, spread)
+        _write_dataset_files(d, parts, contrast, deface or d in defaced_dirs, seed, spread, mode)
     jobs = [((p, bids_dir, photos_dir), {"deface_dirs": defaced_dirs, "deface": deface,
                                           "photo_size": photo_size}) for p in parts]
     begin = time.perf_counter()
@@ -830,11 +1029,14 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
             if not quiet:
                 print(f"sub-{res['label']}: {len(res['photos'])} photos, "
                       f"{sum(res['seconds'].values()):.1f} s", flush=True)
+    for part, res in zip(parts, results):  # what the hard mode set from the base heads
+        part.hard.update(res.get("hard") or {})
     rows = [p.row() for p in parts]
     cols = list(rows[0])
     (out / "truth.tsv").write_text("\t".join(cols) + "\n" + "".join(
         "\t".join(str(r[c]) for c in cols) + "\n" for r in rows))
     truth = {"seed": seed, "n": n, "contrast": contrast, "spread": spread, "deface": deface,
+             "mode": mode, **({"hard": HARD} if mode == "hard" else {}),
              "heads": [str(p) for p in head_paths],
              "participants": [{**p.row(), "free_bumps": p.free_bumps,
                                "contrast_nodes": p.contrast_nodes, "bias_coefs": p.bias_coefs}
@@ -845,16 +1047,18 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
 
 
 def _write_dataset_files(bids_dir: Path, parts: list[Participant], contrast: str, defaced: bool,
-                         seed: int, spread: float) -> None:
+                         seed: int, spread: float, mode: str = "default") -> None:
     (bids_dir / "dataset_description.json").write_text(json.dumps({
         "Name": f"facerisk simulated cohort (n={len(parts)}, seed={seed}, {contrast}"
+                + (f", {mode} mode" if mode != "default" else "")
                 + (", defaced" if defaced else "") + ")",
         "BIDSVersion": "1.9.0",
         "DatasetType": "raw",
         "License": "Derived from public heads (BSD-2-Clause, MIT, BSD); see README",
         "Authors": ["facerisk simulate"],
         "GeneratedBy": [{"Name": "facerisk-simulate",
-                         "Description": f"bids_app.simulate seed={seed} spread={spread}"}],
+                         "Description": f"bids_app.simulate seed={seed} spread={spread}"
+                                        + (f" mode={mode}" if mode != "default" else "")}],
     }, indent=2) + "\n")
     (bids_dir / "README").write_text(
         "Simulated participants made by bids_app.simulate (facerisk): each is a real public\n"
@@ -886,6 +1090,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spread", type=float, default=1.0,
                    help="scale of the random face-shape changes (default 1; smaller = "
                         "participants more alike)")
+    p.add_argument("--mode", choices=MODES, default="default",
+                   help="default, or hard: sibling-like identities, flatter noses, dim lower "
+                        "faces, more visible pads, 1-3 mm slices (see the module docstring)")
     p.add_argument("--photos", type=int, nargs=2, default=(3, 5), metavar=("MIN", "MAX"),
                    help="photos per participant (default 3 5)")
     p.add_argument("--nprocs", type=int, default=1, help="participants simulated in parallel")
@@ -900,7 +1107,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = simulate_cohort(args.out_dir, args.n, args.seed, contrast=args.contrast,
                               heads=args.heads, deface=args.deface, with_defaced=args.with_defaced,
-                              spread=args.spread, nprocs=args.nprocs, photos=tuple(args.photos))
+                              spread=args.spread, nprocs=args.nprocs, photos=tuple(args.photos),
+                              mode=args.mode)
     except (FileNotFoundError, ValueError) as err:
         print(f"facerisk-simulate: error: {err}", file=sys.stderr)
         return 2

@@ -179,3 +179,100 @@ def test_cli_rejects_bad_values(tmp_path, capsys):
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         sim.main([str(tmp_path / "x"), "--contrast", "DWI"])
+
+
+# --------------------------------------------------------------------------- hard mode
+
+HARD_SEED = 1  # with HEAD: sub-01 2.98 mm slices and a much flattened nose, sub-02 a dim lower face
+
+
+@pytest.fixture(scope="module")
+def hard_cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim_hard")
+    sim.simulate_cohort(out, n=2, seed=HARD_SEED, heads=[HEAD], photos=(2, 2),
+                        photo_size=(320, 400), quiet=True, mode="hard")
+    return out
+
+
+def _truth(out: Path) -> list[dict[str, str]]:
+    rows = [r.split("\t") for r in (out / "truth.tsv").read_text().splitlines()]
+    return [dict(zip(rows[0], r)) for r in rows[1:]]
+
+
+def test_hard_sampling_deterministic_and_sibling_like():
+    a = sim.sample_participant(0, HARD_SEED, [HEAD], mode="hard")
+    assert a == sim.sample_participant(0, HARD_SEED, [HEAD], mode="hard")
+    d = sim.sample_participant(0, HARD_SEED, [HEAD])
+    assert d.mode == "default" and d.hard == {}
+    # the same identity draws, scaled down: participants are more alike
+    for name, value in d.deformation.items():
+        assert a.deformation[name] == pytest.approx(value * sim.HARD["spread"])
+    assert a.mode == "hard" and 1.0 <= a.voxel_size[2] <= 3.0
+    assert a.voxel_size[2] == a.hard["slice_mm"]
+    assert {"dim_lower_face", "dim_low", "nose_flatten", "nose_protrusion_mm"} <= set(a.hard)
+    slices = [sim.sample_participant(i, 0, [HEAD], mode="hard").voxel_size[2] for i in range(30)]
+    assert min(slices) < 1.5 and max(slices) > 2.5
+    with pytest.raises(ValueError):
+        sim.sample_participant(0, 0, [HEAD], mode="harder")
+
+
+def test_slice_profile_is_a_box():
+    assert sim._slice_profile(3.0) == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3, 0])
+    assert sim._slice_profile(2.0) == pytest.approx([0.25, 0.5, 0.25])
+    for t in (1.2, 1.85, 2.98):
+        w = sim._slice_profile(t)
+        offsets = np.arange(len(w)) - len(w) // 2
+        assert w.sum() == pytest.approx(1.0)
+        assert w.max() == pytest.approx(1.0 / t)  # full weight for a whole mm inside the slice
+        assert (w * offsets).sum() == pytest.approx(0.0, abs=1e-6)  # centred
+
+
+def test_hard_cohort_valid_with_its_features(hard_cohort):
+    truth = _truth(hard_cohort)
+    assert [r["participant_id"] for r in truth] == ["sub-01", "sub-02"]
+    assert all(r["mode"] == "hard" for r in truth)
+    meta = json_load(hard_cohort / "truth.json")
+    assert meta["mode"] == "hard" and meta["hard"]["spread"] == sim.HARD["spread"]
+    for i, row in enumerate(truth):
+        part = sim.sample_participant(i, HARD_SEED, [HEAD], mode="hard")
+        label = f"{i + 1:02d}"
+        img = nib.load(hard_cohort / "bids" / f"sub-{label}" / "anat" / f"sub-{label}_FLAIR.nii.gz")
+        assert img.get_data_dtype() == np.int16 and np.asarray(img.dataobj).max() > 0
+        assert "".join(nib.aff2axcodes(img.affine)) == part.orientation
+        assert np.allclose(img.header.get_zooms(), part.voxel_size, atol=1e-4)
+        assert float(row["slice_mm"]) == pytest.approx(part.voxel_size[2])
+        assert len(list((hard_cohort / "photos" / f"sub-{label}").glob("sub-*_photo*"))) == 2
+    assert float(truth[0]["slice_mm"]) > 2.5  # a thick-slice grid
+    # the flattened nose: well below the base head's own, and not below about 8 mm
+    base = sim.load_base(HEAD)
+    own = sim._base_protrusion(base)
+    flat = float(truth[0]["nose_protrusion_mm"])
+    assert float(truth[0]["nose_flatten"]) > 0.7 and float(truth[0]["nose_flatten_mm"]) > 5.0
+    assert 6.0 < flat < own - 8.0, (flat, own)
+    assert truth[1]["dim_lower_face"] == "1" and 0.25 <= float(truth[1]["dim_low"]) <= 0.35
+
+
+def json_load(path: Path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_hard_same_seed_same_image_and_dim_lower_face(hard_cohort, tmp_path):
+    import dataclasses
+
+    part = sim.sample_participant(1, HARD_SEED, [HEAD], label="02", mode="hard")
+    sim.simulate_participant(part, tmp_path / "again", None)
+    name = "sub-02/anat/sub-02_FLAIR.nii.gz"
+    again = np.asarray(nib.load(tmp_path / "again" / name).dataobj).astype(np.float32)
+    first = np.asarray(nib.load(hard_cohort / "bids" / name).dataobj).astype(np.float32)
+    assert np.array_equal(again, first)  # deterministic for a seed
+    # the same participant without the dim lower face: same scan above the nose, dimmed below
+    bright = dataclasses.replace(part, hard={**part.hard, "dim_lower_face": 0, "dim_low": 1.0})
+    sim.simulate_participant(bright, tmp_path / "bright", None)
+    undimmed = np.asarray(nib.load(tmp_path / "bright" / name).dataobj).astype(np.float32)
+    sel = undimmed > 0.3 * np.percentile(undimmed, 99.5)
+    ratio = first[sel] / undimmed[sel]
+    assert np.mean(ratio == 1.0) > 0.5  # the brain and upper face: identical
+    low = part.hard["dim_low"]
+    assert np.percentile(ratio, 1) == pytest.approx(low, abs=0.1)  # the chin: dimmed to ~low
