@@ -39,7 +39,7 @@ from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
 from participant_speed import default_heads  # noqa: E402  (the same heads: demo + ../shared)
 
 FACE_VARIANTS = ["T1w", "FLAIR", "T2w", "PD", "bias", "LIA", "LPS", "oblique", "aniso1.5",
-                 "aniso3", "pitch15", "roll15", "noise", "frame", "goggles", "cheekpads", "cutnose"]
+                 "aniso3", "pitch15", "roll15", "noise", "frame", "goggles", "cheekpads", "cutnose", "dimlowerface"]
 NO_FACE_VARIANTS = ["deface", "skullstrip"]
 
 
@@ -64,6 +64,7 @@ def variants(vol, mask, frame) -> dict[str, Callable[[], tuple[np.ndarray, np.nd
         "goggles": lambda: augment.add_goggles(d, a, mask, tip, frame.anterior, frame.superior),
         "cheekpads": lambda: augment.add_cheek_pads(d, a, mask, tip),
         "cutnose": lambda: augment.cut_below(d, a, float(tip[2]) - 8.0),
+        "dimlowerface": lambda: augment.dim_lower_face(*augment.remap_contrast(d, a, "FLAIR"), tip, frame.anterior, frame.superior),
         "deface": lambda: augment.deface(d, a, tip, frame.anterior, frame.superior),
         "skullstrip": lambda: augment.skull_strip(d, a, mask, floor_z=float(tip[2])),
     }
