@@ -44,7 +44,7 @@ import numpy as np
 
 # the synthetic participant outputs are the tests' own (tests/helpers.py)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import write_synthetic  # noqa: E402
+from helpers import PHOTOS, RENDERS, write_synthetic  # noqa: E402
 
 
 def _peak_mb() -> float:

@@ -59,7 +59,6 @@ class Participant:
     subject: str
     mri: list[EmbeddingSet] = field(default_factory=list)
     photos: list[EmbeddingSet] = field(default_factory=list)
-    parameters: dict = field(default_factory=dict)  # the record's "Parameters"
 
 
 @dataclass
@@ -231,7 +230,7 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
             excluded.extend(excluded_here)
     participants = []
     for subject, record in records.items():
-        person = Participant(subject, parameters=record.get("Parameters") or {})
+        person = Participant(subject)
         files = _embedding_files(record["Outputs"], subject, settings, desc)
         listed = set(record["Outputs"])
         gone = [rel for _, rel in files

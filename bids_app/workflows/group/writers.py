@@ -19,15 +19,15 @@ can be rebuilt from these files alone (``--reports-only``):
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
 from bids_app import __version__
 from bids_app.config import Settings
-from bids_app.io import atomic_write_json, atomic_write_text, read_json
+from bids_app.io import atomic_write_json, atomic_write_text, read_json, to_jsonable
 from bids_app.report.figures import similarity_histogram
 
 from .analysis import TOP_MATCHES, Analysis, status_of
@@ -177,7 +177,12 @@ def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str]
                                "photos": _page_rows(analysis.participants[s].photos, root, False)}
                   for s in pages},
     }
-    atomic_write_json(out / "group_desc-report.json", data)
+    # one line, no indentation: 100k participants make a large file, read by programs only
+    try:
+        text = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):  # NumPy numbers or NaN: the slower general conversion
+        text = json.dumps(to_jsonable(data), allow_nan=False, separators=(",", ":"))
+    atomic_write_text(out / "group_desc-report.json", text + "\n")
     _write_similarity_tsv(out / "group_desc-similarity.tsv", analysis.verification)
 
 
