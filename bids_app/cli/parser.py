@@ -11,7 +11,12 @@ import re
 from pathlib import Path
 
 from bids_app import __version__
-from bids_app.config import ANALYSIS_LEVELS, REPORT_IMAGES, SUPPORTED_MODALITIES, Settings
+from bids_app.config import (
+    ANALYSIS_LEVELS,
+    REPORT_IMAGES,
+    SUPPORTED_MODALITIES,
+    Settings,
+)
 from bids_app.rank import SCORINGS
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]+$")

@@ -49,9 +49,8 @@ def setup_logging(settings) -> logging.Handler:
 
 
 def _write_run_config(settings, stamp: str) -> None:
-    from bids_app.io import atomic_write_json
-
     from bids_app.boilerplate import software_versions
+    from bids_app.io import atomic_write_json
 
     payload = settings.to_json() | {"software": software_versions()}
     labels = "-".join(settings.participant_label[:3]) if settings.participant_label else "all"

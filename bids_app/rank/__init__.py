@@ -70,7 +70,14 @@ from __future__ import annotations
 
 from ._codes import TiePolicy
 from .blocked import RankResult, rank_gallery
-from .metrics import Z_95, chance_rate, cmc_curve, json_float, summarise, wilson_interval
+from .metrics import (
+    Z_95,
+    chance_rate,
+    cmc_curve,
+    json_float,
+    summarise,
+    wilson_interval,
+)
 from .scoring import (
     MISSING_CONFIDENCE,
     NEJM_TOP_K,

@@ -52,7 +52,9 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
         raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
     if n == 0:
         return (math.nan, math.nan)
-    from scipy.stats import binomtest  # here: scipy.stats takes a while to import, the CLI needs it rarely
+    from scipy.stats import (
+        binomtest,  # here: scipy.stats takes a while to import, the CLI needs it rarely
+    )
 
     ci = binomtest(successes, n).proportion_ci(confidence_level=_level(z), method="wilson")
     low = 0.0 if successes == 0 else max(0.0, float(ci.low))

@@ -12,14 +12,23 @@ The report is built from the group level's files alone
     ``group_desc-similarity.tsv`` and ``logs/CITATION.html`` and builds the
     contexts, then writes the pages;
 :mod:`~bids_app.report.figures`
-    thumbnails as ``data:`` URIs and plots as inline SVG.
+    plots as inline SVG;
+:mod:`~bids_app.report.images`
+    thumbnails as ``data:`` URIs.
 """
 
 from __future__ import annotations
 
-from .context import ReportInputError, build_group_context, read_report_inputs, write_participant_pages, write_reports
-from .figures import cmc_svg, distribution_svg, histogram_svg, image_data_uri, privacy_image, roc_svg
+from .context import (
+    ReportInputError,
+    build_group_context,
+    read_report_inputs,
+    write_participant_pages,
+    write_reports,
+)
+from .figures import cmc_svg, distribution_svg, histogram_svg, roc_svg
 from .html import get_environment, render_group_report
+from .images import image_data_uri, privacy_image
 
 __all__ = [
     "ReportInputError", "build_group_context", "cmc_svg", "distribution_svg", "get_environment",

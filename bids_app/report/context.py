@@ -30,8 +30,9 @@ import numpy as np
 
 from bids_app.io import atomic_write_text, read_json
 
-from .figures import cmc_svg, histogram_svg, privacy_image, roc_svg
+from .figures import cmc_svg, histogram_svg, roc_svg
 from .html import get_environment, render_group_report
+from .images import privacy_image
 
 LOGGER = logging.getLogger("facerisk")
 

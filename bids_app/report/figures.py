@@ -1,96 +1,27 @@
-"""Figures and images for the self-contained HTML reports.
+"""Plots for the self-contained HTML reports, as inline SVG text.
 
-Everything returns text that is inlined into the HTML: images become
-``data:`` URIs and plots become inline SVG, so a report is one file that
-opens offline and references nothing outside itself.
-
-Thumbnails are re-encoded by Pillow without copying metadata: EXIF tags of
-participant photos (camera, time, GPS position) do not reach the report.
+The CMC curve, the verification ROC and the similarity histograms are
+written as SVG by hand (no plotting library, nothing that varies between
+runs), so a report opens offline, references nothing outside itself, and
+is the same byte for byte when rebuilt. Thumbnails are in
+:mod:`bids_app.report.images` (re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
-import os
 from collections.abc import Sequence
 from html import escape
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-from PIL import Image, ImageOps
+
+from .images import image_data_uri, privacy_image
 
 __all__ = [
     "SIMILARITY_BINS", "cmc_svg", "distribution_svg", "histogram_svg", "image_data_uri", "privacy_image", "roc_svg",
     "similarity_histogram",
 ]
-
-_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-
-
-def _to_image(src: str | os.PathLike[str] | np.ndarray | Image.Image) -> Image.Image:
-    if isinstance(src, Image.Image):
-        return src
-    if isinstance(src, (str, os.PathLike)):
-        with Image.open(Path(src)) as im:
-            im.load()
-            # honour the camera's orientation tag, then forget all metadata
-            return ImageOps.exif_transpose(im)
-    arr = np.asarray(src)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.float64)
-        if np.issubdtype(np.asarray(src).dtype, np.floating) and np.nanmax(arr, initial=0.0) <= 1.0:
-            arr = arr * 255.0
-        arr = np.clip(np.nan_to_num(arr), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(arr))
-
-
-def image_data_uri(
-    src: str | os.PathLike[str] | np.ndarray | Image.Image,
-    max_side: int = 160,
-    fmt: str = "JPEG",
-    quality: int = 85,
-) -> str:
-    """Encode an image as a base64 ``data:`` URI, shrunk to ``max_side``.
-
-    Parameters
-    ----------
-    src : path, ndarray or PIL.Image.Image
-        A file Pillow can read, or an array: ``uint8`` as is, floats in
-        ``[0, 1]`` scaled to ``[0, 255]`` (other floats clipped). Grey,
-        RGB and RGBA are accepted.
-    max_side : int, default 160
-        Longest side of the thumbnail in pixels; images are never enlarged.
-    fmt : {"JPEG", "PNG", "WEBP"}
-        Output format. JPEG has no alpha: transparency is flattened on white.
-    quality : int, default 85
-        JPEG/WEBP quality.
-
-    Returns
-    -------
-    str
-        ``"data:image/jpeg;base64,..."`` (or png/webp).
-    """
-    fmt = fmt.upper().replace("JPG", "JPEG")
-    if fmt not in _MIME:
-        raise ValueError(f"fmt must be one of {sorted(_MIME)}, got {fmt!r}")
-    im = _to_image(src).copy()
-    im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    if fmt == "JPEG" and im.mode not in ("RGB", "L"):
-        rgba = im.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        im = flat
-    buf = io.BytesIO()
-    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {"optimize": True}
-    im.save(buf, format=fmt, **kwargs)
-    return f"data:{_MIME[fmt]};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
 def _nice_ticks(n: int, max_ticks: int = 8) -> list[int]:
@@ -246,45 +177,6 @@ def cmc_svg(
             )
     out.append("</svg>")
     return "\n".join(out)
-
-
-def privacy_image(
-    src: str | os.PathLike[str] | np.ndarray | Image.Image,
-    mode: str = "full",
-    max_side: int = 160,
-    boxes: Sequence[Sequence[float]] = (),
-    landmarks: Sequence[Sequence[float]] = (),
-) -> str | None:
-    """A thumbnail data URI as ``--report-images`` allows.
-
-    ``mode`` is ``"full"`` (as is), ``"blurred"`` (pixelated then blurred
-    so strongly that the face cannot be recognised, its layout still
-    visible) or ``"none"`` (returns None: no image). ``boxes`` ``[x, y, w,
-    h]`` and ``landmarks`` ``[x, y]`` in source pixels are drawn on top
-    (detections).
-    """
-    if mode == "none":
-        return None
-    if mode not in ("full", "blurred"):
-        raise ValueError(f"mode must be full, blurred or none, got {mode!r}")
-    from PIL import ImageDraw, ImageFilter
-
-    im = _to_image(src).convert("RGB")
-    if mode == "blurred":
-        w, h = im.size
-        cells = 12
-        im = im.resize((cells, max(1, round(cells * h / w))), Image.Resampling.BILINEAR)
-        im = im.resize((w, h), Image.Resampling.NEAREST).filter(ImageFilter.GaussianBlur(radius=max(w, h) / 24))
-    if boxes or landmarks:
-        im = im.copy()
-        draw = ImageDraw.Draw(im)
-        width = max(2, round(max(im.size) / 160))
-        for x, y, bw, bh in boxes:
-            draw.rectangle([x, y, x + bw, y + bh], outline=(0, 200, 90), width=width)
-        for x, y in landmarks:
-            r = width * 1.5
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 200, 0))
-    return image_data_uri(im, max_side=max_side)
 
 
 def _axes(out: list[str], left: float, top: float, pw: float, ph: float, xlabel: str, ylabel: str,

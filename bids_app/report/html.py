@@ -2,7 +2,7 @@
 
 The functions here are pure: they take a context dictionary and return HTML
 text; the caller writes the file (``output_dir/facerisk.html``). Images are
-inlined as ``data:`` URIs (:func:`~bids_app.report.figures.image_data_uri`)
+inlined as ``data:`` URIs (:func:`~bids_app.report.images.image_data_uri`)
 and plots as inline SVG (:func:`~bids_app.report.figures.cmc_svg`); the page
 has inline CSS only, no scripts and no external resources, and a
 Content-Security-Policy that forbids loading anything from elsewhere.

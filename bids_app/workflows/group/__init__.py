@@ -39,7 +39,13 @@ from bids_app.report import write_reports
 
 from .analysis import Analysis, analyse, compare, risk_order, status_of
 from .load import GroupError, collect_participants
-from .writers import citation_parameters, dataset_name, write_citation, write_report_inputs, write_tables
+from .writers import (
+    citation_parameters,
+    dataset_name,
+    write_citation,
+    write_report_inputs,
+    write_tables,
+)
 
 LOGGER = logging.getLogger("facerisk")
 

@@ -18,14 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_app import __version__
+from bids_app import __version__, rank
 from bids_app import bids as bidsio
-from bids_app import rank
 from bids_app.config import Settings
 
 from .fusion import fuse_sets
-from .load import (Excluded, GroupError, Participant, check_single_model, collect_participants, finite_rows,
-                   trusted_subjects)
+from .load import (
+    Excluded,
+    GroupError,
+    Participant,
+    check_single_model,
+    collect_participants,
+    finite_rows,
+    trusted_subjects,
+)
 
 LOGGER = logging.getLogger("facerisk")
 

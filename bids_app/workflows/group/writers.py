@@ -24,7 +24,6 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from bids_app import __version__
 from bids_app.config import Settings
 from bids_app.io import atomic_write_json, atomic_write_text, read_json, to_jsonable
