@@ -54,6 +54,22 @@ def test_bad_arguments_exit_nonzero_with_one_line(tmp_path, capsys, args, expect
     assert not (tmp_path / "out").exists()
 
 
+def test_parser_defaults_and_choices_come_from_settings_and_rank(tmp_path):
+    import dataclasses
+
+    from bids_app import rank
+    from bids_app.cli.parser import build_parser, parse_args
+    from bids_app.config import REPORT_IMAGES, Settings
+
+    settings = parse_args([str(DEMO_BIDS), str(tmp_path / "out"), "group"])
+    for item in dataclasses.fields(Settings):
+        if item.name not in ("bids_dir", "output_dir", "analysis_level"):
+            assert getattr(settings, item.name) == Settings.default(item.name), item.name
+    actions = {a.dest: a for a in build_parser()._actions}
+    assert tuple(actions["scoring"].choices) == rank.SCORINGS
+    assert tuple(actions["report_images"].choices) == REPORT_IMAGES
+
+
 def test_bids_dir_must_be_a_bids_dataset(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path), str(tmp_path / "out"), "participant"])
@@ -132,10 +148,10 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
         assert detected.tolist() == [row["Detected"] for row in meta["Rows"]]
         np.testing.assert_allclose(np.linalg.norm(vectors[detected], axis=1), 1, atol=1e-4)
         detected_total += int(detected.sum())
-        # a real head gives a face in at least 8 of 10 renders; pydeface's mean head, an
-        # average whose blurred features fail the 3D nose check in some renders, in 7 once
-        # its goggle-like frame is cut (data/demo/README.md)
-        assert detected.sum() >= (5 if subject == "sub-04" else 8), (subject, int(detected.sum()))
+        # every head here shows a face, pydeface's mean head too once its goggle-like frame is
+        # cut: the scan decision says so and (nearly) every render counts (10/10 on this seed)
+        assert meta["FacePresence"]["FacePresent"] and meta["FacePresence"]["Support"] >= 5
+        assert detected.sum() >= 9, (subject, int(detected.sum()))
         photos = json.loads((out / subject / "photo" / photo_faces_name(subject[4:], None, ".json")).read_text())
         assert len(photos["Rows"]) == len(list((DEMO_PHOTOS / subject).glob("*.png")))
     assert detected_total >= 0.7 * 10 * len(subjects)
