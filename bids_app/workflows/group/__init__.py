@@ -26,7 +26,7 @@ writes at the top of ``output_dir``:
 
 Modules: :mod:`.load` (read and check participant outputs), :mod:`.fusion`
 (several face models), :mod:`.analysis` (detectability, re-identification,
-linkage, comparison), :mod:`.writers` (the files). Scoring follows Schwarz et
+linkage), :mod:`.compare` (``--compare-to``), :mod:`.writers` (the files). Scoring follows Schwarz et
 al. (NEJM 2019) by default (see :data:`bids_app.rank.SCORINGS`).
 """
 
@@ -37,7 +37,8 @@ import logging
 from bids_app.config import Settings
 from bids_app.report import write_reports
 
-from .analysis import Analysis, analyse, compare, risk_order, status_of
+from .analysis import Analysis, analyse, risk_order, status_of
+from .compare import compare
 from .load import GroupError, collect_participants
 from .writers import (
     citation_parameters,

@@ -1,4 +1,4 @@
-"""Every number of one output folder: detectability, re-identification, verification, linkage, comparison.
+"""Every number of one output folder: detectability, re-identification, verification, linkage.
 
 :func:`analyse` loads a folder's trusted participant outputs
 (:mod:`.load`), fuses several face models (:mod:`.fusion`) and ranks every
@@ -35,7 +35,7 @@ from .load import (
 
 LOGGER = logging.getLogger("facerisk")
 
-__all__ = ["Analysis", "analyse", "compare", "risk_order", "status_of"]
+__all__ = ["Analysis", "analyse", "risk_order", "status_of"]
 
 #: Best matches kept per participant (ranks TSV and report).
 TOP_MATCHES = 5
@@ -115,7 +115,10 @@ def _load_all(settings: Settings, output_dir: Path):
                     f"{settings.face_models[0]}; rerun its participant level with "
                     f"--face-model {','.join(settings.face_models)}"
                 )
-    return per_model, model_infos, by_subject, subjects, sorted(excluded, key=lambda e: e.subject)
+    first_reason = {}  # a participant left out for several models is listed once
+    for item in excluded:
+        first_reason.setdefault(item.subject, item)
+    return per_model, model_infos, by_subject, subjects, sorted(first_reason.values(), key=lambda e: e.subject)
 
 
 def _participant_info(person: Participant, mri_sets, photo_sets) -> dict:
@@ -333,48 +336,6 @@ def _linkage(settings, subjects, people, set_vectors) -> tuple[list[dict], dict 
     stats["n_participants_with_several_images"] = sum(1 for n in per_subject.values() if n >= 2)
     stats["question"] = "can two scans of one person be tied together by the face alone?"
     return rows, stats
-
-
-def compare(this: Analysis, other: Analysis, other_dir: Path) -> tuple[list[dict], dict]:
-    """Participant by participant, detection and re-identification here and in ``other_dir``."""
-    rows = []
-    for subject in this.subjects:
-        a = this.info[subject]
-        b = other.info.get(subject)
-        if b is None:
-            continue
-        drop = (b["detect_fraction"] - a["detect_fraction"]
-                if a["detect_fraction"] is not None and b["detect_fraction"] is not None else None)
-        rows.append({
-            "subject": subject,
-            "detect_fraction": a["detect_fraction"], "detect_fraction_compare": b["detect_fraction"],
-            "detect_drop": drop,
-            "rank": a["rank"], "rank_compare": b["rank"],
-            "score_true": a["score_true"], "score_true_compare": b["score_true"],
-            "still_detected": bool(a["renders_detected"]),
-            "still_identified": a["rank"] == 1,
-        })
-    sa, sb = this.summary, other.summary
-
-    def rate(summary, key):
-        item = summary["reidentification"].get(key) or {}
-        return item.get("rate")
-
-    summary = {
-        "compare_to": str(other_dir),
-        "n_common": len(rows),
-        "detection_rate": sa["detection"]["rate"], "detection_rate_compare": sb["detection"]["rate"],
-        "participant_detection_rate": sa["detection"]["participant_rate"],
-        "participant_detection_rate_compare": sb["detection"]["participant_rate"],
-        "top1_rate": rate(sa, "top1"), "top1_rate_compare": rate(sb, "top1"),
-        "top5_rate": rate(sa, "top5"), "top5_rate_compare": rate(sb, "top5"),
-        "n_still_detected": sum(r["still_detected"] for r in rows),
-        "n_still_identified": sum(r["still_identified"] for r in rows),
-    }
-    for key in ("detection_rate", "participant_detection_rate", "top1_rate", "top5_rate"):
-        a, b = summary[key], summary[key + "_compare"]
-        summary[key + "_drop"] = (b - a) if a is not None and b is not None else None
-    return rows, summary
 
 
 def status_of(info: dict) -> str:
