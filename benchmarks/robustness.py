@@ -10,13 +10,14 @@ visible pads beside the cheeks, a field of view cut below the nose,
 defacing, skull stripping), the MRI-to-face steps of the participant level
 run as in ``facerisk participant``: head mask, surface, face frame, cut of
 clutter in front of the upper face (``reconstruct_head``),
-``--n-renders`` seeded renders, YuNet detection (two passes) and the 3D nose
-check. Printed per head and alteration: renders with a face (out of n),
+``--n-renders`` seeded renders, YuNet detection (two passes) and the 3D face
+decision (:mod:`bids_app.presence`: landmarks cast onto the surface, a nose
+standing out of a face of human size, pooled over the scan's renders). Printed per head and alteration: renders with a face (out of n),
 the median nose relief of the detections, how far the nose tip moved from
 the one found on the unaltered head (mm), and the seconds taken.
 
 Expected: faces on the intact variants, none on "deface" and
-"skullstrip" (the nose check rejects what the detector finds there).
+"skullstrip" (the 3D check rejects what the detector finds there).
 
     python benchmarks/robustness.py [--n-renders 10] [--variants FLAIR deface ...] [HEAD ...]
 """
@@ -74,7 +75,8 @@ def faces_found(data, affine, model, n_renders: int, min_relief: float) -> dict:
     """The participant level's MRI-to-face steps on one image: what was found."""
     import nibabel as nib
 
-    from bids_app.render import nose_relief_mm, render_views, sample_view_params
+    from bids_app.presence import face_geometry, scan_decision
+    from bids_app.render import VIEW_ANGLE, camera_pose, render_views, sample_view_params
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     data = np.asarray(img.dataobj, np.float32)
@@ -84,15 +86,17 @@ def faces_found(data, affine, model, n_renders: int, min_relief: float) -> dict:
     except ValueError:
         return {"faces": 0, "relief": float("nan"), "tip": None}
     frame = head.frame
-    pictures, depths = render_views(head.surface, frame, sample_view_params(0, n_renders),
-                                    with_depth=True)
-    faces, reliefs = 0, []
-    for picture, depth in zip(pictures, depths):
+    views = sample_view_params(0, n_renders)
+    pictures, depths = render_views(head.surface, frame, views, with_depth=True)
+    geometries = []
+    for picture, depth, view in zip(pictures, depths, views):
         detections, _ = model.detect_with_fallback(picture, min_score=0.5)
-        kept = [r for r in (nose_relief_mm(depth, det.landmarks) for det in detections) if r >= min_relief]
-        faces += bool(kept)
-        reliefs += kept[:1]
-    return {"faces": faces, "relief": statistics.median(reliefs) if reliefs else float("nan"),
+        pose = camera_pose(frame, view)
+        geometries.append([face_geometry(depth, det.landmarks, pose, VIEW_ANGLE) for det in detections])
+    decision = scan_decision(geometries, min_relief=min_relief)
+    reliefs = [geometries[i][j].relief for i, j in enumerate(decision.chosen) if j is not None]
+    return {"faces": sum(j is not None for j in decision.chosen),
+            "relief": statistics.median(reliefs) if reliefs else float("nan"),
             "tip": np.asarray(frame.nose_tip, float)}
 
 
@@ -102,11 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("heads", nargs="*", type=Path)
     ap.add_argument("--n-renders", type=int, default=10)
-    ap.add_argument("--min-nose-relief", type=float, default=13.0)
+    ap.add_argument("--min-nose-relief", type=float, default=None,
+                    help="3D nose check threshold (mm; default: the participant level's)")
     ap.add_argument("--variants", nargs="+", default=FACE_VARIANTS + NO_FACE_VARIANTS,
                     choices=FACE_VARIANTS + NO_FACE_VARIANTS)
     args = ap.parse_args(argv)
+    from bids_app.config import Settings
+
     model = load_face_model("sface")
+    if args.min_nose_relief is None:
+        args.min_nose_relief = Settings.min_nose_relief
     heads = args.heads or default_heads()
     n = args.n_renders
     print(f"renders with a face (of {n}), median nose relief (mm), nose tip shift from the "

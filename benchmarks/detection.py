@@ -1,0 +1,239 @@
+#!/usr/bin/env python
+"""Face-present decision: the distributions behind its thresholds, and how often it is right.
+
+For every scan (the real heads of ``benchmarks/robustness.py`` with each
+alteration of :mod:`bids_app.mri.augment`, and simulated cohorts written by
+``facerisk-simulate --with-defaced``: intact, defaced, plus a skull-stripped
+and a second defaced copy of each intact scan made with ``augment``), the
+participant level's steps run: head reconstruction, ``--n-renders`` seeded
+renders with depth maps, YuNet (two passes), every detection measured in 3D
+(:func:`bids_app.presence.face_geometry`), and the scan decision
+(:func:`bids_app.presence.scan_decision`). Printed:
+
+1. the distribution (percentiles) of the 3D nose relief and the eye
+   distance of each render's first detection, for scans with a face and
+   for scans without one (defaced, skull-stripped): where the thresholds
+   :data:`~bids_app.presence.MIN_RELIEF_MM` and
+   :data:`~bids_app.presence.EYE_DISTANCE_MM` sit between them;
+2. per scan, the renders supporting a face (the scan-level evidence), for
+   both kinds of scan;
+3. per alteration or cohort state: renders counted as showing a face, and
+   scans called "face present".
+
+Usage::
+
+    python benchmarks/detection.py --heads                     # real heads x alterations
+    python benchmarks/detection.py --cohort OUT [OUT ...]      # simulated cohorts
+    python benchmarks/detection.py --rows rows.json            # reprint saved measurements
+    python benchmarks/detection.py --heads --cohort OUT --save rows.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bids_app import presence  # noqa: E402
+from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
+
+#: Alterations of a real head that remove its face.
+NO_FACE = {"deface", "skullstrip", "defaced", "deface2", "skullstrip-FLAIR", "deface-FLAIR-noise",
+           "deface-1x1x3"}
+
+
+def extra_variants(vol, mask, frame) -> dict:
+    """Harder alterations than robustness.py's: dim noisy lower faces on FLAIR, thick slices,
+    and the no-face alterations on FLAIR-like and thick-slice copies."""
+    d, a = vol.data, vol.affine
+    tip, ant, sup = frame.nose_tip, frame.anterior, frame.superior
+
+    def flair():
+        return augment.remap_contrast(d, a, "FLAIR")
+
+    return {
+        "FLAIR-dim-strong": lambda: augment.dim_lower_face(*flair(), tip, ant, sup, low=0.2, noise=0.06,
+                                                           start_mm=0.0),
+        "FLAIR-dim-1x1x3": lambda: augment.add_noise(*augment.resample(
+            *augment.dim_lower_face(*flair(), tip, ant, sup), (1.0, 1.0, 3.0)), 0.02),
+        "T2w-dim-bias": lambda: augment.bias_field(
+            *augment.dim_lower_face(*augment.remap_contrast(d, a, "T2w"), tip, ant, sup), low=0.5),
+        "deface-FLAIR-noise": lambda: augment.add_noise(*augment.deface(*flair(), tip, ant, sup), 0.03),
+        "skullstrip-FLAIR": lambda: augment.skull_strip(*flair(), mask, floor_z=float(tip[2])),
+        "deface-1x1x3": lambda: augment.resample(*augment.deface(d, a, tip, ant, sup), (1.0, 1.0, 3.0)),
+    }
+
+
+def measure(data, affine, model, n_renders: int) -> list[list[dict]]:
+    """Per render, each detection's score and 3D geometry (the participant level's steps)."""
+    import nibabel as nib
+
+    from bids_app.render import VIEW_ANGLE, camera_pose, render_views, sample_view_params
+
+    img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
+    try:
+        head = reconstruct_head(np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
+    except ValueError:
+        return [[] for _ in range(n_renders)]
+    views = sample_view_params(0, n_renders)
+    pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
+    out = []
+    for picture, depth, view in zip(pictures, depths, views):
+        detections, found_pass = model.detect_with_fallback(picture, min_score=0.5)
+        pose = camera_pose(head.frame, view)
+        out.append([{"score": float(d.score), "pass": found_pass,
+                     **presence.face_geometry(depth, d.landmarks, pose, VIEW_ANGLE).to_json()}
+                    for d in detections])
+    return out
+
+
+def real_head_scans(n_renders: int, model):
+    """(source, alteration, per-render detections) for every real head and alteration."""
+    from participant_speed import default_heads
+    from robustness import variants
+
+    for path in default_heads():
+        vol = load_head(path)
+        unaltered = reconstruct_head(vol.data, vol.affine, vol.zooms)
+        makers = {**variants(vol, unaltered.mask, unaltered.frame),
+                  **extra_variants(vol, unaltered.mask, unaltered.frame)}
+        for name, make in makers.items():
+            yield path.name.split(".")[0], name, measure(*make(), model, n_renders)
+
+
+def cohort_scans(cohort: Path, n_renders: int, model):
+    """(participant, state, per-render detections) for a simulated cohort: intact, defaced by the
+    simulator, and skull-stripped and defaced with ``augment`` from each intact scan."""
+    import nibabel as nib
+
+    for kind, state in (("bids", "intact"), ("bids_defaced", "defaced")):
+        for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*")):
+            sub = f"{cohort.name}/{path.name.split('_')[0]}"
+            img = nib.as_closest_canonical(nib.load(path))
+            data = np.asarray(img.dataobj, np.float32)
+            yield sub, state, measure(data, img.affine, model, n_renders)
+            if state != "intact":
+                continue
+            try:
+                head = reconstruct_head(data, img.affine, img.header.get_zooms()[:3])
+            except ValueError:
+                continue
+            tip, frame = head.frame.nose_tip, head.frame
+            yield sub, "skullstrip", measure(*augment.skull_strip(data, img.affine, head.mask,
+                                                                   floor_z=float(tip[2])), model, n_renders)
+            yield sub, "deface2", measure(*augment.deface(data, img.affine, tip, frame.anterior,
+                                                          frame.superior), model, n_renders)
+
+
+def _geometry(row: dict) -> presence.FaceGeometry:
+    def value(key):
+        return float("nan") if row.get(key) is None else float(row[key])
+
+    nose = row.get("Nose3D")
+    return presence.FaceGeometry(value("NoseReliefMm"), value("EyeDistanceMm"), value("EyeMouthMm"),
+                                 nose=np.asarray(nose if nose else [np.nan] * 3, float))
+
+
+def _percentiles(values) -> str:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if not v.size:
+        return "n=0"
+    q = np.percentile(v, [0, 1, 5, 50, 95, 99, 100])
+    return f"n={v.size:4d}  " + "  ".join(f"{x:6.1f}" for x in q)
+
+
+def report(scans: list[dict]) -> None:
+    first = {True: [], False: []}
+    support = {True: [], False: []}
+    table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    missed = []
+    for scan in scans:
+        face = scan["state"] not in NO_FACE
+        renders = scan["renders"]
+        first[face] += [dets[0] for dets in renders if dets]
+        decision = presence.scan_decision([[_geometry(d) for d in dets] for dets in renders])
+        support[face].append(decision.support)
+        counted = sum(c is not None for c in decision.chosen)
+        row = table[("face     " if face else "no face  ") + scan["state"]]
+        row[0] += counted
+        row[1] += len(renders)
+        row[2] += decision.face
+        row[3] += 1
+        if face and counted <= 2 or not face and counted:
+            missed.append(f"{scan['source']} {scan['state']}: {counted}/{len(renders)} ({decision.reason})")
+    print("1. first detection of each render with a detection: percentiles 0 1 5 50 95 99 100")
+    for face in (True, False):
+        kind = "face   " if face else "no face"
+        print(f"   {kind} nose relief (mm)   {_percentiles(d['NoseReliefMm'] for d in first[face])}")
+        print(f"   {kind} eye distance (mm)  {_percentiles(d['EyeDistanceMm'] for d in first[face])}")
+    print(f"   thresholds: relief >= {presence.MIN_RELIEF_MM:g} mm, eye distance "
+          f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm")
+    print(f"2. renders supporting a face, per scan (face present from {presence.MIN_SUPPORT}):")
+    for face in (True, False):
+        counts = np.bincount(support[face], minlength=11) if support[face] else []
+        print(f"   {'face   ' if face else 'no face'} scans {len(support[face]):4d}: "
+              + " ".join(f"{k}:{c}" for k, c in enumerate(counts) if c))
+    print("3. renders counted as showing a face, and scans with a face, per alteration or state")
+    totals = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
+    for name, (counted, total, with_face, n) in sorted(table.items()):
+        print(f"   {name:28s} renders {counted:5d}/{total:5d} ({100 * counted / max(total, 1):5.1f}%)  "
+              f"scans {with_face:4d}/{n:4d}")
+        t = totals[name.startswith("face")]
+        for i, v in enumerate((counted, total, with_face, n)):
+            t[i] += v
+    for face in (True, False):
+        c, t, f, n = totals[face]
+        print(f"   ALL {'face   ' if face else 'no face'}  renders {c}/{t} ({100 * c / max(t, 1):.2f}%), "
+              f"scans with a face {f}/{n}")
+    if missed:
+        print("scans a person would judge otherwise (face with 0-2 renders counted, or no face with any):")
+        for line in missed:
+            print("   " + line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--heads", action="store_true", help="real heads x alterations")
+    ap.add_argument("--cohort", nargs="*", type=Path, default=[], help="simulated cohorts (--with-defaced)")
+    ap.add_argument("--rows", nargs="*", type=Path, default=[], help="saved measurements to reprint")
+    ap.add_argument("--save", type=Path, help="save the measurements (JSON)")
+    ap.add_argument("--n-renders", type=int, default=10)
+    args = ap.parse_args(argv)
+    scans: list[dict] = []
+    for path in args.rows:
+        scans += json.loads(path.read_text())
+    sources = []
+    if args.heads or args.cohort:
+        from bids_app.face import load_face_model
+
+        model = load_face_model("sface")
+        if args.heads:
+            sources.append(real_head_scans(args.n_renders, model))
+        sources += [cohort_scans(c, args.n_renders, model) for c in args.cohort]
+    for source in sources:
+        t = time.perf_counter()
+        for name, state, renders in source:
+            scans.append({"source": name, "state": state, "renders": renders})
+            n_face = sum(bool(r) for r in renders)
+            print(f"  {name:28s} {state:20s} detector fired in {n_face:2d}/{len(renders)}  "
+                  f"({time.perf_counter() - t:.1f} s)", flush=True)
+            t = time.perf_counter()
+            if args.save:
+                args.save.write_text(json.dumps(scans))
+    if not scans:
+        ap.error("nothing to measure: give --heads, --cohort or --rows")
+    report(scans)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,280 @@
+"""Is there a face? 3D checks of what a face detector found on the renders.
+
+A face detector trained on photographs also fires on the shading of
+face-less surfaces (the flat cut of a defaced scan, the gyri of a
+skull-stripped brain). Every render carries a depth map and its exact
+camera, so each detection can be checked in 3D: its five landmarks (eyes,
+nose tip, mouth corners) are cast onto the surface the render shows, and
+the nose must stand out of the face in millimetres, whatever the view.
+
+Two steps, pure functions on arrays:
+
+1. :func:`landmarks_3d` casts pixels onto the surface (world mm), and
+   :func:`face_geometry` measures one detection there: how far the nose
+   stands in front of the plane of the eyes and mouth and in front of the
+   cheeks beside it (the smaller of the two), the eye distance and the
+   eye-to-mouth distance in mm.
+2. :func:`scan_decision` pools the detections of one scan's renders: the
+   scan has a face when enough renders find a nose in 3D at one place of
+   the head; then every render whose detection puts its nose at that place
+   counts as a render with a face, even when its own relief is weaker (a
+   landmark off the tip, a grazing light). Thresholds and the measured
+   distributions behind them: :data:`MIN_RELIEF_MM`,
+   :data:`MIN_SUPPORT`, :data:`SAME_PLACE_MM`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FaceGeometry", "landmarks_3d", "face_geometry", "scan_decision", "ScanDecision"]
+
+
+def camera_axes(pose: Mapping[str, Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Camera position and its forward, right and up unit vectors (world, RAS+ mm)."""
+    position = np.asarray(pose["Position"], float)
+    forward = np.asarray(pose["FocalPoint"], float) - position
+    forward /= np.linalg.norm(forward)
+    up = np.asarray(pose["ViewUp"], float)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    return position, forward, right, up
+
+
+def unproject(pixels: np.ndarray, depth_mm: np.ndarray, pose: Mapping[str, Sequence[float]],
+              view_angle: float, size: Sequence[int]) -> np.ndarray:
+    """World points (mm) seen at image ``pixels`` (x, y; y down) at camera-plane distance ``depth_mm``.
+
+    ``size`` is (width, height) of the render and ``view_angle`` the
+    camera's vertical view angle in degrees (a perspective camera, as
+    :func:`bids_app.render.render_views` uses).
+    """
+    position, forward, right, up = camera_axes(pose)
+    width, height = size
+    focal = 0.5 * height / np.tan(np.deg2rad(view_angle) / 2.0)  # pixels
+    xy = np.asarray(pixels, float).reshape(-1, 2)
+    z = np.asarray(depth_mm, float).reshape(-1)
+    dx = (xy[:, 0] + 0.5 - 0.5 * width) / focal  # pixel centres at x + 0.5
+    dy = (0.5 * height - xy[:, 1] - 0.5) / focal
+    return position + z[:, None] * (forward + dx[:, None] * right + dy[:, None] * up)
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """One detection measured on the surface (mm; NaN where not measurable)."""
+
+    relief: float
+    """How far the nose tip stands out of the face around it (see :func:`face_geometry`)."""
+    eye_distance: float
+    """Between the two eye landmarks."""
+    eye_mouth: float
+    """From the middle of the eyes to the middle of the mouth corners."""
+    nose: np.ndarray
+    """World position of the nose tip found near the nose landmark."""
+
+    def to_json(self) -> dict[str, object]:
+        def mm(x: float) -> float | None:
+            return round(float(x), 1) if np.isfinite(x) else None
+        return {"NoseReliefMm": mm(self.relief), "EyeDistanceMm": mm(self.eye_distance),
+                "EyeMouthMm": mm(self.eye_mouth),
+                "Nose3D": [round(float(v), 1) for v in self.nose] if np.isfinite(self.nose).all() else None}
+
+
+NAN_GEOMETRY = FaceGeometry(float("nan"), float("nan"), float("nan"), nose=np.full(3, np.nan))
+
+#: Half-side (pixels) of the patch whose median depth stands for a landmark.
+PATCH_RADIUS = 2
+#: The nose tip is the most prominent surface point within this fraction of
+#: the eye distance (in pixels) of the nose landmark: detectors place that
+#: landmark within a few pixels of the tip, not always on it.
+NOSE_SEARCH = 0.2
+#: The face around the nose: the ring between these fractions of the eye
+#: distance (in pixels) around the nose landmark. On a face it holds the
+#: eyes, cheeks, upper lip and mouth; the nose itself (up to ~0.4 eye
+#: distances wide at the nostrils) stays inside it.
+FACE_RING = (0.45, 0.85)
+#: Fewest surface pixels of the ring for a measure (a face cut by the field of view keeps more).
+MIN_RING_PIXELS = 20
+
+
+def _patch_depth(depth: np.ndarray, point: np.ndarray, radius: int = PATCH_RADIUS) -> float:
+    height, width = depth.shape
+    x, y = (int(v) for v in np.rint(point))
+    if not (0 <= x < width and 0 <= y < height):
+        return float("nan")
+    patch = depth[max(y - radius, 0): y + radius + 1, max(x - radius, 0): x + radius + 1]
+    finite = patch[np.isfinite(patch)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
+def landmarks_3d(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, Sequence[float]],
+                 view_angle: float) -> np.ndarray:
+    """World points (mm) of image ``landmarks`` (N x 2) on the surface a render shows.
+
+    Each point's depth is the median of the depth map in a small patch
+    around it; a point outside the image or on the background is NaN.
+    """
+    points = np.asarray(landmarks, float).reshape(-1, 2)
+    z = np.array([_patch_depth(depth, p) for p in points])
+    height, width = depth.shape
+    return unproject(points, z, pose, view_angle, (width, height))
+
+
+#: The plane of the face ring is fitted again to the points whose distance
+#: to a first fit is within this quantile: holes (orbits, nostrils, a mouth
+#: opened by a cut) and rims then do not tilt it.
+PLANE_KEEP = 0.8
+
+
+def _robust_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and unit normal of a plane through ``points``: least squares, refitted without outliers."""
+    keep = np.ones(len(points), bool)
+    for _ in range(2):
+        centre = points[keep].mean(axis=0)
+        normal = np.linalg.svd(points[keep] - centre, full_matrices=False)[2][2]
+        distance = np.abs((points - centre) @ normal)
+        keep = distance <= np.quantile(distance, PLANE_KEEP)
+    return centre, normal
+
+
+def face_geometry(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, Sequence[float]],
+                  view_angle: float) -> FaceGeometry:
+    """Measure one detection's five landmarks on the surface of its render (see :class:`FaceGeometry`).
+
+    The nose *relief* is measured on the surface points the render shows,
+    in mm and square to the face, so that it does not depend on the view
+    (yaw, pitch, distance): a plane is fitted (least squares, refitted
+    without the farthest fifth, :data:`PLANE_KEEP`) to the points
+    of the ring :data:`FACE_RING` around the nose landmark, and the relief
+    is the height above that plane of the highest point within
+    :data:`NOSE_SEARCH` eye distances of the landmark, minus the median
+    height of the ring. The ring's median is robust to the parts of it
+    that dip (eye sockets, the mouth) or rise (cheekbones), and the plane
+    takes out a slope (a yawed view, a slanted defacing cut). Measures at
+    single landmark points were not: on a defaced scan whose cut opens the
+    orbits and sinuses, eye landmarks placed in the holes put the "nose"
+    between them 18-22 mm in front of the "eyes".
+
+    Returns :data:`NAN_GEOMETRY` when a landmark lies outside the image, an
+    eye or the nose landmark on the background, or too little of the ring
+    on the surface.
+    """
+    points = np.asarray(landmarks, float).reshape(5, 2)
+    height, width = depth.shape
+    if not ((points >= 0) & (points < [width, height])).all():
+        return NAN_GEOMETRY
+    world = landmarks_3d(depth, points, pose, view_angle)
+    eyes, mouth = world[:2], world[3:]
+    if not np.isfinite(world[:3]).all():
+        return NAN_GEOMETRY
+    eye_distance = float(np.linalg.norm(eyes[1] - eyes[0]))
+    eye_mouth = float(np.linalg.norm(mouth.mean(axis=0) - eyes.mean(axis=0)))  # NaN if a corner is off
+
+    gap = float(np.linalg.norm(points[1] - points[0]))  # pixels
+    reach = int(np.ceil(FACE_RING[1] * gap)) + 1
+    cx, cy = (int(v) for v in np.rint(points[2]))
+    ys, xs = np.mgrid[max(cy - reach, 0): min(cy + reach + 1, height),
+                      max(cx - reach, 0): min(cx + reach + 1, width)]
+    r = np.hypot(xs - points[2, 0], ys - points[2, 1]) / max(gap, 1.0)
+    z = depth[ys, xs].astype(float)
+    seen = np.isfinite(z)
+    ring = seen & (r >= FACE_RING[0]) & (r <= FACE_RING[1])
+    tip = seen & (r <= NOSE_SEARCH)
+    if ring.sum() < MIN_RING_PIXELS or not tip.any():
+        return NAN_GEOMETRY
+    size = (width, height)
+    ring_points = unproject(np.stack([xs[ring], ys[ring]], axis=1), z[ring], pose, view_angle, size)
+    tip_points = unproject(np.stack([xs[tip], ys[tip]], axis=1), z[tip], pose, view_angle, size)
+    centre, normal = _robust_plane(ring_points)
+    _, forward, _, _ = camera_axes(pose)
+    if normal @ forward > 0:  # towards the camera
+        normal = -normal
+    tip_heights = (tip_points - centre) @ normal
+    relief = float(tip_heights.max() - np.median((ring_points - centre) @ normal))
+    return FaceGeometry(relief=relief, eye_distance=eye_distance, eye_mouth=eye_mouth,
+                        nose=tip_points[int(np.argmax(tip_heights))])
+
+
+#: A detection whose nose stands at least this far out of the face around
+#: it (mm, :func:`face_geometry`) is evidence of a face. See the module
+#: docstring for the distributions.
+MIN_RELIEF_MM = 8.0
+#: Eye distances (mm) a human face can have: smaller or larger "faces" are
+#: shading patterns on a brain or a cut, framed at another scale.
+EYE_DISTANCE_MM = (38.0, 90.0)
+#: Renders with a 3D nose needed before the scan is said to show a face.
+MIN_SUPPORT = 2
+#: Once the scan shows a face, a render's detection counts when its nose tip
+#: is this close (mm) to the scan's nose, and its own relief is at least
+#: half of :data:`MIN_RELIEF_MM` (a landmark off the tip, a grazing light).
+SAME_PLACE_MM = 12.0
+
+
+@dataclass(frozen=True)
+class ScanDecision:
+    """Whether one scan's renders show a face, and which detection counts in each render."""
+
+    face: bool
+    support: int
+    """Renders with a detection of a nose in 3D (relief and eye distance in range)."""
+    nose: np.ndarray
+    """The scan's nose tip (median of the supporting detections' noses), NaN without a face."""
+    chosen: list[int | None]
+    """Per render, the index of the detection that counts, or None."""
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"FacePresent": self.face, "Support": self.support,
+                "Nose3D": [round(float(v), 1) for v in self.nose] if self.face else None,
+                "Reason": self.reason,
+                "MinReliefMm": MIN_RELIEF_MM, "EyeDistanceMm": list(EYE_DISTANCE_MM),
+                "MinSupport": MIN_SUPPORT, "SamePlaceMm": SAME_PLACE_MM}
+
+
+def _plausible(g: FaceGeometry) -> bool:
+    return bool(EYE_DISTANCE_MM[0] <= g.eye_distance <= EYE_DISTANCE_MM[1])
+
+
+def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *, min_relief: float = MIN_RELIEF_MM,
+                  min_support: int = MIN_SUPPORT) -> ScanDecision:
+    """Pool the detections of one scan's renders into a face / no-face decision.
+
+    ``geometries[i]`` holds :func:`face_geometry` of render ``i``'s
+    detections, best first. A detection *supports* a face when its relief is
+    at least ``min_relief`` and its eye distance is human
+    (:data:`EYE_DISTANCE_MM`). The scan shows a face when at least
+    ``min(min_support, renders)`` renders have a supporting detection. Then
+    each render counts its first detection that supports a face, or failing
+    that, its first one with a human eye distance, a relief of at least
+    ``min_relief / 2`` and a nose within :data:`SAME_PLACE_MM` of the
+    scan's nose. ``min_relief <= 0`` turns the 3D check off: every render
+    with a detection counts (``support`` counts them).
+    """
+    n = len(geometries)
+    if min_relief <= 0:
+        chosen = [0 if gs else None for gs in geometries]
+        support = sum(c is not None for c in chosen)
+        return ScanDecision(face=support > 0, support=support, nose=np.full(3, np.nan), chosen=chosen,
+                            reason="3D check turned off")
+    strong = [next((j for j, g in enumerate(gs) if g.relief >= min_relief and _plausible(g)), None)
+              for gs in geometries]
+    support = sum(s is not None for s in strong)
+    need = max(min(min_support, n), 1)
+    if support < need:
+        why = (f"{support} of {n} renders show a nose standing {min_relief:g} mm out of a face "
+               f"of human size; {need} needed")
+        return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
+                            reason=why)
+    nose = np.median(np.stack([geometries[i][j].nose for i, j in enumerate(strong) if j is not None]), axis=0)
+    chosen: list[int | None] = []
+    for gs, s in zip(geometries, strong):
+        if s is None:
+            s = next((j for j, g in enumerate(gs) if _plausible(g) and g.relief >= min_relief / 2
+                      and np.linalg.norm(g.nose - nose) <= SAME_PLACE_MM), None)
+        chosen.append(s)
+    return ScanDecision(face=True, support=support, nose=nose, chosen=chosen,
+                        reason=f"{support} of {n} renders show a nose in 3D at one place")

@@ -1,0 +1,156 @@
+"""Tests of bids_app.presence: landmarks cast onto the surface, and the scan's face decision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bids_app import presence
+from bids_app.presence import FaceGeometry, camera_axes, face_geometry, scan_decision, unproject
+
+SIZE = 256
+VIEW_ANGLE = 30.0
+
+
+def _pose(yaw_deg: float = 0.0, distance: float = 400.0) -> dict:
+    """A camera ``distance`` mm in front of a face in the plane y = 0 (looking along +y), turned by yaw."""
+    t = np.deg2rad(yaw_deg)
+    return {"Position": [distance * np.sin(t), -distance * np.cos(t), 0.0], "FocalPoint": [0.0, 0.0, 0.0],
+            "ViewUp": [0.0, 0.0, 1.0]}
+
+
+def _project(points: np.ndarray, pose: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (x, y; y down) and camera-plane depths of world points."""
+    position, forward, right, up = camera_axes(pose)
+    rel = np.asarray(points, float) - position
+    z = rel @ forward
+    focal = 0.5 * SIZE / np.tan(np.deg2rad(VIEW_ANGLE) / 2)
+    x = (rel @ right) / z * focal + SIZE / 2 - 0.5
+    y = SIZE / 2 - (rel @ up) / z * focal - 0.5
+    return np.stack([x, y], axis=1), z
+
+
+def _depth_map(pose: dict, nose_mm: float, slope: float = 0.0, sigma: float = 12.0) -> np.ndarray:
+    """Ray-cast a face-sized surface y = slope * z - nose(x, z) (a plane, leaning back by
+    ``slope``, with a Gaussian nose ``nose_mm`` high at the origin), 90 x 110 mm, NaN elsewhere."""
+    position, forward, right, up = camera_axes(pose)
+    focal = 0.5 * SIZE / np.tan(np.deg2rad(VIEW_ANGLE) / 2)
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    ray = (forward[None, None] + ((xs + 0.5 - SIZE / 2) / focal)[..., None] * right
+           + ((SIZE / 2 - ys - 0.5) / focal)[..., None] * up)
+
+    def surface_y(x, z):
+        return slope * z - nose_mm * np.exp(-(x ** 2 + z ** 2) / (2 * sigma ** 2))
+
+    t = np.full(xs.shape, np.linalg.norm(position))
+    for _ in range(60):  # fixed point along each ray: a contraction for these slopes
+        hit = position + t[..., None] * ray
+        t = t + (surface_y(hit[..., 0], hit[..., 2]) - hit[..., 1]) / ray[..., 1]
+    hit = position + t[..., None] * ray
+    depth = ((hit - position) @ forward).astype(np.float32)  # distance from the camera plane
+    depth[(np.abs(hit[..., 0]) > 45) | (np.abs(hit[..., 2]) > 55)] = np.nan
+    return depth
+
+
+def _landmarks(pose: dict, nose_mm: float, slope: float = 0.0) -> np.ndarray:
+    eyes_mouth = np.array([[-30.0, 0, 30], [30.0, 0, 30], [0, 0, 0], [-25.0, 0, -30], [25.0, 0, -30]])
+    eyes_mouth[:, 1] = slope * eyes_mouth[:, 2]
+    eyes_mouth[2, 1] = -nose_mm
+    return _project(eyes_mouth, pose)[0]
+
+
+def test_unproject_inverts_the_camera():
+    rng = np.random.default_rng(0)
+    for yaw in (-20.0, 0.0, 13.0):
+        pose = _pose(yaw)
+        points = rng.uniform(-60, 60, size=(50, 3))
+        pixels, z = _project(points, pose)
+        np.testing.assert_allclose(unproject(pixels, z, pose, VIEW_ANGLE, (SIZE, SIZE)), points, atol=1e-8)
+
+
+@pytest.mark.parametrize("yaw", [0.0, -18.0, 20.0])
+def test_a_nose_is_measured_in_mm_whatever_the_view(yaw):
+    pose = _pose(yaw)
+    g = face_geometry(_depth_map(pose, 15.0), _landmarks(pose, 15.0), pose, VIEW_ANGLE)
+    # the ring around the nose (27-51 mm from the tip) carries at most 15 exp(-729 / 288) = 1.2 mm
+    assert 13.8 < g.relief < 15.1
+    assert g.eye_distance == pytest.approx(60.0, abs=1.0)
+    assert g.eye_mouth == pytest.approx(np.hypot(60.0, 0.0), abs=1.5)
+    np.testing.assert_allclose(g.nose, [0.0, -15.0, 0.0], atol=1.5)
+
+
+def test_a_nose_landmark_beside_the_tip_still_finds_the_tip():
+    pose = _pose(10.0)
+    marks = _landmarks(pose, 15.0)
+    marks[2] += [6.0, 4.0]  # detectors put the nose point a few pixels off the tip
+    g = face_geometry(_depth_map(pose, 15.0), marks, pose, VIEW_ANGLE)
+    assert 13.5 < g.relief < 15.1
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.6])
+def test_no_nose_no_relief(slope):
+    """A flat face-less surface, square to the view or leaning back like a defacing cut."""
+    pose = _pose(15.0)
+    g = face_geometry(_depth_map(pose, 0.0, slope), _landmarks(pose, 0.0, slope), pose, VIEW_ANGLE)
+    assert abs(g.relief) < 0.5
+
+
+def test_eyes_in_holes_are_no_nose():
+    """A defacing cut that opens the orbits: eye landmarks placed in the holes are 20 mm
+    behind the cut, the "nose" between them on it. The face around the nose is the cut."""
+    pose = _pose(8.0)
+    depth = _depth_map(pose, 0.0, 0.3)
+    marks = _landmarks(pose, 0.0, 0.3)
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    for eye in marks[:2]:
+        depth[np.hypot(xs - eye[0], ys - eye[1]) < 12] += 20.0
+    g = face_geometry(depth, marks, pose, VIEW_ANGLE)
+    assert abs(g.relief) < 1.0
+
+
+def test_landmarks_off_the_surface_give_no_measure():
+    pose = _pose()
+    depth = _depth_map(pose, 15.0)
+    marks = _landmarks(pose, 15.0)
+    outside = marks.copy()
+    outside[3:, 1] = SIZE + 10  # mouth below the image: not a whole face
+    assert np.isnan(face_geometry(depth, outside, pose, VIEW_ANGLE).relief)
+    background = marks.copy()
+    background[0] = [2.0, 2.0]  # an eye on the background
+    assert np.isnan(face_geometry(depth, background, pose, VIEW_ANGLE).relief)
+    cut = depth.copy()
+    cut[int(marks[3, 1]) - 3:, :] = np.nan  # the field of view ends above the mouth: eyes and cheeks remain
+    g = face_geometry(cut, marks, pose, VIEW_ANGLE)
+    assert 13.5 < g.relief < 15.5 and np.isnan(g.eye_mouth)
+
+
+def _geometry(relief: float, eyes: float = 62.0, nose=(0.0, 90.0, -40.0)) -> FaceGeometry:
+    return FaceGeometry(relief=relief, eye_distance=eyes, eye_mouth=60.0, nose=np.asarray(nose, float))
+
+
+def test_scan_decision_pools_the_renders():
+    strong, weak = presence.MIN_RELIEF_MM + 5, presence.MIN_RELIEF_MM * 0.75
+    far = _geometry(strong / 2 + 1, nose=(0.0, 90.0 + 3 * presence.SAME_PLACE_MM, -40.0))
+    renders = [[_geometry(strong)], [_geometry(strong + 2)], [], [_geometry(weak)], [far, _geometry(weak)],
+               [_geometry(1.0)]]
+    d = scan_decision(renders)
+    assert d.face and d.support == 2
+    # weak detections at the scan's nose count; one elsewhere or without relief does not
+    assert d.chosen == [0, 0, None, 0, 1, None]
+    np.testing.assert_allclose(d.nose, [0.0, 90.0, -40.0])
+    assert d.to_json()["FacePresent"] is True
+
+
+def test_scan_decision_needs_support_and_human_size():
+    strong = presence.MIN_RELIEF_MM + 5
+    one = scan_decision([[_geometry(strong)], [_geometry(3.0)], [], [_geometry(5.0)]])
+    assert not one.face and one.chosen == [None] * 4 and one.support == 1 and "2 needed" in one.reason
+    tiny = scan_decision([[_geometry(strong, eyes=15.0)]] * 5)  # face-like shading on a gyrus
+    assert not tiny.face and tiny.support == 0
+    assert scan_decision([[_geometry(strong)]]).face  # one render: one is enough
+    assert not scan_decision([]).face
+
+
+def test_scan_decision_turned_off_keeps_every_detection():
+    d = scan_decision([[_geometry(0.0, eyes=10.0)], [], [_geometry(-3.0)]], min_relief=0)
+    assert d.chosen == [0, None, 0] and d.support == 2
