@@ -12,7 +12,7 @@ from bids_app.mri import (
     ImageError, augment, face_frame, head_mask, head_surface, load_head, reconstruct_head,
     remove_face_overhangs,
 )
-from bids_app.mri.mask import _front_layers
+from bids_app.mri.overhangs import _front_layers
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
 HEADS = {label: DEMO / f"sub-{label}" / "anat" / f"sub-{label}_T1w.nii.gz"

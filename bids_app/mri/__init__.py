@@ -23,7 +23,8 @@ the tests.
 """
 
 from .load import HeadVolume, ImageError, load_head
-from .mask import head_mask, remove_face_overhangs
+from .mask import head_mask
+from .overhangs import remove_face_overhangs
 from .reconstruct import HeadReconstruction, reconstruct_head
 from .surface import FaceFrame, face_frame, head_surface
 

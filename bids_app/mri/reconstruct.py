@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyvista as pv
 
-from .mask import head_mask, remove_face_overhangs
+from .mask import head_mask
+from .overhangs import remove_face_overhangs
 from .surface import FaceFrame, face_frame, head_surface
 
 __all__ = ["HeadReconstruction", "reconstruct_head"]
