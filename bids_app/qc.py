@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from nibabel.affines import voxel_sizes
 
 __all__ = ["render_mosaic", "mask_overlay"]
 
@@ -167,7 +168,7 @@ def mask_overlay(data: np.ndarray, mask: np.ndarray, affine: np.ndarray, frame=N
     mask = np.asarray(mask, bool)
     aff = np.asarray(affine, float)
     inv = np.linalg.inv(aff)
-    zooms = np.sqrt((aff[:3, :3] ** 2).sum(0))
+    zooms = voxel_sizes(aff)
     if frame is not None:
         ref = (inv @ np.r_[np.asarray(frame.center, float), 1.0])[:3]
         tip = (inv @ np.r_[np.asarray(frame.nose_tip, float), 1.0])[:3]

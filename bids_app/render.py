@@ -29,6 +29,7 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 import numpy as np  # noqa: E402
 import pyvista as pv  # noqa: E402
+from scipy.spatial.transform import Rotation  # noqa: E402
 import vtkmodules.vtkRenderingOpenGL2  # noqa: E402, F401  (registers the OpenGL render window, EGL included)
 from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
 from vtkmodules.vtkCommonCore import vtkFloatArray, vtkUnsignedCharArray  # noqa: E402
@@ -135,18 +136,12 @@ def sample_view_params(seed: int, n: int) -> list[ViewParams]:
     return out
 
 
-def _rotate(v: np.ndarray, axis: np.ndarray, deg: float) -> np.ndarray:
-    """Rotate ``v`` about unit ``axis`` by ``deg`` degrees (Rodrigues)."""
-    t = np.deg2rad(deg)
-    return v * np.cos(t) + np.cross(axis, v) * np.sin(t) + axis * float(axis @ v) * (1 - np.cos(t))
-
-
 def _direction(frame: FaceFrame, azimuth: float, elevation: float) -> np.ndarray:
     """Unit vector from the face centre, ``azimuth`` about superior, ``elevation`` up."""
     a, s = np.asarray(frame.anterior, float), np.asarray(frame.superior, float)
-    d = _rotate(a, s, azimuth)
-    right = np.cross(d, s)
-    return _rotate(d, right, elevation)
+    d = Rotation.from_rotvec(azimuth * s, degrees=True).apply(a)
+    right = np.cross(d, s)  # unit: d is a turned about s, so d is orthogonal to s
+    return Rotation.from_rotvec(elevation * right, degrees=True).apply(d)
 
 
 def camera_pose(frame: FaceFrame, params: ViewParams) -> dict[str, np.ndarray]:
@@ -162,7 +157,7 @@ def camera_pose(frame: FaceFrame, params: ViewParams) -> dict[str, np.ndarray]:
     center = np.asarray(frame.center, float)
     s = np.asarray(frame.superior, float)
     up = s - d * float(s @ d)
-    up = _rotate(up / np.linalg.norm(up), -d, params.roll)
+    up = Rotation.from_rotvec(-params.roll * d, degrees=True).apply(up / np.linalg.norm(up))
     return {"Position": center + dist * d, "FocalPoint": center, "ViewUp": up}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from nibabel.affines import voxel_sizes
 from scipy import ndimage as ndi
 
 from .mask import largest_component
@@ -200,7 +201,7 @@ def remove_face_overhangs(
     # grid -> voxels: every head voxel whose nearest grid point is cut (or
     # next to a cut one and not part of the head that stays)
     cut = ndi.binary_dilation(cut, structure=ball) & ~(grid & ~cut)
-    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(np.asarray(affine, float))
     idx = np.stack(np.nonzero(cut))
     corners = np.stack([us[idx[0]], vs[idx[1]], ws[idx[2]]]).T @ axes + tip
     inv = np.linalg.inv(np.asarray(affine, float))
@@ -236,7 +237,7 @@ def _open_near(mask: np.ndarray, seeds: np.ndarray, affine: np.ndarray, *,
     takes it off. Within ``near_mm`` it also rounds off whatever else is
     that thin; further away the head is left as it was.
     """
-    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(np.asarray(affine, float))
     pad = np.ceil((near_mm + 2 * radius_mm) / zooms).astype(int)
     lo = np.maximum(seeds.min(axis=0) - pad, 0)
     hi = np.minimum(seeds.max(axis=0) + pad + 1, mask.shape)

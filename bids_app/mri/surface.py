@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyvista as pv
+from nibabel.affines import voxel_sizes
 from scipy import ndimage as ndi
+from scipy.spatial.transform import Rotation
 
 __all__ = ["FaceFrame", "head_surface", "face_frame", "symmetry_axis"]
 
@@ -151,7 +153,7 @@ def head_surface(
     if any(i.size == 0 for i in idx):
         raise ValueError("mask is empty")
     aff = np.asarray(affine, float)
-    zooms = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(aff)
     pad = np.maximum(np.ceil(4.0 / zooms).astype(int), 2)
     lo = np.array([i[0] for i in idx]) - pad
     hi = np.array([i[-1] for i in idx]) + pad + 1
@@ -197,13 +199,6 @@ def head_surface(
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
-
-
-def _rot(axis: np.ndarray, deg: float) -> np.ndarray:
-    """Rotation matrix about unit ``axis`` by ``deg`` degrees."""
-    t = np.deg2rad(deg)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * (k @ k)
 
 
 def symmetry_axis(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
@@ -368,8 +363,9 @@ def face_frame(
             pitch = _vault_pitch(pts, r, a, s, tip)
             if pitch is None:
                 break
-            rot = _rot(r, VAULT_PITCH - pitch)  # a positive angle turns a towards s
-            a_new, s_new = rot @ a, rot @ s
+            # about the unit left-right axis r: a positive angle turns a towards s
+            rot = Rotation.from_rotvec((VAULT_PITCH - pitch) * r, degrees=True)
+            a_new, s_new = rot.apply(a), rot.apply(s)
             if float(a_new @ a0) < np.cos(np.deg2rad(30.0)):
                 break
             a, s = _unit(a_new), _unit(s_new)
