@@ -279,6 +279,13 @@ def photo_identification(photos: dict, subjects: list[str], bases: dict[str, str
             "photo_top5": hits5 / probes if probes else math.nan, "photo_probes": probes}
 
 
+def _nanmean(x: np.ndarray) -> float:
+    """Mean of the finite values (NaN, without a warning, when there are none)."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
 def _chance_upper(k: int, n: int, m: int) -> float:
     """Upper end of the central 95% range of top-k hits under chance, as a rate."""
     if m == 0:
@@ -301,8 +308,10 @@ def fmt(r: dict) -> str:
             f"det {100 * r['detection']:5.1f}% (pass 1 {100 * r.get('detection_pass1', math.nan):5.1f}%)  same-base top1 {100 * r['top1_vs_same_base']:5.1f}%  "
             f"other-base top1 {100 * r['top1_vs_other_base']:5.1f}%"
             + (f"  retention {r['retention']:.2f} ({r['retention_ci'][0]:.2f}-{r['retention_ci'][1]:.2f}; "
-               f"m_render {r['m_render']:.3f} / m_photo {r['m_photo']:.3f}, n={r['retention_n']})"
-               if "retention" in r else ""))
+               f"m_render {r['m_render']:.3f} = {r['render_genuine_cos']:.3f} - "
+               f"{r['render_impostor_cos']:.3f}, m_photo {r['m_photo']:.3f} = "
+               f"{r['photo_genuine_margin_cos']:.3f} - {r['photo_nearest_cos']:.3f}, "
+               f"n={r['retention_n']})" if "retention" in r else ""))
 
 
 def fmt_photos(q: dict) -> str:
@@ -381,12 +390,15 @@ def main(argv: list[str] | None = None) -> int:
                         r = metrics(gallery, photos, sub, bases, k, passes)
                         margins = identity_margins(gallery, photos, sub, k)
                         kept = margin_retention(margins["m_render"], margins["m_photo"])
+                        both = np.isfinite(margins["m_render"]) & np.isfinite(margins["m_photo"])
+                        margins = {key: np.where(both, val, np.nan) for key, val in margins.items()}
                         r.update(retention=kept["retention"], retention_ci=kept["ci"],
                                  retention_n=kept["n"], m_render=kept["m_render"],
                                  m_photo=kept["m_photo"],
-                                 render_genuine_cos=float(np.nanmean(margins["render_genuine"])),
-                                 render_impostor_cos=float(np.nanmean(margins["render_impostor"])),
-                                 photo_nearest_cos=float(np.nanmean(margins["photo_impostor"])))
+                                 render_genuine_cos=_nanmean(margins["render_genuine"]),
+                                 render_impostor_cos=_nanmean(margins["render_impostor"]),
+                                 photo_genuine_margin_cos=_nanmean(margins["photo_genuine"]),
+                                 photo_nearest_cos=_nanmean(margins["photo_impostor"]))
                         r.update(model=model, contrast=contrast, state=state, spread=args.spread,
                                  mode=args.mode)
                         if state == "intact" and k == args.renders[0]:
