@@ -216,7 +216,6 @@ def head_mask(
     coarse_mm: float = 2.0,
     bias_correct: bool = True,
     threshold: float | None = None,
-    face_depth_mm: float | None = None,
 ) -> np.ndarray:
     """Segment the head (skin and everything inside it) from the air around it.
 
@@ -241,8 +240,6 @@ def head_mask(
         Fixed threshold on the blurred, normalised volume, in units of its
         99.5th percentile; by default chosen from the data with
         :func:`skin_threshold`.
-    face_depth_mm
-        Ignored (kept for compatibility: the opening now covers the whole head).
 
     Returns
     -------

@@ -241,8 +241,11 @@ def symmetry_axis(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
 
 
 def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,
-              midline: float | None = None) -> np.ndarray:
+              midline: float | None = None) -> tuple[np.ndarray, float]:
     """Most nose-like protrusion of the surface seen from ``a`` (see :func:`face_frame`).
+
+    Returns the nose tip (a surface point) and its prominence (mm in front
+    of the surface 20 mm to either side, :attr:`FaceFrame.prominence`).
 
     With ``midline`` (the position of the plane of mirror symmetry along
     ``r``), only cells within :data:`NOSE_MIDLINE_MM` of it are candidates:
@@ -277,8 +280,7 @@ def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,
         prominence = np.where(ok, depth - np.maximum(left, right), -np.inf)
     i, j = np.unravel_index(int(np.argmax(prominence)), depth.shape)
     sel = (np.abs(iu - i) <= 1) & (np.abs(iw - j) <= 1)
-    _nose_tip.prominence = float(prominence[i, j])  # type: ignore[attr-defined]
-    return pts[np.nonzero(sel)[0][int(np.argmax(v[sel]))]]
+    return pts[np.nonzero(sel)[0][int(np.argmax(v[sel]))]], float(prominence[i, j])
 
 
 def _vault_pitch(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,
@@ -357,7 +359,7 @@ def face_frame(
         a = _unit(a - r * float(a @ r))
         s = np.cross(r, a)
         midline = float(np.median(pts @ r))
-    tip = _nose_tip(pts, r, a, s, midline)
+    tip, prominence = _nose_tip(pts, r, a, s, midline)
     if fit_orientation:
         for _ in range(2):
             pitch = _vault_pitch(pts, r, a, s, tip)
@@ -369,7 +371,7 @@ def face_frame(
             if float(a_new @ a0) < np.cos(np.deg2rad(30.0)):
                 break
             a, s = _unit(a_new), _unit(s_new)
-            tip = _nose_tip(pts, r, a, s, midline)
+            tip, prominence = _nose_tip(pts, r, a, s, midline)
             if abs(VAULT_PITCH - pitch) < 1.0:
                 break
 
@@ -384,4 +386,4 @@ def face_frame(
     size = float(np.clip(1.2 * width, 130.0, 260.0))
     center = tip + 15.0 * s - 25.0 * a
     return FaceFrame(center=center, anterior=a, superior=s, size=size, nose_tip=tip,
-                     prominence=float(getattr(_nose_tip, "prominence", float("nan"))))
+                     prominence=prominence)
