@@ -177,7 +177,8 @@ def report(scans: list[dict]) -> None:
         print(f"   {kind} eye distance (mm)  {_percentiles(d['EyeDistanceMm'] for d in first[face])}")
     print(f"   thresholds: relief >= {presence.MIN_RELIEF_MM:g} mm, eye distance "
           f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm")
-    print(f"2. renders supporting a face, per scan (face present from {presence.MIN_SUPPORT}):")
+    print(f"2. renders supporting a face, per scan (face present from "
+          f"{100 * presence.MIN_SUPPORT_FRACTION:g}% of the renders):")
     for face in (True, False):
         counts = np.bincount(support[face], minlength=11) if support[face] else []
         print(f"   {'face   ' if face else 'no face'} scans {len(support[face]):4d}: "

@@ -39,6 +39,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from bids_app import presence
+
 __all__ = ["DISPLAY_NAMES", "render_citation", "software_versions", "template_dir"]
 
 #: How software names are written in the text, keyed by the names used in
@@ -313,6 +315,10 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "render_min_score": p["render_min_score"],
         "photo_min_score": p["photo_min_score"],
         "min_nose_relief": p["min_nose_relief"],
+        # the scan-level face decision's fixed parameters (bids_app.presence)
+        "min_support_percent": f"{100 * presence.MIN_SUPPORT_FRACTION:g}",
+        "eye_distance_mm": [f"{v:g}" for v in presence.EYE_DISTANCE_MM],
+        "same_place_mm": f"{presence.SAME_PLACE_MM:g}",
         "n_identities": p["n_identities"],
         "scoring": p["scoring"],
         "scoring_text": _SCORING_TEXT.get(p["scoring"], "").format(k=p["top_k"]),

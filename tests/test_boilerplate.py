@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bids_app import boilerplate
+from bids_app import boilerplate, presence
 
 VERSIONS = {
     "nibabel": "5.4.2",
@@ -131,11 +131,12 @@ def test_bib_parses(out):
 def test_face_model_and_aliases():
     out = boilerplate.render_citation({
         **PARAMS, "face_model": "buffalo_l", "modality": "FLAIR, T1w",
-        "render_min_score": 0.5, "photo_min_score": 0.6, "min_nose_relief": 13.0,
+        "render_min_score": 0.5, "photo_min_score": 0.6, "min_nose_relief": 9.0,
         "versions": {"opencv-python-headless": "5.0.0.93", "insightface": "2.1"},
     })
     md = out["md"]
-    assert "stood at least 13.0 mm in front of" in md and "13.0 mm" in out["html"]
+    assert "nose relief of at least 9.0 mm" in md and "9.0 mm" in out["html"]
+    assert f"at least {100 * presence.MIN_SUPPORT_FRACTION:g}% of its renders" in md
     assert "buffalo_l face model" in md and "YuNet" not in md
     assert "OpenCV 5.0.0.93 and InsightFace 2.1" in md
     assert "at least 0.5 in renders and 0.6 in photos" in md
@@ -143,6 +144,7 @@ def test_face_model_and_aliases():
     # the default face model is YuNet + SFace, and None falls back to defaults
     assert "YuNet" in boilerplate.render_citation({**PARAMS, "face_model": None})["md"]
     # the nose check is described only when it was on
+    assert "depth map" in md
     assert "depth map" not in boilerplate.render_citation({**PARAMS, "min_nose_relief": 0})["md"]
 
 

@@ -133,10 +133,13 @@ def test_scan_decision_pools_the_renders():
     far = _geometry(strong / 2 + 1, nose=(0.0, 90.0 + 3 * presence.SAME_PLACE_MM, -40.0))
     renders = [[_geometry(strong)], [_geometry(strong + 2)], [], [_geometry(weak)], [far, _geometry(weak)],
                [_geometry(1.0)]]
+    assert presence.min_support(len(renders)) == 3  # 40% of 6, rounded up
+    assert not scan_decision(renders).face
+    renders[2] = [_geometry(strong + 1, eyes=40.0)]
     d = scan_decision(renders)
-    assert d.face and d.support == 2
+    assert d.face and d.support == 3 and d.need == 3
     # weak detections at the scan's nose count; one elsewhere or without relief does not
-    assert d.chosen == [0, 0, None, 0, 1, None]
+    assert d.chosen == [0, 0, 0, 0, 1, None]
     np.testing.assert_allclose(d.nose, [0.0, 90.0, -40.0])
     assert d.to_json()["FacePresent"] is True
 
@@ -145,6 +148,7 @@ def test_scan_decision_needs_support_and_human_size():
     strong = presence.MIN_RELIEF_MM + 5
     one = scan_decision([[_geometry(strong)], [_geometry(3.0)], [], [_geometry(5.0)]])
     assert not one.face and one.chosen == [None] * 4 and one.support == 1 and "2 needed" in one.reason
+    assert [presence.min_support(n) for n in (1, 2, 5, 10, 20)] == [1, 1, 2, 4, 8]
     tiny = scan_decision([[_geometry(strong, eyes=15.0)]] * 5)  # face-like shading on a gyrus
     assert not tiny.face and tiny.support == 0
     assert scan_decision([[_geometry(strong)]]).face  # one render: one is enough
