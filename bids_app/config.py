@@ -41,7 +41,7 @@ class Settings:
     face_models: list[str] = field(default_factory=lambda: ["sface"])
     render_min_score: float = 0.5
     photo_min_score: float = 0.6
-    min_nose_relief: float = 13.0
+    min_nose_relief: float = 8.0  # mm: bids_app.presence.MIN_RELIEF_MM (a test checks they agree)
     top_k: int = 50
     scoring: str = "nejm"
     compare_to: Path | None = None

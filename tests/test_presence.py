@@ -158,3 +158,9 @@ def test_scan_decision_needs_support_and_human_size():
 def test_scan_decision_turned_off_keeps_every_detection():
     d = scan_decision([[_geometry(0.0, eyes=10.0)], [], [_geometry(-3.0)]], min_relief=0)
     assert d.chosen == [0, None, 0] and d.support == 2
+
+
+def test_settings_default_is_the_measured_threshold():
+    from bids_app.config import Settings
+
+    assert Settings.min_nose_relief == presence.MIN_RELIEF_MM

@@ -167,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     face.add_argument("--photo-min-score", type=_score, default=_DEFAULT("photo_min_score"), metavar="SCORE",
                       help="face detection threshold on photos (default: %(default)s)")
     face.add_argument("--min-nose-relief", type=float, default=_DEFAULT("min_nose_relief"), metavar="MM",
-                      help="a face detected in a render counts only if its nose stands this many mm "
-                      "in front of its eyes and mouth in 3D (default: %(default)s; 0 turns it off)")
+                      help="3D face check: a scan shows a face when 40%% of its renders find a nose "
+                      "standing this many mm out of the face around it, measured on the surface "
+                      "(default: %(default)s; 0 turns the check off)")
     face.add_argument("--top-k", type=_positive_int, default=_DEFAULT("top_k"), metavar="K",
                       help="identities kept per photo when scoring (default: %(default)s, as in the study)")
 
