@@ -28,6 +28,7 @@ def _face_coords(vol, frame):
     return np.broadcast_to(w, vol.data.shape), np.broadcast_to(v, vol.data.shape)
 
 
+@pytest.mark.slow
 def test_lower_face_dimmed_upper_face_unchanged(head):
     vol, mask, frame = head
     w, v = _face_coords(vol, frame)
@@ -56,6 +57,7 @@ def test_lower_face_dimmed_upper_face_unchanged(head):
     assert gain.min() == pytest.approx(0.3) and gain.max() == 1.0
 
 
+@pytest.mark.slow
 def test_lower_face_noise_relatively_strong(head):
     vol, mask, frame = head
     w, v = _face_coords(vol, frame)

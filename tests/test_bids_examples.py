@@ -26,6 +26,7 @@ def facerisk(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["genetics_ukbb", "ds004332", "7t_trt", "synthetic"])
 def test_example_layout_gives_per_participant_errors(name, tmp_path):
     root = rebuild(name, tmp_path / name)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 import bids_app
 
@@ -56,6 +57,7 @@ def test_singularity_recipe_parses_and_matches_the_dockerfile():
         assert (REPO / source).exists(), source
 
 
+@pytest.mark.slow
 def test_slurm_array_script_runs_three_tasks_in_parallel(tmp_path):
     """The per-task command lines of docs/hpc.md, run locally as 3 array tasks at once."""
     bids_dir = tmp_path / "bids"

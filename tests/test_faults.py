@@ -26,6 +26,9 @@ DEMO = REPO / "data" / "demo" / "bids"
 GOOD_HEAD = DEMO / "sub-03" / "anat" / "sub-03_T1w.nii.gz"  # smallest real head (1.5 mm)
 GOOD_PHOTO = REPO / "data" / "demo" / "photos" / "sub-03" / "sub-03_photo01.png"
 
+# every test runs the command line on real heads (11-31 s each)
+pytestmark = pytest.mark.slow
+
 
 def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bids_app", *map(str, args)],

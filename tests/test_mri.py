@@ -228,6 +228,7 @@ def _front_layers_mm2(mask, affine, frame) -> list[int]:
     return sorted(int(v) for v in footprint[1:])
 
 
+@pytest.mark.slow
 def test_goggles_on_the_face_are_cut(head03):
     vol, mask, frame = head03
     data, _ = augment.add_goggles(vol.data, vol.affine, mask, frame.nose_tip, frame.anterior,
@@ -255,6 +256,7 @@ def test_faces_of_people_are_not_cut(label):
     assert set(head.seconds) == {"mask", "surface"}
 
 
+@pytest.mark.slow
 def test_skin_over_dark_eyes_is_not_cut(head03):
     vol, _, _ = head03
     # FLAIR-like contrast with noise: the eyes and sinuses are dark, so the
@@ -271,6 +273,7 @@ def test_skin_over_dark_eyes_is_not_cut(head03):
     assert removed == 0 and out is mask
 
 
+@pytest.mark.slow
 def test_nose_over_a_cavity_is_not_cut(tmp_path):
     from bids_app import simulate
 
@@ -288,6 +291,7 @@ def test_nose_over_a_cavity_is_not_cut(tmp_path):
     assert removed == 0 and out is mask
 
 
+@pytest.mark.slow
 def test_mean_head_frame_is_cut():
     vol = load_head(HEADS["04"])
     mask = head_mask(vol.data, vol.zooms)

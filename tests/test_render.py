@@ -153,6 +153,7 @@ def _detections(images):
 
 @pytest.mark.parametrize("case", ["FLAIR", "T2w", "FLAIR+bias", "LPS+oblique", "1x1x3", "pitch15",
                                   "roll15", "clutter+noise"])
+@pytest.mark.slow
 def test_variants_render_frontal_faces(case):
     found = _detections(_variant(case))
     assert sum(bool(f) for f in found) >= 3, case
@@ -177,6 +178,7 @@ def _faces_in_3d(case: str, **settings):
     return found, kept, faces, decision
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["defaced", "skullstripped"])
 def test_no_face_no_detection(case):
     """The detector alone scores face-like shading on these (0.3-0.8); the 3D check keeps none."""
@@ -186,6 +188,7 @@ def test_no_face_no_detection(case):
     assert all("Rejected" in face for face, f in zip(faces, found) if f)
 
 
+@pytest.mark.slow
 def test_face_check_off_keeps_what_the_detector_finds():
     """--min-nose-relief 0 turns the 3D check off: the detector's own findings on a
     skull-stripped head are kept."""
@@ -193,6 +196,7 @@ def test_face_check_off_keeps_what_the_detector_finds():
     assert [k is not None for k in kept] == found and decision.support == sum(found)
 
 
+@pytest.mark.slow
 def test_real_faces_pass_the_3d_check():
     _, kept, faces, decision = _faces_in_3d("FLAIR")
     assert all(k is not None for k in kept) and decision.face and decision.support == 4

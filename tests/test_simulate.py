@@ -38,6 +38,7 @@ def test_sampling_is_deterministic():
     assert a.base_head == c.base_head == "sub-02_T1w"
 
 
+@pytest.mark.slow
 def test_layout_and_truth(cohort):
     bids = cohort / "bids"
     for name in ("dataset_description.json", "participants.tsv", "README"):
@@ -55,6 +56,7 @@ def test_layout_and_truth(cohort):
     assert [r.split("\t")[0] for r in rows[1:]] == ["sub-01", "sub-02"]
 
 
+@pytest.mark.slow
 def test_pybids_indexes_dataset(cohort):
     from bids import BIDSLayout
 
@@ -63,6 +65,7 @@ def test_pybids_indexes_dataset(cohort):
     assert sorted(f.entities["subject"] for f in files) == ["01", "02"]
 
 
+@pytest.mark.slow
 def test_acquisition_grid_matches_truth(cohort):
     for label in ("01", "02"):
         part = sim.sample_participant(int(label) - 1, 3, [HEAD])
@@ -72,6 +75,7 @@ def test_acquisition_grid_matches_truth(cohort):
         assert np.allclose(img.header.get_zooms(), part.voxel_size, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_same_seed_same_image(cohort, tmp_path):
     part = sim.sample_participant(0, 3, [HEAD], label="01")
     sim.simulate_participant(part, tmp_path, None)
@@ -102,6 +106,7 @@ def test_identities_are_distinct():
     assert np.percentile(dist, 90) > 1.5  # mm: the faces differ, not just noise
 
 
+@pytest.mark.slow
 def test_photos_readable_with_a_face(cohort, face_model):
     from bids_app.photos import read_photo
 
@@ -134,6 +139,7 @@ def _renders(path: Path, n: int = 3):
     return render_views(surf, frame, sample_view_params(1, n))
 
 
+@pytest.mark.slow
 def test_deface_removes_the_face(cohort, face_model):
     name = "sub-01/anat/sub-01_FLAIR.nii.gz"
     a = np.asarray(nib.load(cohort / "bids" / name).dataobj)
@@ -227,6 +233,7 @@ def test_slice_profile_is_a_box():
         assert (w * offsets).sum() == pytest.approx(0.0, abs=1e-6)  # centred
 
 
+@pytest.mark.slow
 def test_hard_cohort_valid_with_its_features(hard_cohort):
     truth = _truth(hard_cohort)
     assert [r["participant_id"] for r in truth] == ["sub-01", "sub-02"]
@@ -258,6 +265,7 @@ def json_load(path: Path):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_hard_same_seed_same_image_and_dim_lower_face(hard_cohort, tmp_path):
     import dataclasses
 
