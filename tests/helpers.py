@@ -16,7 +16,7 @@ import numpy as np
 DIM, RENDERS, PHOTOS = 128, 10, 5
 
 #: The participant level's record parameters for the default settings
-#: (``bids_app.workflows.participant._run_parameters``).
+#: (``bids_app.workflows.record.run_parameters``).
 DEFAULT_PARAMETERS = {
     "Modality": ["FLAIR"], "Sessions": [], "NRenders": RENDERS, "Seed": 20191024, "FaceModels": ["sface"],
     "RenderMinScore": 0.5, "PhotoMinScore": 0.6, "MinNoseReliefMm": 13.0,
