@@ -85,6 +85,7 @@ def test_same_seed_same_image(cohort, tmp_path):
     assert np.allclose(again.affine, first.affine)
 
 
+@pytest.mark.slow
 def test_identities_are_distinct():
     from scipy.spatial import cKDTree
 
@@ -156,6 +157,7 @@ def test_deface_removes_the_face(cohort, face_model):
     assert n_defaced < n_intact
 
 
+@pytest.mark.slow
 def test_deface_region_is_the_face():
     base = sim.load_base(HEAD)
     region = sim._deface_region(base)
