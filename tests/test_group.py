@@ -376,3 +376,19 @@ def test_models_and_modalities_of_the_record_are_checked(tmp_path):
     assert list(reasons) == ["sub-02"]
     assert "--face-model dlib, not sface" in reasons["sub-02"]
     assert summary["n_participants"] == 11
+
+
+def test_group_command_when_no_render_has_a_face(tmp_path, capfd):
+    """A defaced cohort: every render row is NaN. The command line reports chance, not a crash."""
+    from bids_app.cli.run import main
+
+    out = tmp_path / "out"
+    write_synthetic(out, 6)
+    for npy in out.glob("sub-*/anat/*_desc-faces_FLAIR.npy"):
+        np.save(npy, np.full_like(np.load(npy), np.nan))
+    bids = settings_for(tmp_path, out).bids_dir
+    code = main([str(bids), str(out), "group", "--skip-bids-validator"])
+    assert code == 0
+    summary = json.loads((out / "group_desc-summary.json").read_text())
+    assert summary["detection"]["renders_detected"] == 0
+    assert "top1: 0/0 = n/a" in capfd.readouterr().err

@@ -187,6 +187,13 @@ def _percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{100 * rate:.1f}%"
 
 
+def _rate_text(item: dict) -> str:
+    """``"81.0% (95% CI 70.1-88.6%)"``, or ``"n/a"`` when nobody could be ranked (rate None)."""
+    if item.get("rate") is None:
+        return "n/a"
+    return f"{_percent(item['rate'])} (95% CI {100 * item['ci_low']:.1f}-{100 * item['ci_high']:.1f}%)"
+
+
 def run_group_level(settings) -> int:
     from bids_app.workflows.group import run_group
 
@@ -199,9 +206,8 @@ def run_group_level(settings) -> int:
     if summary["n_with_photos"]:
         for key in ("top1", "top5"):
             item = stats[key]
-            LOGGER.info("%s: %d/%d = %.1f%% (95%% CI %.1f-%.1f%%; chance %.1f%%)", key,
-                        item["hits"], item["n"], 100 * item["rate"], 100 * item["ci_low"],
-                        100 * item["ci_high"], 100 * item["chance"])
+            LOGGER.info("%s: %d/%d = %s (chance %s)", key, item["hits"], item["n"], _rate_text(item),
+                        _percent(item["chance"]))
         verification = summary.get("verification")
         if verification and verification.get("auc") is not None:
             LOGGER.info("verification AUC %.3f (%d true, %d impostor photo-render pairs)",
@@ -211,9 +217,8 @@ def run_group_level(settings) -> int:
     linkage = summary.get("linkage")
     if linkage and linkage.get("n"):
         item = linkage["top1"]
-        LOGGER.info("linkage of scans of one person, top1: %d/%d = %.1f%% (95%% CI %.1f-%.1f%%)",
-                    item["hits"], item["n"], 100 * item["rate"], 100 * item["ci_low"],
-                    100 * item["ci_high"])
+        LOGGER.info("linkage of scans of one person, top1: %d/%d = %s", item["hits"], item["n"],
+                    _rate_text(item))
     comparison = summary.get("comparison")
     if comparison:
         LOGGER.info("compared with %s: renders with a face %s -> %s; face still detected for "
