@@ -148,9 +148,10 @@ def test_scan_decision_needs_support_and_human_size():
     strong = presence.MIN_RELIEF_MM + 5
     one = scan_decision([[_geometry(strong)], [_geometry(3.0)], [], [_geometry(5.0)]])
     assert not one.face and one.chosen == [None] * 4 and one.support == 1 and "2 needed" in one.reason
+    assert one.review and "by eye" in one.reason and one.to_json()["Review"] is True
     assert [presence.min_support(n) for n in (1, 2, 5, 10, 20)] == [1, 1, 2, 4, 8]
     tiny = scan_decision([[_geometry(strong, eyes=15.0)]] * 5)  # face-like shading on a gyrus
-    assert not tiny.face and tiny.support == 0
+    assert not tiny.face and tiny.support == 0 and not tiny.review
     assert scan_decision([[_geometry(strong)]]).face  # one render: one is enough
     assert not scan_decision([]).face
 

@@ -159,7 +159,8 @@ def process_anat_image(
             by_render[index][model.info["Name"]] = face
             rows[number].append({"File": bidsio.render_name(image, index + 1, ".png"), "Detected": face["Detected"],
                                  "Score": face["Score"], "Pass": face["Pass"]})
-        LOGGER.info("%s: %s %s: %s", label, image.suffix, model.info["Name"], decision.reason)
+        log = LOGGER.warning if decision.review else LOGGER.info
+        log("%s: %s %s: %s", label, image.suffix, model.info["Name"], decision.reason)
     found_faces: list[dict] = []  # the first model's finding per render, for the QC mosaic
     for index, (picture, view, by_model) in enumerate(zip(pictures, views, by_render), start=1):
         png = out_dir / bidsio.render_name(image, index, ".png")
