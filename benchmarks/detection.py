@@ -26,6 +26,7 @@ Usage::
     python benchmarks/detection.py --cohort OUT [OUT ...]      # simulated cohorts
     python benchmarks/detection.py --rows rows.json            # reprint saved measurements
     python benchmarks/detection.py --heads --cohort OUT --save rows.json
+    python benchmarks/detection.py --heads --variants FLAIR deface --cohort OUT --limit 10
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def measure(data, affine, model, n_renders: int) -> list[list[dict]]:
     return out
 
 
-def real_head_scans(n_renders: int, model):
-    """(source, alteration, per-render detections) for every real head and alteration."""
+def real_head_scans(n_renders: int, model, only: list[str] | None = None):
+    """(source, alteration, per-render detections) for every real head and alteration (or ``only`` these)."""
     from participant_speed import default_heads
     from robustness import variants
 
@@ -107,16 +108,17 @@ def real_head_scans(n_renders: int, model):
         makers = {**variants(vol, unaltered.mask, unaltered.frame),
                   **extra_variants(vol, unaltered.mask, unaltered.frame)}
         for name, make in makers.items():
-            yield path.name.split(".")[0], name, measure(*make(), model, n_renders)
+            if only is None or name in only:
+                yield path.name.split(".")[0], name, measure(*make(), model, n_renders)
 
 
-def cohort_scans(cohort: Path, n_renders: int, model):
+def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None):
     """(participant, state, per-render detections) for a simulated cohort: intact, defaced by the
     simulator, and skull-stripped and defaced with ``augment`` from each intact scan."""
     import nibabel as nib
 
     for kind, state in (("bids", "intact"), ("bids_defaced", "defaced")):
-        for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*")):
+        for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*"))[:limit]:
             sub = f"{cohort.name}/{path.name.split('_')[0]}"
             img = nib.as_closest_canonical(nib.load(path))
             data = np.asarray(img.dataobj, np.float32)
@@ -208,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", nargs="*", type=Path, default=[], help="saved measurements to reprint")
     ap.add_argument("--save", type=Path, help="save the measurements (JSON)")
     ap.add_argument("--n-renders", type=int, default=10)
+    ap.add_argument("--variants", nargs="+", help="only these alterations of the real heads")
+    ap.add_argument("--limit", type=int, help="only the first N participants of each cohort")
     args = ap.parse_args(argv)
     scans: list[dict] = []
     for path in args.rows:
@@ -218,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model = load_face_model("sface")
         if args.heads:
-            sources.append(real_head_scans(args.n_renders, model))
-        sources += [cohort_scans(c, args.n_renders, model) for c in args.cohort]
+            sources.append(real_head_scans(args.n_renders, model, args.variants))
+        sources += [cohort_scans(c, args.n_renders, model, args.limit) for c in args.cohort]
     for source in sources:
         t = time.perf_counter()
         for name, state, renders in source:
