@@ -392,3 +392,17 @@ def test_group_command_when_no_render_has_a_face(tmp_path, capfd):
     summary = json.loads((out / "group_desc-summary.json").read_text())
     assert summary["detection"]["renders_detected"] == 0
     assert "top1: 0/0 = n/a" in capfd.readouterr().err
+
+
+def test_scans_to_check_by_eye_are_listed(tmp_path):
+    """A participant whose scan was called "no face" with some render showing a nose in 3D
+    (FacePresence.Review) is listed in the summary and the report."""
+    out = tmp_path / "out"
+    write_synthetic(out, 5)
+    side = out / "sub-2" / "anat" / "sub-2_desc-faces_FLAIR.json"
+    meta = json.loads(side.read_text())
+    meta["FacePresence"] = {"FacePresent": False, "Support": 3, "Review": True}
+    side.write_text(json.dumps(meta))
+    summary = run_group(settings_for(tmp_path, out))
+    assert summary["detection"]["review"] == ["sub-2"]
+    assert "Check by eye" in (out / "facerisk.html").read_text()
