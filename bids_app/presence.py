@@ -11,15 +11,15 @@ Two steps, pure functions on arrays:
 
 1. :func:`landmarks_3d` casts pixels onto the surface (world mm), and
    :func:`face_geometry` measures one detection there: how far the nose
-   stands in front of the plane of the eyes and mouth and in front of the
-   cheeks beside it (the smaller of the two), the eye distance and the
-   eye-to-mouth distance in mm.
+   tip stands out of the face ring around it (above a robust plane fitted
+   to the ring), the eye distance and the eye-to-mouth distance, in mm.
 2. :func:`scan_decision` pools the detections of one scan's renders: the
    scan has a face when enough renders find a nose in 3D at one place of
    the head; then every render whose detection puts its nose at that place
    counts as a render with a face, even when its own relief is weaker (a
-   landmark off the tip, a grazing light). Thresholds and the measured
-   distributions behind them: :data:`MIN_RELIEF_MM`,
+   landmark off the tip, a grazing light). A scan with too few such
+   renders but at least one is marked for review by eye. Thresholds and
+   the measured distributions behind them: :data:`MIN_RELIEF_MM`,
    :data:`EYE_DISTANCE_MM`, :data:`MIN_SUPPORT_FRACTION`,
    :data:`SAME_PLACE_MM`.
 """
