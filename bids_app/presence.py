@@ -201,20 +201,21 @@ def face_geometry(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, S
 
 
 #: A detection whose nose stands at least this far out of the face around
-#: it (mm, :func:`face_geometry`) supports a face. Measured (first detection
-#: per render, ``benchmarks/detection.py``, development data): faces 13-44
-#: mm (1st percentile 16.5), defaced and skull-stripped scans -10 to 19 mm
-#: (95th percentile 7.5); a lone render is never trusted (see
+#: it (mm, :func:`face_geometry`) supports a face. Measured on development
+#: data (first detection per render, ``benchmarks/detection.py``; README,
+#: "Face present or not"): scans with a face 1st/5th percentile 10.4/18.5
+#: mm, median 27; defaced and skull-stripped scans median 1.2, 95th/99th
+#: percentile 9.4/14.9, at most 19. A lone render is never trusted (see
 #: :data:`MIN_SUPPORT_FRACTION`), so the threshold sits low, for flat noses.
 MIN_RELIEF_MM = 8.0
 #: Eye distances (mm, between the eye landmarks on the surface) a face can
-#: have: faces measured 32-76 mm; shading on gyri often makes "faces" of
-#: 5-25 mm.
+#: have: faces measured 24-76 mm (1st percentile 32), shading on gyri makes
+#: "faces" of 2-20 mm (median 20 over all face-less detections).
 EYE_DISTANCE_MM = (25.0, 90.0)
 #: Fraction of the scan's renders (rounded up, at least one) that must
 #: support a face before the scan is said to show one. At 8 mm, supporting
-#: renders out of 10 were 6-10 on every scan with a face and 0-2 on every
-#: scan without one: 4 leaves two renders of margin on either side.
+#: renders out of 10 were 6-10 on all 186 development scans with a face and
+#: 0-2 on all 99 without one: 4 leaves two renders of margin on either side.
 MIN_SUPPORT_FRACTION = 0.4
 #: Once the scan shows a face, a render's detection counts when its nose tip
 #: is this close (mm) to the scan's nose, and its own relief is at least
