@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bids_app import simulate as sim
+from bids_app.simulate import deform, heads, scanner
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
 HEAD = DEMO / "sub-02" / "anat" / "sub-02_T1w.nii.gz"  # both participants from one base head
@@ -92,13 +93,13 @@ def test_identities_are_distinct():
     from bids_app.mri import head_surface
 
     base = sim.load_base(HEAD)
-    box = sim._face_box(base)
+    box = deform._face_box(base)
     parts = [sim.sample_participant(i, 3, [HEAD]) for i in range(2)]
     fields = [sim.deformation_field(p, base, box, with_pads=False) for p in parts]
     assert np.abs(fields[0] - fields[1]).max() > 3.0
     surfs = []
     for d in fields:
-        mask = sim._warp(base.mask.astype(np.float32), box, d) > 0.5
+        mask = deform._warp(base.mask.astype(np.float32), box, d) > 0.5
         surfs.append(head_surface(mask, base.affine))
     tip = base.affine[:3, :3] @ base.tip + base.affine[:3, 3]
     pts = np.asarray(surfs[0].points)
@@ -122,8 +123,8 @@ def test_photos_readable_with_a_face(cohort, face_model):
 
 
 def test_default_heads_are_people():
-    heads = sim.default_heads()
-    assert [h.name for h in heads] == ["sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz", "sub-03_T1w.nii.gz"]
+    found = sim.default_heads()
+    assert [h.name for h in found] == ["sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz", "sub-03_T1w.nii.gz"]
     assert "sub-04" in sim.NOT_A_BASE  # the mean head, with the reason
 
 
@@ -160,7 +161,7 @@ def test_deface_removes_the_face(cohort, face_model):
 @pytest.mark.slow
 def test_deface_region_is_the_face():
     base = sim.load_base(HEAD)
-    region = sim._deface_region(base)
+    region = scanner._deface_region(base)
     t = np.round(base.tip).astype(int)
     # nose tip, eyes (30 mm up, 20 mm back, 32 mm aside), mouth, chin: removed
     for du, dv, dw in [(0, 0, 0), (32, -20, 30), (-32, -20, 30), (0, -10, -30), (0, -15, -60)]:
@@ -173,12 +174,12 @@ def test_deface_region_is_the_face():
 def test_superficial_tissue_is_not_nulled():
     t1 = np.array([0.3, 0.3, 1.5], np.float32)  # CSF-like T1 intensity deep and near the skin, fat
     deep = np.array([1.0, 0.0, 0.0], np.float32)
-    flair = sim._contrast_map(t1, list(sim.CONTRASTS["FLAIR"]), "FLAIR", deep)
+    flair = scanner._contrast_map(t1, list(sim.CONTRASTS["FLAIR"]), "FLAIR", deep)
     assert flair[0] == pytest.approx(sim.CONTRASTS["FLAIR"][2])  # CSF nulled inside the head
     assert flair[1] > 2 * flair[0]  # lips, muscle, thin skin: not nulled
     assert flair[2] > flair[1]
     nodes = list(sim.CONTRASTS["T1w"])  # T1w: the same curve at every depth
-    assert np.allclose(sim._contrast_map(t1, nodes, "T1w", deep), sim._contrast_map(t1, nodes))
+    assert np.allclose(scanner._contrast_map(t1, nodes, "T1w", deep), scanner._contrast_map(t1, nodes))
 
 
 def test_cli_rejects_bad_values(tmp_path, capsys):
@@ -225,10 +226,10 @@ def test_hard_sampling_deterministic_and_sibling_like():
 
 
 def test_slice_profile_is_a_box():
-    assert sim._slice_profile(3.0) == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3, 0])
-    assert sim._slice_profile(2.0) == pytest.approx([0.25, 0.5, 0.25])
+    assert scanner._slice_profile(3.0) == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3, 0])
+    assert scanner._slice_profile(2.0) == pytest.approx([0.25, 0.5, 0.25])
     for t in (1.2, 1.85, 2.98):
-        w = sim._slice_profile(t)
+        w = scanner._slice_profile(t)
         offsets = np.arange(len(w)) - len(w) // 2
         assert w.sum() == pytest.approx(1.0)
         assert w.max() == pytest.approx(1.0 / t)  # full weight for a whole mm inside the slice
@@ -254,7 +255,7 @@ def test_hard_cohort_valid_with_its_features(hard_cohort):
     assert float(truth[0]["slice_mm"]) > 2.5  # a thick-slice grid
     # the flattened nose: well below the base head's own, and not below about 8 mm
     base = sim.load_base(HEAD)
-    own = sim._base_protrusion(base)
+    own = heads._base_protrusion(base)
     flat = float(truth[0]["nose_protrusion_mm"])
     assert float(truth[0]["nose_flatten"]) > 0.7 and float(truth[0]["nose_flatten_mm"]) > 5.0
     assert 6.0 < flat < own - 8.0, (flat, own)

@@ -1,0 +1,337 @@
+"""Realistic alterations of real head images, for robustness tests and checks.
+
+Each function takes and returns ``(data, affine)`` (world mm, RAS+) and
+changes one property of the scan the way real scans differ: contrast,
+bias field, storage orientation, oblique or anisotropic voxel grids, the
+head's pose in the scanner, a cut field of view, defacing, skull
+stripping, noise, a dim and noisy lower face (coil sensitivity) and objects outside the head
+(frames, goggles, pads). They are pure numpy /
+scipy and deterministic (seeded).
+
+Limits: the contrast remaps change the intensity of each tissue class of a
+T1-weighted head (CSF, grey and white matter, fat, muscle) deeper than 3 mm
+below the skin by a piecewise-linear function of the T1 intensity (the
+skin edge and the air keep their T1w values); they reproduce which
+classes are dark or bright in FLAIR, T2w and PD images, not the real
+contrast mechanisms (tissues with equal T1 intensity stay equal; noise and
+partial volume are remapped with them). Resampling (poses, grids) is
+linear, so it adds a little blur.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = [
+    "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
+    "deface", "skull_strip", "add_noise", "lower_face_gain", "dim_lower_face", "add_frame",
+    "add_goggles", "add_cheek_pads",
+]
+
+#: Piecewise-linear remaps of T1w intensity (fractions of the head's 99th
+#: percentile; anchors are typical T1w classes: air 0, CSF 0.2, grey
+#: matter 0.45, white matter 0.65, fat/marrow 0.9+) to other contrasts.
+CONTRASTS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    #             air  dark  CSF   GM    WM    fat   max
+    "T1w":   ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2)),
+    # FLAIR: CSF dark, GM brighter than WM, fat and skin bright
+    "FLAIR": ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.06, 0.10, 0.70, 0.50, 0.90, 1.0)),
+    # T2w: CSF brightest, WM dark, fat moderately bright, skin/muscle dark
+    "T2w":   ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.05, 1.00, 0.55, 0.35, 0.60, 0.65)),
+    # PD: little contrast between tissues, all well above air
+    "PD":    ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.10, 0.75, 0.80, 0.70, 0.85, 0.9)),
+}
+
+
+def remap_contrast(data: np.ndarray, affine: np.ndarray, kind: str, skin_mm: float = 3.0):
+    """Remap a T1w head's tissue intensities to look like ``kind`` (FLAIR, T2w, PD).
+
+    Inside the head, deeper than ``skin_mm`` below the skin, each T1w
+    intensity class is mapped with :data:`CONTRASTS`; the skin/air edge
+    keeps its T1w intensity (blended over 1.5 mm), because in a T1w image
+    partial-volume skin shares its intensities with CSF and a class remap
+    would move the skin itself. Air and its noise are unchanged.
+    """
+    xp, fp = CONTRASTS[kind]
+    scale = float(np.percentile(data[data > 0], 99)) if np.any(data > 0) else 1.0
+    x = data / scale
+    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
+    head = ndi.binary_fill_holes(ndi.gaussian_filter(x, 1.0 / zooms) > 0.12)
+    lab, n = ndi.label(head)
+    if n > 1:
+        head = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
+    it = max(int(round(skin_mm / zooms.min())), 1)
+    deep = ndi.binary_erosion(head, iterations=it).astype(np.float32)
+    w = ndi.gaussian_filter(deep, 1.5 / zooms)
+    out = (w * np.interp(x, xp, fp) + (1.0 - w) * x) * scale
+    return out.astype(np.float32), affine
+
+
+def _world(shape: Sequence[int], affine: np.ndarray, step: int = 1):
+    """World coordinates (3, *shape) of the voxel grid."""
+    ijk = np.meshgrid(*[np.arange(0, n, step) for n in shape], indexing="ij", sparse=True)
+    a = np.asarray(affine, float)
+    return [a[r, 0] * ijk[0] + a[r, 1] * ijk[1] + a[r, 2] * ijk[2] + a[r, 3] for r in range(3)]
+
+
+def bias_field(data, affine, direction=(0.0, 1.0, -1.0), low: float = 0.3, length_mm: float = 120.0):
+    """Multiply by a smooth ramp falling to ``low`` towards ``direction``.
+
+    The gain is 1 at the head's centre side and falls linearly (then
+    flat) to ``low`` over ``length_mm`` along the world ``direction``
+    (default: towards the face and the neck, anterior-inferior), the way a
+    head coil's sensitivity falls off at its open end.
+    """
+    d = np.asarray(direction, float)
+    d /= np.linalg.norm(d)
+    x, y, z = _world(data.shape, affine)
+    proj = d[0] * x + d[1] * y + d[2] * z
+    head = data > np.percentile(data, 75)
+    c = float(np.median(np.asarray(np.broadcast_to(proj, data.shape))[head]))
+    gain = np.clip(1.0 - (1.0 - low) * (proj - c) / length_mm, low, 1.0)
+    return (data * gain).astype(np.float32), affine
+
+
+def reorient(data, affine, codes: str):
+    """Store the same image in another voxel order (e.g. ``"LIA"``, ``"LPS"``)."""
+    img = nib.Nifti1Image(np.asarray(data), affine)
+    cur = nib.orientations.io_orientation(affine)
+    tgt = nib.orientations.axcodes2ornt(tuple(codes))
+    xfm = nib.orientations.ornt_transform(cur, tgt)
+    out = img.as_reoriented(xfm)
+    return np.asarray(out.dataobj), out.affine
+
+
+def _resample(data, affine, new_affine, shape, order=1):
+    """Resample ``data`` onto ``new_affine`` / ``shape`` (linear)."""
+    m = np.linalg.inv(affine) @ new_affine
+    return ndi.affine_transform(np.asarray(data, np.float32), m[:3, :3], m[:3, 3], output_shape=tuple(shape),
+                                order=order, mode="constant", cval=0.0).astype(np.float32)
+
+
+def resample(data, affine, zooms: Sequence[float], rotation_deg: Sequence[float] = (0.0, 0.0, 0.0)):
+    """The same head on a new voxel grid: voxel size ``zooms`` (mm), the grid
+    optionally rotated by ``rotation_deg`` (about x, y, z, degrees) relative
+    to the old one (an oblique acquisition: the head stays where it was)."""
+    a = np.asarray(affine, float)
+    rot = _rotmat(rotation_deg)
+    old_z = np.sqrt((a[:3, :3] ** 2).sum(0))
+    new = np.eye(4)
+    new[:3, :3] = rot @ (a[:3, :3] / old_z) @ np.diag(zooms)
+    # keep the field of view centred
+    centre = a @ np.r_[(np.array(data.shape) - 1) / 2.0, 1.0]
+    extent = np.array(data.shape) * old_z
+    shape = np.ceil(extent / np.asarray(zooms)).astype(int) + (4 if any(rotation_deg) else 0)
+    new[:3, 3] = centre[:3] - new[:3, :3] @ ((shape - 1) / 2.0)
+    return _resample(data, a, new, shape), new
+
+
+def _rotmat(deg: Sequence[float]) -> np.ndarray:
+    rx, ry, rz = np.deg2rad(np.asarray(deg, float))
+    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
+    mx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    my = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    mz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return mz @ my @ mx
+
+
+def rotate_head(data, affine, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0):
+    """Rotate the head in the scanner (degrees; pitch about x, nose up for
+    positive; roll about y; yaw about z) about the centre of the field of
+    view; the grid and affine stay the same."""
+    a = np.asarray(affine, float)
+    centre = a @ np.r_[(np.array(data.shape) - 1) / 2.0, 1.0]
+    rot = np.eye(4)
+    rot[:3, :3] = _rotmat((pitch, roll, yaw))
+    t1, t2 = np.eye(4), np.eye(4)
+    t1[:3, 3], t2[:3, 3] = -centre[:3], centre[:3]
+    world = t2 @ rot @ t1  # moves the head
+    # output voxel -> world -> (inverse head motion) -> input voxel
+    return _resample(data, a, np.linalg.inv(world) @ a, data.shape), a
+
+
+def _plane_side(data, affine, point, normal):
+    x, y, z = _world(data.shape, affine)
+    n = np.asarray(normal, float)
+    return (x - point[0]) * n[0] + (y - point[1]) * n[1] + (z - point[2]) * n[2]
+
+
+def cut_below(data, affine, z_mm: float):
+    """Zero everything below world height ``z_mm`` (a field of view cut through the face)."""
+    side = _plane_side(data, affine, (0, 0, z_mm), (0, 0, 1)) < 0
+    return np.where(side, 0, data).astype(np.float32), affine
+
+
+def deface(data, affine, nose_tip: Sequence[float], anterior=(0, 1, 0), superior=(0, 0, 1)):
+    """Zero the face the way defacing tools (pydeface, mri_deface) do:
+    everything in front of a plane 35 mm behind the nose tip and below a
+    plane 45 mm above it (eyes, nose, mouth, chin; the brow and the brain
+    stay)."""
+    tip = np.asarray(nose_tip, float)
+    front = _plane_side(data, affine, tip - 35.0 * np.asarray(anterior, float), anterior) > 0
+    low = _plane_side(data, affine, tip + 45.0 * np.asarray(superior, float), superior) < 0
+    return np.where(front & low, 0, data).astype(np.float32), affine
+
+
+def skull_strip(data, affine, head: np.ndarray, floor_z: float | None = None):
+    """A crude brain extraction, like a skull-stripped image: voxels at least
+    10 mm inside ``head`` with grey/white-matter intensity (25-85 % of the
+    99th percentile: not CSF, bone or fat), above ``floor_z`` (mm), opened
+    by 3 mm so that the eyes and muscles come off, largest piece, holes
+    filled. No face is left."""
+    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
+    it = max(int(round(10.0 / zooms.min())), 1)
+    p99 = float(np.percentile(data[head], 99))
+    brain = ndi.binary_erosion(head, iterations=it) & (data > 0.25 * p99) & (data < 0.85 * p99)
+    if floor_z is not None:
+        brain &= _plane_side(data, affine, (0, 0, floor_z), (0, 0, 1)) > 0
+    r = max(int(round(3.0 / zooms.min())), 1)
+    brain = ndi.binary_opening(brain, structure=ndi.generate_binary_structure(3, 1), iterations=r)
+    lab, n = ndi.label(brain)
+    if n > 1:
+        brain = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
+    brain = ndi.binary_fill_holes(brain)
+    return np.where(brain, data, 0).astype(np.float32), affine
+
+
+def add_noise(data, affine, level: float = 0.04, seed: int = 0):
+    """Rician-like noise everywhere (``level`` of the 99th percentile): the air
+    gets a noise floor, as in scans without background masking."""
+    rng = np.random.default_rng(seed)
+    s = level * float(np.percentile(data, 99))
+    re = data + rng.normal(0, s, data.shape)
+    im = rng.normal(0, s, data.shape)
+    return np.sqrt(re * re + im * im).astype(np.float32), affine
+
+
+def lower_face_gain(shape: Sequence[int], affine, nose_tip: Sequence[float],
+                    superior: Sequence[float] = (0, 0, 1), *, low: float = 0.3,
+                    start_mm: float = 5.0, end_mm: float = 65.0) -> np.ndarray:
+    """The gain of :func:`dim_lower_face` on a voxel grid (float32, ``shape``).
+
+    1 down to ``start_mm`` below the nose tip (along ``superior``), ``low``
+    from ``end_mm`` below it (about the chin) down, and a raised-cosine
+    (smooth, monotonic) fall between the two.
+    """
+    w = _plane_side(np.empty(tuple(shape), np.uint8), affine, np.asarray(nose_tip, float),
+                    np.asarray(superior, float) / np.linalg.norm(superior))
+    t = np.clip((-w - start_mm) / max(end_mm - start_mm, 1e-6), 0.0, 1.0)
+    gain = 1.0 - (1.0 - low) * 0.5 * (1.0 - np.cos(np.pi * t))
+    return np.broadcast_to(gain, tuple(shape)).astype(np.float32)
+
+
+def dim_lower_face(data, affine, nose_tip: Sequence[float], anterior: Sequence[float] = (0, 1, 0),
+                   superior: Sequence[float] = (0, 0, 1), *, low: float = 0.3,
+                   start_mm: float = 5.0, end_mm: float = 65.0, noise: float = 0.03,
+                   seed: int = 0):
+    """A dim, noisy lower face: the coil sensitivity of FLAIR and thick-slice scans.
+
+    Head coils are open at their lower end, and on many FLAIR and thick-slice
+    scans the signal falls off below the nose: lips and chin come out dark
+    and grainy. The image is multiplied by :func:`lower_face_gain`: 1 above
+    ``start_mm`` below the nose tip (along the face's ``superior`` axis),
+    falling smoothly (raised cosine) to ``low`` (default 0.3) at
+    ``end_mm`` below it (about the chin) and below. Thermal noise does not
+    fall with the signal: the dimmed voxels get Rician noise of standard
+    deviation ``noise`` x the 99th percentile x sqrt(1 - gain^2) (the noise
+    the dimming took from the image's own, for an image whose noise was
+    ``noise``), so the relative noise at the chin is about 1/``low`` times
+    that of the upper face. Voxels with a gain of 1 (the upper face, the
+    brain) are returned unchanged. ``anterior`` is accepted for symmetry
+    with the other face-frame alterations; the fall-off follows the
+    superior axis only, across the whole width and depth of the head (the
+    neck and the lower back of the head are dimmed too).
+    """
+    del anterior  # the fall-off is along the head's superior axis only
+    x = np.asarray(data, np.float32)
+    gain = lower_face_gain(x.shape, affine, nose_tip, superior, low=low, start_mm=start_mm,
+                           end_mm=end_mm)
+    dim = gain < 1.0
+    out = x.copy()
+    out[dim] = x[dim] * gain[dim]
+    if noise > 0 and dim.any():
+        rng = np.random.default_rng(seed)
+        s = (noise * float(np.percentile(x[x > 0], 99)) if np.any(x > 0) else 0.0)
+        s = s * np.sqrt(1.0 - gain[dim].astype(np.float64) ** 2)
+        re = out[dim] + rng.normal(0.0, 1.0, s.shape) * s
+        im = rng.normal(0.0, 1.0, s.shape) * s
+        out[dim] = np.sqrt(re * re + im * im)
+    return out.astype(np.float32), affine
+
+
+def add_frame(data, affine, nose_tip: Sequence[float], value: float | None = None):
+    """Add clutter near the face: a goggle-like frame 3 mm thick, 12 mm in
+    front of the eyes, joined to the forehead by two 3 mm stalks, and a
+    6 mm pad 18 mm below the chin level in front of the neck."""
+    tip = np.asarray(nose_tip, float)
+    v = float(np.percentile(data, 99)) if value is None else value
+    x, y, z = _world(data.shape, affine)
+    eyes = tip + np.array([0.0, -8.0, 30.0])
+    # frame: a rectangular ring in the plane y = eyes_y + 12 (the nose pokes through below)
+    yy = np.abs(y - (eyes[1] + 12.0)) < 1.5
+    dx, dz = np.abs(x - eyes[0]), np.abs(z - eyes[2])
+    ring = yy & (dx < 70) & (dz < 22) & ~((dx < 66) & (dz < 18))
+    # stalks from the top of the ring back to the forehead
+    stalk = (np.abs(dx - 40) < 1.5) & (np.abs(z - (eyes[2] + 20.5)) < 1.5) & (y > eyes[1] - 30) & (y < eyes[1] + 12)
+    pad = (np.abs(y - (tip[1] + 5)) < 3.0) & (dx < 40) & (np.abs(z - (tip[2] - 75)) < 12)
+    clutter = np.broadcast_to(ring | stalk | pad, data.shape)
+    out = np.where(clutter, np.maximum(data, v), data)
+    return out.astype(np.float32), affine
+
+
+def add_goggles(data, affine, head: np.ndarray, nose_tip: Sequence[float],
+                anterior: Sequence[float] = (0, 1, 0), superior: Sequence[float] = (0, 0, 1), *,
+                gap_mm: float = 6.0, thickness_mm: float = 6.0, value: float | None = None):
+    """Add goggles lying close to the face, too thick for a head mask's opening.
+
+    Two lenses ``thickness_mm`` thick follow the face at ``gap_mm`` from
+    the skin (``head``: its mask) in front of the eyes and brow (10-50 mm
+    either side of the midline, 12-38 mm above the nose tip, along the
+    face's ``anterior`` and ``superior`` axes), and a band 4 mm high joins
+    their top to the brow across the midline, like the frame left on
+    pydeface's mean head. Returns ``(data, affine)``; the goggles are the
+    voxels where the output exceeds the input.
+    """
+    tip = np.asarray(nose_tip, float)
+    a = np.asarray(anterior, float)
+    s = np.asarray(superior, float)
+    v = float(np.percentile(data, 99)) if value is None else value
+    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
+    # mm from the nose tip along the face's right, superior and anterior axes
+    u = _plane_side(data, affine, tip, np.cross(a, s))
+    w = _plane_side(data, affine, tip, s)
+    depth = _plane_side(data, affine, tip, a)
+    near_face = np.broadcast_to((np.abs(u) < 50) & (depth > -40), data.shape)
+    dist = ndi.distance_transform_edt(~np.asarray(head, bool), sampling=zooms)
+    lenses = near_face & (np.abs(u) > 10) & (w > 12) & (w < 38)
+    lenses &= (dist > gap_mm) & (dist <= gap_mm + thickness_mm)
+    band = near_face & (w >= 38) & (w < 42) & (dist > 0) & (dist <= gap_mm + thickness_mm)
+    out = np.where(lenses | band, np.maximum(data, v), data)
+    return out.astype(np.float32), affine
+
+
+def add_cheek_pads(data, affine, head: np.ndarray, nose_tip: Sequence[float],
+                   thickness_mm: float = 12.0, value: float | None = None):
+    """Add two visible pads pressed against the sides of the face: blocks
+    ``thickness_mm`` thick outside the skin, from 15 to 75 mm behind the
+    nose tip and from 25 mm below to 35 mm above it, touching the head
+    (``head``: its mask) at cheek level, as foam pads with some signal show
+    on real scans. Their front corners stand out of the face's sides more
+    than the nose stands out of the face."""
+    tip = np.asarray(nose_tip, float)
+    v = float(np.percentile(data, 99)) * 0.4 if value is None else value
+    x, y, z = _world(data.shape, affine)
+    ys = (y > tip[1] - 75.0) & (y < tip[1] - 15.0)
+    zs = (z > tip[2] - 25.0) & (z < tip[2] + 35.0)
+    band = np.broadcast_to(ys & zs, data.shape)
+    inside = np.asarray(head, bool) & band
+    xw = np.broadcast_to(x, data.shape)[inside]
+    left, right = float(xw.min()), float(xw.max())  # the skin at cheek level, each side
+    pads = ((x > left - thickness_mm) & (x <= left + 1.0)) | ((x >= right - 1.0) & (x < right + thickness_mm))
+    pads = np.broadcast_to(pads, data.shape) & band & ~np.asarray(head, bool)
+    out = np.where(pads, np.maximum(data, v), data)
+    return out.astype(np.float32), affine
