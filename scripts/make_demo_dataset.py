@@ -25,8 +25,11 @@ head, deliberately unlike facerisk's own MRI renders (see
 ``bids_app/render.py``): a full-resolution, lightly smoothed surface; a
 perspective portrait camera at other angles and distances; a different
 skin tone per participant; warm and cool coloured lights; a two-colour
-gradient background; 640 x 480 pixels. Real photographs of these people do
-not exist; the stand-ins only make the pipeline runnable end to end.
+gradient background; 640 x 480 pixels. The renderer is the simulated
+cohort's (:func:`bids_app.simulate.photos.render_views`); this script
+draws only the views (camera, lights, background, colour). Real
+photographs of these people do not exist; the stand-ins only make the
+pipeline runnable end to end.
 
 Everything random is drawn from ``numpy.random.default_rng(SEED)``, so
 re-running the script writes the same images (up to the renderer).
@@ -161,11 +164,15 @@ def crop_and_scale(img: nib.spatialimages.SpatialImage) -> nib.Nifti1Image:
 
 
 def render_photos(t1w: Path, label: str, outdir: Path, rng: np.random.Generator) -> list[Path]:
-    """Render three stand-in portrait photos of one head (see module docstring)."""
-    import pyvista as pv
+    """Render three stand-in portrait photos of one head (see module docstring).
+
+    The views (camera, background, lights, colour) are drawn here; the
+    renderer is the simulator's (:func:`bids_app.simulate.photos.render_views`).
+    """
     from PIL import Image
 
     from bids_app.mri import face_frame, head_mask, head_surface, load_head
+    from bids_app.simulate.photos import View, render_views, view_direction
 
     vol = load_head(t1w)
     mask = head_mask(vol.data, vol.zooms)
@@ -173,52 +180,36 @@ def render_photos(t1w: Path, label: str, outdir: Path, rng: np.random.Generator)
     surf = head_surface(mask, vol.affine, blur_vox=0.8, resolution_mm=min(vol.zooms),
                         max_triangles=10_000_000, smooth_iter=15, pass_band=0.1)
     frame = face_frame(surf)
-    a, s = frame.anterior, frame.superior
-    right = np.cross(s, a)
+    s = frame.superior
     skin = np.array(SKIN_TONES[label])
+    material = {"color": tuple(skin), "diffuse": 0.9, "specular": 0.25, "specular_power": 25.0,
+                "ambient": 0.12}
 
-    pl = pv.Plotter(off_screen=True, window_size=(640, 480), lighting="none")
-    paths = []
-    try:
-        actor = pl.add_mesh(surf, color=tuple(skin), smooth_shading=True, diffuse=0.9,
-                            specular=0.25, specular_power=25.0, ambient=0.12)
-        outdir.mkdir(parents=True, exist_ok=True)
-        for k, yaw in enumerate((-28.0, 6.0, 24.0), start=1):
+    def views():
+        for yaw in (-28.0, 6.0, 24.0):
             yaw += float(rng.uniform(-4, 4))
             pitch = float(rng.uniform(-6, 12))
-            t = np.deg2rad(yaw)
-            d = np.cos(t) * a + np.sin(t) * right
-            d = np.cos(np.deg2rad(pitch)) * d + np.sin(np.deg2rad(pitch)) * s
+            d = view_direction(frame, yaw, pitch)
             dist = frame.size * float(rng.uniform(2.6, 3.2))  # a longer lens, further away
             focal = frame.center + s * float(rng.uniform(-5, 10))
-            pl.camera.position = tuple(focal + dist * d)
-            pl.camera.focal_point = tuple(focal)
-            pl.camera.up = tuple(s)
-            pl.camera.view_angle = 24.0
-            pl.reset_camera_clipping_range()
             top = rng.uniform(0.3, 0.8, 3)
             bottom = top * rng.uniform(0.3, 0.7)
-            pl.set_background(tuple(bottom), top=tuple(top))
-            pl.remove_all_lights()
             warm = (1.0, float(rng.uniform(0.8, 0.9)), float(rng.uniform(0.6, 0.75)))
             cool = (float(rng.uniform(0.55, 0.7)), float(rng.uniform(0.7, 0.85)), 1.0)
-            for az, el, col, inten in ((rng.uniform(25, 55), rng.uniform(15, 40), warm, 0.95),
-                                       (-rng.uniform(30, 70), rng.uniform(-10, 10), cool, 0.45)):
-                ld = np.cos(np.deg2rad(az)) * a + np.sin(np.deg2rad(az)) * right
-                ld = np.cos(np.deg2rad(el)) * ld + np.sin(np.deg2rad(el)) * s
-                light = pv.Light(position=tuple(frame.center + 1000 * ld),
-                                 focal_point=tuple(frame.center), color=col,
-                                 intensity=float(inten), light_type="scene light")
-                light.positional = False
-                pl.add_light(light)
-            actor.prop.color = tuple(np.clip(skin * rng.uniform(0.95, 1.05, 3), 0, 1))
-            pl.render()
-            img = pl.screenshot(return_img=True)[..., :3]
-            path = outdir / f"sub-{label}_photo{k:02d}.png"
-            Image.fromarray(np.ascontiguousarray(img)).save(path, optimize=True)
-            paths.append(path)
-    finally:
-        pl.close()
+            lights = [(rng.uniform(25, 55), rng.uniform(15, 40), warm, 0.95),
+                      (-rng.uniform(30, 70), rng.uniform(-10, 10), cool, 0.45)]
+            colour = tuple(np.clip(skin * rng.uniform(0.95, 1.05, 3), 0, 1))
+            yield View(position=focal + dist * d, focal_point=focal, up=s, view_angle=24.0,
+                       background=tuple(bottom), background_top=tuple(top), lights=lights,
+                       colour=colour)
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    images = render_views(surf, frame, views(), size=(640, 480), material=material)
+    for k, img in enumerate(images, start=1):
+        path = outdir / f"sub-{label}_photo{k:02d}.png"
+        Image.fromarray(img).save(path, optimize=True)
+        paths.append(path)
     return paths
 
 

@@ -190,6 +190,22 @@ def test_cli_rejects_bad_values(tmp_path, capsys):
         sim.main([str(tmp_path / "x"), "--contrast", "DWI"])
 
 
+def test_photo_view_direction_in_the_face_frame():
+    from types import SimpleNamespace
+
+    from bids_app.simulate.photos import view_direction
+
+    # a face looking along -y, up +z: positive yaw turns the camera towards cross(superior, anterior)
+    frame = SimpleNamespace(anterior=np.array([0.0, -1.0, 0.0]), superior=np.array([0.0, 0.0, 1.0]))
+    right = np.cross(frame.superior, frame.anterior)
+    assert np.allclose(view_direction(frame, 0.0, 0.0), frame.anterior)
+    assert np.allclose(view_direction(frame, 90.0, 0.0), right)
+    assert np.allclose(view_direction(frame, 0.0, 90.0), frame.superior)
+    d = view_direction(frame, 17.0, -6.0)
+    assert np.linalg.norm(d) == pytest.approx(1.0)
+    assert np.degrees(np.arcsin(d @ frame.superior)) == pytest.approx(-6.0)
+
+
 # --------------------------------------------------------------------------- hard mode
 
 HARD_SEED = 1  # with HEAD: sub-01 2.98 mm slices and a much flattened nose, sub-02 a dim lower face
