@@ -40,6 +40,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from bids_app import presence
+from bids_app.config import Settings
 
 __all__ = ["DISPLAY_NAMES", "render_citation", "software_versions", "template_dir"]
 
@@ -108,14 +109,15 @@ _TIES_TEXT = {
     "average": "by the mean of the tied positions",
 }
 
+# Run parameters default to the App's own defaults (one source of truth: config.Settings).
 _DEFAULTS: dict[str, Any] = {
-    "modality": "FLAIR",
-    "n_renders": 10,
-    "seed": None,
+    "modality": ", ".join(Settings.default("modality")),
+    "n_renders": Settings.default("n_renders"),
+    "seed": None,  # "not set" unless the caller gives the seed used
     "dim": 128,
-    "top_k": 50,
+    "top_k": Settings.default("top_k"),
     "ties": "max",
-    "face_model": "sface",
+    "face_model": ",".join(Settings.default("face_models")),
     "detector": None,
     "recognizer": None,
     "render_min_score": None,
@@ -123,7 +125,7 @@ _DEFAULTS: dict[str, Any] = {
     "min_nose_relief": None,
     "photos": True,
     "n_identities": None,
-    "scoring": "nejm",
+    "scoring": Settings.default("scoring"),
     "linkage": False,
     "compare": False,
     "fusion": False,
