@@ -78,7 +78,8 @@ def measure(data, affine, model, n_renders: int) -> list[list[dict]]:
     """Per render, each detection's score and 3D geometry (the participant level's steps)."""
     import nibabel as nib
 
-    from bids_app.render import VIEW_ANGLE, camera_pose, render_views, sample_view_params
+    from bids_app.render import camera_pose, render_views, sample_view_params
+    from bids_app.workflows.participant import detect_in_3d
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     try:
@@ -87,14 +88,9 @@ def measure(data, affine, model, n_renders: int) -> list[list[dict]]:
         return [[] for _ in range(n_renders)]
     views = sample_view_params(0, n_renders)
     pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
-    out = []
-    for picture, depth, view in zip(pictures, depths, views):
-        detections, found_pass = model.detect_with_fallback(picture, min_score=0.5)
-        pose = camera_pose(head.frame, view)
-        out.append([{"score": float(d.score), "pass": found_pass,
-                     **presence.face_geometry(depth, d.landmarks, pose, VIEW_ANGLE).to_json()}
-                    for d in detections])
-    return out
+    found, geometries = detect_in_3d(model, pictures, depths, [camera_pose(head.frame, v) for v in views], 0.5)
+    return [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
+            for (detections, found_pass), geoms in zip(found, geometries)]
 
 
 def real_head_scans(n_renders: int, model, only: list[str] | None = None):

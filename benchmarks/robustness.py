@@ -75,8 +75,9 @@ def faces_found(data, affine, model, n_renders: int, min_relief: float) -> dict:
     """The participant level's MRI-to-face steps on one image: what was found."""
     import nibabel as nib
 
-    from bids_app.presence import face_geometry, scan_decision
-    from bids_app.render import VIEW_ANGLE, camera_pose, render_views, sample_view_params
+    from bids_app.presence import scan_decision
+    from bids_app.render import camera_pose, render_views, sample_view_params
+    from bids_app.workflows.participant import detect_in_3d
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     data = np.asarray(img.dataobj, np.float32)
@@ -88,11 +89,7 @@ def faces_found(data, affine, model, n_renders: int, min_relief: float) -> dict:
     frame = head.frame
     views = sample_view_params(0, n_renders)
     pictures, depths = render_views(head.surface, frame, views, with_depth=True)
-    geometries = []
-    for picture, depth, view in zip(pictures, depths, views):
-        detections, _ = model.detect_with_fallback(picture, min_score=0.5)
-        pose = camera_pose(frame, view)
-        geometries.append([face_geometry(depth, det.landmarks, pose, VIEW_ANGLE) for det in detections])
+    _, geometries = detect_in_3d(model, pictures, depths, [camera_pose(frame, v) for v in views], 0.5)
     decision = scan_decision(geometries, min_relief=min_relief)
     reliefs = [geometries[i][j].relief for i, j in enumerate(decision.chosen) if j is not None]
     return {"faces": sum(j is not None for j in decision.chosen),

@@ -66,6 +66,22 @@ def _face_record(detections, found_pass: int | None = None) -> dict:
     return face
 
 
+def detect_in_3d(model, pictures, depths, poses, min_score: float):
+    """Detect faces in each render (two passes) and measure every detection on the surface.
+
+    Returns ``(found, geometries)``: per render, ``(detections, pass)`` as
+    :meth:`~bids_app.face.base.FaceModel.detect_with_fallback` gives them,
+    and the :func:`bids_app.presence.face_geometry` of each detection.
+    """
+    from bids_app.presence import face_geometry
+    from bids_app.render import VIEW_ANGLE
+
+    found = [model.detect_with_fallback(picture, min_score=min_score) for picture in pictures]
+    geometries = [[face_geometry(depth, d.landmarks, pose, VIEW_ANGLE) for d in detections]
+                  for (detections, _), depth, pose in zip(found, depths, poses)]
+    return found, geometries
+
+
 def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
     """Detect the face in every render of one scan and keep what is a face in 3D.
 
@@ -81,12 +97,9 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
     Returns the kept detection (or None) and the sidecar ``Face`` record of
     each render, and the scan decision.
     """
-    from bids_app.presence import face_geometry, scan_decision
-    from bids_app.render import VIEW_ANGLE
+    from bids_app.presence import scan_decision
 
-    found = [model.detect_with_fallback(picture, min_score=settings.render_min_score) for picture in pictures]
-    geometries = [[face_geometry(depth, d.landmarks, pose, VIEW_ANGLE) for d in detections]
-                  for (detections, _), depth, pose in zip(found, depths, poses)]
+    found, geometries = detect_in_3d(model, pictures, depths, poses, settings.render_min_score)
     decision = scan_decision(geometries, min_relief=settings.min_nose_relief)
     kept, faces = [], []
     for (detections, found_pass), geoms, chosen in zip(found, geometries, decision.chosen):
