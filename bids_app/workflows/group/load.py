@@ -22,6 +22,7 @@ import numpy as np
 
 from bids_app import bids as bidsio
 from bids_app.config import Settings
+from bids_app.progress import Progress
 
 __all__ = [
     "EmbeddingSet", "Excluded", "GroupError", "Participant", "check_single_model", "collect_participants",
@@ -192,7 +193,9 @@ def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, di
     if settings.participant_label:
         subjects = [s for s in subjects if s in settings.participant_label]
     trusted, excluded = {}, []
-    for subject in subjects:
+    progress = Progress("loading: completion records", len(subjects), "participants")
+    for done, subject in enumerate(subjects, start=1):
+        progress(done - 1)
         path = record_path(output_dir, subject)
         try:
             with open(path, "rb") as handle:
@@ -210,6 +213,7 @@ def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, di
             excluded.append(Excluded(subject, why))
         else:
             trusted[subject] = record
+    progress(len(subjects))
     return trusted, excluded
 
 
@@ -229,7 +233,9 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
         if excluded is not None:
             excluded.extend(excluded_here)
     participants = []
-    for subject, record in records.items():
+    progress = Progress(f"loading: embeddings (desc-{desc})", len(records), "participants")
+    for done, (subject, record) in enumerate(records.items()):
+        progress(done)
         person = Participant(subject)
         files = _embedding_files(record["Outputs"], subject, settings, desc)
         listed = set(record["Outputs"])
@@ -245,6 +251,7 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
             (person.mri if kind == "mri" else person.photos).append(_load_set(subject, kind, output_dir / rel))
         if person.mri or person.photos:
             participants.append(person)
+    progress(len(records))
     if not any(p.mri for p in participants):
         raise GroupError(
             f"{output_dir}: no participant outputs (desc-{desc}) for "
