@@ -100,6 +100,26 @@ def _read_npy(path: str):
 
 
 _MODELS: dict[str, dict] = {}
+#: What the group level uses of a row of an embedding sidecar (memory: 100k+ sidecars of 15 rows).
+_ROW_KEYS = ("File", "Detected", "Score")
+
+
+def _kept(sidecar: dict) -> dict:
+    """The parts of an embedding sidecar the group level uses: the face model (one shared dict per
+    distinct description), each row's file, detection and score, and the scan's review flag."""
+    kept = {key: sidecar[key] for key in ("Dimension",) if key in sidecar}
+    model = sidecar.get("FaceModel")
+    if isinstance(model, dict):
+        kept["FaceModel"] = _MODELS.setdefault(json.dumps(model, sort_keys=True), model)
+    elif model is not None:
+        kept["FaceModel"] = model
+    rows = sidecar.get("Rows")
+    if isinstance(rows, list):
+        kept["Rows"] = [{k: row[k] for k in _ROW_KEYS if k in row} if isinstance(row, dict) else row for row in rows]
+    presence = sidecar.get("FacePresence")
+    if isinstance(presence, dict) and "Review" in presence:
+        kept["FacePresence"] = {"Review": presence["Review"]}
+    return kept
 
 
 def _load_set(subject: str, kind: str, json_path: Path | str) -> EmbeddingSet:
@@ -109,10 +129,7 @@ def _load_set(subject: str, kind: str, json_path: Path | str) -> EmbeddingSet:
             sidecar = json.loads(handle.read())
     except json.JSONDecodeError as err:
         raise ValueError(f"{json_path}: invalid JSON ({err.msg} at line {err.lineno})") from err
-    # one shared dict per distinct face model description (memory: 100k+ sidecars)
-    model = sidecar.get("FaceModel")
-    if isinstance(model, dict):
-        sidecar["FaceModel"] = _MODELS.setdefault(json.dumps(model, sort_keys=True), model)
+    sidecar = _kept(sidecar)
     npy = json_path[: -len(".json")] + ".npy"
     try:
         vectors = _read_npy(npy)
@@ -186,7 +203,11 @@ def _embedding_files(outputs: list[str], subject: str, settings: Settings, desc:
 
 
 def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, dict], list[Excluded]]:
-    """The participants whose record covers this group run (label -> record), and the others."""
+    """The participants whose record covers this group run, and the others.
+
+    Returns ``{label: {"Outputs": the embedding files its record lists}}`` (all the group level
+    reads of a record) and the :class:`Excluded`.
+    """
     if not output_dir.is_dir():
         raise GroupError(f"{output_dir}: no such folder; run the participant level first")
     subjects = bidsio.output_subjects(output_dir)
@@ -211,8 +232,8 @@ def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, di
             "its record is not a facerisk participant record; rerun its participant level")
         if why:
             excluded.append(Excluded(subject, why))
-        else:
-            trusted[subject] = record
+        else:  # the embedding files are all the group level reads of it (memory: 100k+ records)
+            trusted[subject] = {"Outputs": [rel for rel in record["Outputs"] if "_desc-faces" in rel]}
     progress(len(subjects))
     return trusted, excluded
 
