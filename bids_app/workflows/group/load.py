@@ -99,7 +99,7 @@ def _read_npy(path: str):
     return np.load(path, allow_pickle=False)
 
 
-_MODELS: dict[str, dict] = {}
+_MODELS: list[dict] = []
 #: What the group level uses of a row of an embedding sidecar (memory: 100k+ sidecars of 15 rows).
 _ROW_KEYS = ("File", "Detected", "Score")
 
@@ -110,7 +110,11 @@ def _kept(sidecar: dict) -> dict:
     kept = {key: sidecar[key] for key in ("Dimension",) if key in sidecar}
     model = sidecar.get("FaceModel")
     if isinstance(model, dict):
-        kept["FaceModel"] = _MODELS.setdefault(json.dumps(model, sort_keys=True), model)
+        shared = next((known for known in _MODELS if known == model), None)
+        if shared is None:
+            _MODELS.append(model)
+            shared = model
+        kept["FaceModel"] = shared
     elif model is not None:
         kept["FaceModel"] = model
     rows = sidecar.get("Rows")
@@ -260,16 +264,18 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
         person = Participant(subject)
         files = _embedding_files(record["Outputs"], subject, settings, desc)
         listed = set(record["Outputs"])
+        root = os.fspath(output_dir)  # plain strings: 100k+ participants
         gone = [rel for _, rel in files
-                if not (output_dir / rel).is_file() or rel[:-len(".json")] + ".npy" not in listed
-                or not (output_dir / (rel[:-len(".json")] + ".npy")).is_file()]
+                if not os.path.isfile(os.path.join(root, rel)) or rel[:-len(".json")] + ".npy" not in listed
+                or not os.path.isfile(os.path.join(root, rel[:-len(".json")] + ".npy"))]
         if gone:
             if excluded is not None:
                 excluded.append(Excluded(subject, f"{gone[0]} (or its .npy), listed in its record, is "
                                                   "missing; rerun its participant level"))
             continue
         for kind, rel in files:
-            (person.mri if kind == "mri" else person.photos).append(_load_set(subject, kind, output_dir / rel))
+            (person.mri if kind == "mri" else person.photos).append(_load_set(subject, kind,
+                                                                             os.path.join(root, rel)))
         if person.mri or person.photos:
             participants.append(person)
     progress(len(records))
