@@ -30,10 +30,11 @@ files, ``facerisk.html`` alone).
 Targets (2 cores): 10k participants in at most 60 s and 100k in at most
 10 minutes under 4 GB, report included, in both variants.
 
-Above ``--full-rank-max`` participants (default 20000) only the photos of
-``--rank-fraction`` of the participants are ranked (against the whole
-gallery, so memory is the real one) and the ranking time is scaled up to
-all of them; such times are marked ``~`` (``--rank-fraction 1`` ranks all).
+Above ``--full-rank-max`` participants (default 20000) only the photos (or,
+MRI-only, the scans) of ``--rank-fraction`` of the participants are ranked
+(against the whole gallery, so memory is the real one) and the ranking time
+is scaled up to all of them; such times are marked ``~`` (``--rank-fraction
+1`` ranks all). Every other stage runs in full.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def run_one(out: Path, rank_fraction: float, profile: bool) -> None:
     full_rank = rank.rank_gallery
 
     def partial_rank(probes, probe_person, n_persons, *args, **kw):
-        if rank_fraction < 1 and kw.get("identity_group") is None:
+        if rank_fraction < 1:  # the re-identification ranking, or the linkage one (MRI-only)
             keep = np.asarray(probe_person) < max(1, int(round(rank_fraction * n_persons)))
             ranked[0] = float(keep.mean())
             probes, probe_person = np.asarray(probes)[keep], np.asarray(probe_person)[keep]
@@ -274,7 +275,7 @@ def main() -> None:
             rows.append((variant, n, r))
             st = r["stages"]
             wall = f"{r['seconds']:.1f}" if r["ranked"] >= 1 else f"~{r['estimate']:.0f}"
-            rank_s = st.get("rank", 0.0) / r["ranked"] if variant == "photos" else st.get("rank", 0.0)
+            rank_s = st.get("rank", 0.0) / r["ranked"]
             print(f"| {variant} | {n} | {wall} | {st.get('load', 0):.1f} | {rank_s:.1f}"
                   f"{'' if r['ranked'] >= 1 else ' (~)'} | {st.get('report', 0):.1f} | "
                   f"{st.get('tables', 0) + st.get('report inputs', 0):.1f} | {r['peak_mb']:.0f} | "
