@@ -133,7 +133,7 @@ def test_shared_report_never_carries_a_full_image(tmp_path, prepared):
         assert "<img" not in page.read_text() and "data:image" not in page.read_text()
 
 
-def test_render_detections_are_drawn_over_the_render(tmp_path):
+def test_render_detections_are_drawn_over_the_render_and_rebuilt_the_same(tmp_path):
     out = tmp_path / "out"
     write_outputs_with_images(out)
     run_group(settings_for(tmp_path, out))
@@ -141,6 +141,12 @@ def test_render_detections_are_drawn_over_the_render(tmp_path):
     assert page.count('<div class="shot">') == 3
     assert page.count('<rect x="60" y="50" width="120" height="150"') == 3
     assert page.count("<circle") == 15
+    # --reports-only rebuilds the same pages, images included, byte for byte
+    before = {p.name: p.read_bytes() for p in out.glob("*.html")}
+    for p in out.glob("*.html"):
+        p.unlink()
+    run_group(settings_for(tmp_path, out, reports_only=True))
+    assert {p.name: p.read_bytes() for p in out.glob("*.html")} == before
 
 
 def test_progress_lines_for_loading_ranking_and_report(tmp_path, caplog):
