@@ -312,3 +312,15 @@ def test_cmc_thinning_is_a_step_curve_within_tolerance():
     assert _polyline(cmc_svg(small)) == [
         "52.0,176.7", "130.4,176.7", "130.4,136.0", "287.2,136.0", "287.2,54.7", "365.6,54.7",
         "444.0,54.7", "444.0,14.0"]
+
+
+def test_left_out_participants_are_listed_up_to_a_limit():
+    from bids_app.report.html import MAX_EXCLUDED
+
+    excluded = [{"participant_id": f"sub-{i:05d}", "reason": "no record"} for i in range(MAX_EXCLUDED + 500)]
+    html = render_group_report({"title": "t", "participants": [], "excluded": excluded})
+    assert f"{MAX_EXCLUDED + 500} participant folder(s) were not used" in html
+    assert html.count("<td>no record</td>") == MAX_EXCLUDED
+    assert f"The first {MAX_EXCLUDED} are listed" in html
+    few = render_group_report({"title": "t", "participants": [], "excluded": excluded[:3]})
+    assert few.count("<td>no record</td>") == 3 and "are listed" not in few
