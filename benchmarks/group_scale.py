@@ -1,175 +1,295 @@
-"""Group-level scaling: the real group workflow on synthetic participant outputs.
+"""Group-level scaling on real participant outputs: wall time, peak memory and output size.
 
-For each size N, writes N synthetic participants in the documented layout
-(``sub-*/anat/*_desc-faces_FLAIR.{npy,json}`` with 10 renders and
-``sub-*/photo/*_desc-faces_photo.{npy,json}`` with 5 photos; 128-D unit
-vectors: a per-person identity plus noise, so ranks are realistic), then
-times ``run_group`` (loading, blocked ranking, verification, audits, TSV,
-JSON, boilerplate, HTML report and per-participant pages) in a fresh
-process and reports its peak resident memory. Writing the synthetic outputs
-is not timed. No images are written (rows have no File), so thumbnails are
-absent.
+A few real participants are made first (``facerisk-simulate`` then the
+``facerisk ... participant`` level: renders, render sidecars, QC images,
+photo crops, report thumbnails), once, under ``DATA/real``. Each cohort of N
+participants is then built from them under ``DATA/<variant>-n<N>/out``:
+participant ``i`` hard-links every file of real participant ``i mod R``
+under its own label (the images the report shows are real files), and gets
+its own embeddings (a random identity plus noise per row, unit vectors, NaN
+where the real participant's render or photo had no face), its own
+embedding sidecars and its own completion record. Building is not timed;
+a cohort is built once and reused (``--data``).
 
-    python benchmarks/group_scale.py                 # 1000 10000 100000
-    python benchmarks/group_scale.py 1000 10000      # chosen sizes
-    python benchmarks/group_scale.py --limit-s 600 100000
-    python benchmarks/group_scale.py --rank-fraction 1 100000   # rank all (hours)
-    python benchmarks/group_scale.py --data /tmp/facerisk-scale       # write once, reuse
+Variants:
 
-Target: 10k participants in at most 30 s; under 4 GB at 100k.
+``photos``  10 renders and 5 photos per participant: re-identification.
+``mri``     no photos (detectability) and 5% of the participants with a
+            second session (linkage: each scan matched against every other).
 
-The ranking computes every photo-render similarity (5N x 10N dot products
-of 128-D float32 vectors: 6.4e11 multiply-adds at 10k, 100 times that at
-100k); everything else is linear in N. Above 20000 participants only a
-fraction of the photos is ranked (``--rank-fraction``, against the whole
-gallery, so memory is the real one) and the ranking time is extrapolated;
-the table marks such times with ``~``.
+Each run is the real group level (``run_group``: loading, ranking,
+verification, linkage, TSV, JSON, boilerplate, HTML report and participant
+pages) in a fresh process; the table gives its wall time, the time of each
+stage, its peak resident memory, and the size of what it wrote (all group
+files, ``facerisk.html`` alone).
+
+    python benchmarks/group_scale.py --data /tmp/facerisk-scale                    # 1000 10000 100000
+    python benchmarks/group_scale.py --data /tmp/facerisk-scale --sizes 1000 10000 --variants photos
+    python benchmarks/group_scale.py --data /tmp/facerisk-scale --sizes 10000 --profile   # where the time goes
+
+Targets (2 cores): 10k participants in at most 60 s and 100k in at most
+10 minutes under 4 GB, report included, in both variants.
+
+Above ``--full-rank-max`` participants (default 20000) only the photos (or,
+MRI-only, the scans) of ``--rank-fraction`` of the participants are ranked
+(against the whole gallery, so memory is the real one) and the ranking time
+is scaled up to all of them; such times are marked ``~`` (``--rank-fraction
+1`` ranks all). Every other stage runs in full.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-# the synthetic participant outputs are the tests' own (tests/helpers.py)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import PHOTOS, RENDERS, write_synthetic  # noqa: E402
+VARIANTS = ("photos", "mri")
+#: Participants of the MRI-only variant with a second session.
+SECOND_SESSION = 0.05
+#: Real participants the cohorts are made from.
+N_REAL = 5
+NOISE = 2.5
+DIM = 128
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(out: Path, rank_fraction: float = 1.0) -> None:
-    """In a child process: the group workflow, then time and peak memory as JSON lines.
+def _run(cmd: list[str]) -> None:
+    print("  $", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
-    With ``rank_fraction < 1`` only the photos of that fraction of the
-    participants are ranked (against the *whole* gallery, so the blocks and
-    their memory are the real ones); the ranking time is extrapolated, every
-    other step (loading, verification, TSV, JSON, report) runs in full.
-    Progress lines (``{"progress": ...}``) are printed as the ranking goes,
-    so that a run stopped by ``--limit-s`` still reports its memory and rate.
-    """
+
+def build_real(data: Path) -> Path:
+    """``DATA/real/out``: the participant level's outputs of ``N_REAL`` simulated participants (once)."""
+    real = data / "real"
+    out = real / "out"
+    if (real / ".complete").is_file():
+        return out
+    bin_dir = Path(sys.executable).parent
+    if not (real / "cohort" / "truth.tsv").is_file():
+        shutil.rmtree(real, ignore_errors=True)
+        _run([str(bin_dir / "facerisk-simulate"), str(real / "cohort"), "--n", str(N_REAL), "--seed", "7",
+              "--photos", "5", "5"])
+    _run([str(bin_dir / "facerisk"), str(real / "cohort" / "bids"), str(out), "participant",
+          "--photos-dir", str(real / "cohort" / "photos"), "--skip-bids-validator", "--nprocs", "2"])
+    (real / ".complete").write_text("")
+    return out
+
+
+class _Template:
+    """One real participant's files, by kind, with its label replaced by ``{label}``."""
+
+    def __init__(self, out: Path, subject: str):
+        self.record = json.loads((out / f"sub-{subject}" / f"sub-{subject}_facerisk.json").read_text())
+        self.links: dict[str, list[tuple[Path, str]]] = {"anat": [], "photo": [], "figures": []}
+        self.sidecars: dict[str, tuple[dict, np.ndarray]] = {}
+        for rel in self.record["Outputs"]:
+            path = out / rel
+            folder, name = path.parent.name, path.name
+            renamed = name.replace(f"sub-{subject}", "{label}")
+            if "_desc-faces_" in name:
+                if name.endswith(".json"):
+                    sidecar = json.loads(path.read_text())
+                    rows = np.array([bool(r.get("Detected")) and r.get("File") is not None for r in sidecar["Rows"]])
+                    self.sidecars[folder] = (sidecar, rows)
+                continue
+            self.links.setdefault(folder, []).append((path, renamed))
+
+
+def _vectors(rng, base, ok: np.ndarray) -> np.ndarray:
+    v = (base + NOISE * rng.normal(size=(ok.size, DIM))).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v[~ok] = np.nan
+    return v
+
+
+def _write_set(folder: Path, stem: str, sidecar: dict, vectors: np.ndarray, old: str, new: str) -> list[Path]:
+    np.save(folder / f"{stem}.npy", vectors)
+    rows = [{**r, "File": r["File"].replace(old, new)} if r.get("File") else r for r in sidecar["Rows"]]
+    (folder / f"{stem}.json").write_text(json.dumps({**sidecar, "Rows": rows}))
+    return [folder / f"{stem}.npy", folder / f"{stem}.json"]
+
+
+def build_cohort(real_out: Path, out: Path, n: int, variant: str, seed: int = 0) -> None:
+    """N participants made of hard links to the real ones, with their own embeddings and records."""
+    subjects = sorted(p.name[4:] for p in real_out.glob("sub-*") if p.is_dir())
+    templates = [_Template(real_out, s) for s in subjects]
+    rng = np.random.default_rng(seed)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copy(real_out / "dataset_description.json", out)
+    (out / "logs").mkdir()
+    width = len(str(n))
+    sessions_every = round(1 / SECOND_SESSION)
+    for i in range(n):
+        t = templates[i % len(templates)]
+        old = f"sub-{subjects[i % len(templates)]}"
+        label = f"{i + 1:0{width}d}"
+        base = rng.normal(size=DIM)
+        sessions = ["1", "2"] if variant == "mri" and i % sessions_every == 0 else [None]
+        written: list[Path] = []
+        root = out / f"sub-{label}"
+        for ses in sessions:
+            prefix = f"sub-{label}" + (f"_ses-{ses}" if ses else "")
+            where = root / f"ses-{ses}" if ses else root
+            kinds = ("anat", "figures") if variant == "mri" else ("anat", "photo", "figures")
+            for kind in kinds:
+                (where / kind).mkdir(parents=True, exist_ok=True)
+                for src, name in t.links.get(kind, []):
+                    if kind == "figures" and variant == "mri" and "_desc-photo" in name:
+                        continue
+                    dst = where / kind / name.format(label=prefix)
+                    os.link(src, dst)
+                    written.append(dst)
+            sidecar, ok = t.sidecars["anat"]
+            suffix = sidecar["Rows"][0]["File"].rsplit("_", 1)[1].split(".")[0]
+            written += _write_set(where / "anat", f"{prefix}_desc-faces_{suffix}", sidecar, _vectors(rng, base, ok),
+                                  old, prefix)
+            if variant == "photos":
+                sidecar, ok = t.sidecars["photo"]
+                written += _write_set(where / "photo", f"{prefix}_desc-faces_photo", sidecar,
+                                      _vectors(rng, base, ok), old, prefix)
+        record = {**t.record, "Participant": f"sub-{label}",
+                  "Parameters": {**t.record["Parameters"], "Sessions": [s for s in sessions if s]},
+                  "Outputs": sorted(p.relative_to(out).as_posix() for p in written)}
+        (root / f"sub-{label}_facerisk.json").write_text(json.dumps(record))
+    (out / ".cohort-complete").write_text(str(n))
+
+
+def _output_bytes(out: Path) -> tuple[int, int, int]:
+    """Bytes the group level wrote (group files, report, pages, logs), facerisk.html's, and pages written."""
+    files = [p for p in out.iterdir() if p.is_file() and (p.name.startswith("group_") or p.suffix == ".html")]
+    files += [p for p in (out / "logs").iterdir() if p.is_file()]
+    pages = [p for p in out.glob("sub-*.html")]
+    html = out / "facerisk.html"
+    return sum(p.stat().st_size for p in files), html.stat().st_size if html.is_file() else 0, len(pages)
+
+
+def run_one(out: Path, rank_fraction: float, profile: bool) -> None:
+    """In a child process: the group level with stage times, then one JSON line."""
     import logging
 
     import bids_app.rank as rank
+    import bids_app.workflows.group as group
+    import bids_app.workflows.group.analysis as analysis
     from bids_app.config import Settings
-    from bids_app.workflows.group import run_group
 
-    bids = out.parent / "bids"
-    bids.mkdir(exist_ok=True)
-    (bids / "dataset_description.json").write_text('{"Name": "synthetic", "BIDSVersion": "1.9.0"}')
-    settings = Settings(bids_dir=bids, output_dir=out, analysis_level="group")
-    timing = {"rank_s": 0.0, "ranked": 1.0}
+    logging.basicConfig(level=logging.INFO, format="    %(asctime)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    settings = Settings(bids_dir=out.parent / "bids", output_dir=out, analysis_level="group")
+    stages: dict[str, float] = {}
+    ranked = [1.0]
+
+    def timed(name, fn, module, attr):
+        def wrapper(*args, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kw)
+            finally:
+                stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
+        setattr(module, attr, wrapper)
+
     full_rank = rank.rank_gallery
 
-    def timed_rank(probes, probe_person, n_persons, *args, **kw):
-        t0 = time.perf_counter()
-        done = [0, 1]
-
-        def progress(n_done, total):
-            done[:] = [n_done, total]
-            print(json.dumps({"progress": n_done / total * timing["ranked"], "rank_s": time.perf_counter() - t0,
-                              "peak_mb": _peak_mb(), "load": os.getloadavg()[0]}), flush=True)
-        kw["progress"] = progress
-        if rank_fraction < 1 and kw.get("identity_group") is None:
+    def partial_rank(probes, probe_person, n_persons, *args, **kw):
+        if rank_fraction < 1:  # the re-identification ranking, or the linkage one (MRI-only)
             keep = np.asarray(probe_person) < max(1, int(round(rank_fraction * n_persons)))
-            timing["ranked"] = float(keep.mean())
+            ranked[0] = float(keep.mean())
             probes, probe_person = np.asarray(probes)[keep], np.asarray(probe_person)[keep]
-        result = full_rank(probes, probe_person, n_persons, *args, **kw)
-        timing["rank_s"] += time.perf_counter() - t0
-        return result
+        return full_rank(probes, probe_person, n_persons, *args, **kw)
 
-    rank.rank_gallery = timed_rank
-    logging.getLogger("facerisk").setLevel(logging.WARNING)
+    rank.rank_gallery = partial_rank
+    timed("load", analysis._load_all, analysis, "_load_all")
+    timed("rank", rank.rank_gallery, rank, "rank_gallery")
+    timed("tables", group.write_tables, group, "write_tables")
+    timed("report inputs", group.write_report_inputs, group, "write_report_inputs")
+    timed("report", group.write_reports, group, "write_reports")
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     start = time.perf_counter()
-    summary = run_group(settings)
+    summary = group.run_group(settings)
     elapsed = time.perf_counter() - start
-    estimate = elapsed - timing["rank_s"] + timing["rank_s"] / timing["ranked"]
-    print(json.dumps({"seconds": elapsed, "estimate": estimate, "ranked": timing["ranked"],
-                      "rank_s": timing["rank_s"], "peak_mb": _peak_mb(), "load": os.getloadavg()[0],
-                      "top1": summary["reidentification"]["top1"]["rate"],
-                      "auc": summary["verification"]["auc"]}))
+    if profiler is not None:
+        import pstats
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+    estimate = elapsed + stages.get("rank", 0.0) * (1 / ranked[0] - 1)
+    total, html, pages = _output_bytes(out)
+    print(json.dumps({"seconds": elapsed, "estimate": estimate, "ranked": ranked[0], "stages": stages,
+                      "peak_mb": _peak_mb(), "load": os.getloadavg()[0], "bytes": total, "html": html,
+                      "pages": pages, "top1": summary["reidentification"]["top1"]["rate"],
+                      "linkage_top1": ((summary.get("linkage") or {}).get("top1") or {}).get("rate")}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000, 100000])
-    parser.add_argument("--limit-s", type=float, default=None, help="give up a size after this many seconds")
-    parser.add_argument("--rank-fraction", type=float, default=0.03,
-                        help="above 20000 participants, rank the photos of this fraction of them against the "
-                             "whole gallery and extrapolate the ranking time (1: rank all; default 0.03)")
-    parser.add_argument("--keep", action="store_true", help="keep the synthetic folders")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="write the synthetic outputs once to DATA/n<N>/out and reuse them on later runs "
-                             "(writing, and deleting, 200k small files takes minutes on some file systems)")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 10000, 100000])
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--data", type=Path,
+                        help="folder for the real participants and the cohorts (built once, reused)")
+    parser.add_argument("--rank-fraction", type=float, default=0.05)
+    parser.add_argument("--full-rank-max", type=int, default=20000)
+    parser.add_argument("--profile", action="store_true", help="print the 25 costliest calls (cProfile)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-fraction", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_one(args.child, args.child_fraction)
+        run_one(args.child, args.child_fraction, args.profile)
         return
-    print(f"{'N':>7} {'probes':>7} {'renders':>8} {'write s':>7} {'group s':>8} {'rank s':>7} {'ranked':>6} "
-          f"{'peak MB':>7} {'load':>5} {'top1':>6} {'AUC':>6}")
-    previous = None
-    for n in args.sizes:
-        if args.data:
-            tmp, out = None, args.data / f"n{n}" / "out"
-        else:
-            tmp = Path(tempfile.mkdtemp(prefix=f"facerisk-scale-{n}-"))
-            out = tmp / "out"
-        t0 = time.perf_counter()
-        if not (out / ".synthetic-complete").is_file():
-            write_synthetic(out, n)
-            (out / ".synthetic-complete").write_text(str(n))
-        written = time.perf_counter() - t0
-        fraction = args.rank_fraction if n > 20000 else 1.0
-        try:
-            child = subprocess.run([sys.executable, __file__, "--child", str(out), "--child-fraction", str(fraction)],
-                                   capture_output=True, text=True, timeout=args.limit_s)
-            stdout, failed = child.stdout, child.returncode
-        except subprocess.TimeoutExpired as err:
-            stdout = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
-            failed, child = None, None
-        finally:
-            if tmp is not None and not args.keep:
-                shutil.rmtree(tmp, ignore_errors=True)
-        if failed:
-            print(child.stderr[-2000:], file=sys.stderr)
-            raise SystemExit(failed)
-        lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-        if failed is None:  # stopped by --limit-s: memory so far, ranking rate from the progress lines
-            last = lines[-1] if lines else {}
-            rate = f"est. rank {last['rank_s'] / last['progress']:.0f} s" if last.get("progress") else ""
-            print(f"{n:>7} {n * PHOTOS:>7} {n * RENDERS:>8} {written:>7.1f} {'>' + str(int(args.limit_s)):>8} "
-                  f"{'':>7} {'':>6} {last.get('peak_mb', math.nan):>7.0f} {last.get('load', math.nan):>5.1f}  "
-                  f"stopped; {rate}", flush=True)
-            continue
-        r = lines[-1]
-        group = f"{r['seconds']:.1f}" if r["ranked"] >= 1 else f"~{r['estimate']:.0f}"
-        print(f"{n:>7} {n * PHOTOS:>7} {n * RENDERS:>8} {written:>7.1f} {group:>8} {r['rank_s'] / r['ranked']:>7.1f} "
-              f"{r['ranked']:>6.0%} {r['peak_mb']:>7.0f} {r['load']:>5.1f} {r['top1']:>6.3f} {r['auc']:>6.3f}",
-              flush=True)
-        if r["ranked"] < 1:
-            print(f"{'':>7} group s estimated: {r['seconds']:.1f} s measured with {r['ranked']:.0%} of the photos "
-                  f"ranked, ranking time scaled to all", flush=True)
-        if previous:
-            pn, ps = previous
-            print(f"{'':>7} x{n / pn:.0f} participants -> x{r['estimate'] / ps:.1f} time "
-                  f"(ranking is {PHOTOS}N x {RENDERS}N dot products: x{(n / pn) ** 2:.0f} expected for it)",
-                  flush=True)
-        previous = (n, r["estimate"])
+    if args.data is None:
+        parser.error("--data DIR is required")
+    data = args.data.resolve()
+    real = build_real(data)
+    (data / "bids").mkdir(exist_ok=True)
+    (data / "bids" / "dataset_description.json").write_text('{"Name": "scale", "BIDSVersion": "1.9.0"}')
+    rows = []
+    for variant in args.variants:
+        for n in args.sizes:
+            out = data / f"{variant}-n{n}" / "out"
+            if not (out / ".cohort-complete").is_file():
+                t0 = time.perf_counter()
+                build_cohort(real, out, n, variant)
+                print(f"  built {out} in {time.perf_counter() - t0:.0f} s", flush=True)
+            if not (out.parent / "bids").exists():
+                os.symlink(data / "bids", out.parent / "bids")
+            fraction = args.rank_fraction if n > args.full_rank_max else 1.0
+            child = subprocess.run([sys.executable, __file__, "--child", str(out), "--child-fraction",
+                                    str(fraction)] + (["--profile"] if args.profile else []),
+                                   stdout=subprocess.PIPE, text=True)
+            if child.returncode:
+                raise SystemExit(child.returncode)
+            r = json.loads(child.stdout.strip().splitlines()[-1])
+            rows.append((variant, n, r))
+            st = r["stages"]
+            wall = f"{r['seconds']:.1f}" if r["ranked"] >= 1 else f"~{r['estimate']:.0f}"
+            rank_s = st.get("rank", 0.0) / r["ranked"]
+            print(f"| {variant} | {n} | {wall} | {st.get('load', 0):.1f} | {rank_s:.1f}"
+                  f"{'' if r['ranked'] >= 1 else ' (~)'} | {st.get('report', 0):.1f} | "
+                  f"{st.get('tables', 0) + st.get('report inputs', 0):.1f} | {r['peak_mb']:.0f} | "
+                  f"{r['bytes'] / 1e6:.1f} | {r['html'] / 1e6:.2f} | {r['pages']} | {r['load']:.1f} |", flush=True)
+    print("\n| variant | N | group s | load s | rank s | report s | tables+json s | peak MB | written MB "
+          "| facerisk.html MB | pages | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for variant, n, r in rows:
+        st = r["stages"]
+        wall = f"{r['seconds']:.1f}" if r["ranked"] >= 1 else f"~{r['estimate']:.0f} ({r['seconds']:.0f} measured, "\
+            f"{r['ranked']:.0%} of the photos ranked)"
+        print(f"| {variant} | {n} | {wall} | {st.get('load', 0):.1f} | {st.get('rank', 0) / r['ranked']:.1f} | "
+              f"{st.get('report', 0):.1f} | {st.get('tables', 0) + st.get('report inputs', 0):.1f} | "
+              f"{r['peak_mb']:.0f} | {r['bytes'] / 1e6:.1f} | {r['html'] / 1e6:.2f} | {r['pages']} | {r['load']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ BIDSIGNORE = """\
 logs/
 */photo/
 */*/photo/
+*/figures/
+*/*/figures/
 group_*
 facerisk.html
 sub-*.html

@@ -3,7 +3,7 @@
 ``write_synthetic`` writes what the participant level writes for each
 participant (embeddings, sidecars and, last, the completion record
 ``sub-<label>/sub-<label>_facerisk.json``), without rendering anything.
-``benchmarks/group_scale.py`` imports it from here.
+(``benchmarks/group_scale.py`` builds its cohorts from real participant outputs instead.)
 """
 
 from __future__ import annotations

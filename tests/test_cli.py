@@ -154,6 +154,13 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
         assert detected.sum() >= 9, (subject, int(detected.sum()))
         photos = json.loads((out / subject / "photo" / photo_faces_name(subject[4:], None, ".json")).read_text())
         assert len(photos["Rows"]) == len(list((DEMO_PHOTOS / subject).glob("*.png")))
+        # the report's thumbnails, full and blurred, of every render and photo crop, in the record
+        crops = sorted((out / subject / "photo").glob(f"{subject}_desc-photo*_photo.png"))
+        record = json.loads((out / subject / f"{subject}_facerisk.json").read_text())
+        for image in renders + crops:
+            for mode in ("full", "blurred"):
+                thumb = out / subject / "figures" / f"{image.stem}_thumb-{mode}.jpg"
+                assert thumb.is_file() and thumb.relative_to(out).as_posix() in record["Outputs"]
     assert detected_total >= 0.7 * 10 * len(subjects)
     # the same seed gives the same camera and light for a participant
     first = json.loads((out / subjects[0] / "anat" / f"{subjects[0]}_desc-render01_T1w.json").read_text())
@@ -164,7 +171,7 @@ def test_participant_level_writes_renders_embeddings_and_sidecars(demo_run):
 @pytest.mark.slow
 def test_outputs_are_owner_only(demo_run):
     out, _, _ = demo_run
-    for path in [*out.rglob("*.png"), *out.rglob("*.npy"), out / "facerisk.html"]:
+    for path in [*out.rglob("*.png"), *out.rglob("*.npy"), *out.rglob("*.jpg"), out / "facerisk.html"]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path} is readable by others ({mode:o})"
 

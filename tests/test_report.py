@@ -151,7 +151,9 @@ def test_self_contained(report):
     assert c.imgs and all(src.startswith("data:image/") for src in c.imgs)
     for url in c.urls:
         assert not re.match(r"\s*(https?:)?//", url), url
-        assert url.startswith(("data:image/", "#")), url
+        # images inline; links only within the page or to files beside it (pages, the full table)
+        assert url.startswith(("data:image/", "#")) or re.fullmatch(r"sub-[A-Za-z0-9]+\.html|group_desc-ranks\.tsv",
+                                                                    url), url
     assert "<script" not in html.lower()
     assert "<link" not in html.lower()
     assert "@import" not in html and "url(" not in html
@@ -310,3 +312,15 @@ def test_cmc_thinning_is_a_step_curve_within_tolerance():
     assert _polyline(cmc_svg(small)) == [
         "52.0,176.7", "130.4,176.7", "130.4,136.0", "287.2,136.0", "287.2,54.7", "365.6,54.7",
         "444.0,54.7", "444.0,14.0"]
+
+
+def test_left_out_participants_are_listed_up_to_a_limit():
+    from bids_app.report.html import MAX_EXCLUDED
+
+    excluded = [{"participant_id": f"sub-{i:05d}", "reason": "no record"} for i in range(MAX_EXCLUDED + 500)]
+    html = render_group_report({"title": "t", "participants": [], "excluded": excluded})
+    assert f"{MAX_EXCLUDED + 500} participant folder(s) were not used" in html
+    assert html.count("<td>no record</td>") == MAX_EXCLUDED
+    assert f"The first {MAX_EXCLUDED} are listed" in html
+    few = render_group_report({"title": "t", "participants": [], "excluded": excluded[:3]})
+    assert few.count("<td>no record</td>") == 3 and "are listed" not in few

@@ -97,3 +97,62 @@ def test_screenshot_shows_the_summary(report):
     # the red warning box (#b3261e border) is drawn near the top
     red = (abs(im[..., 0] - 0xB3) < 30) & (im[..., 1] < 80) & (im[..., 2] < 80)
     assert red[:400].sum() > 500
+
+
+@pytest.mark.slow
+def test_report_at_ten_thousand_participants_opens(tmp_path):
+    """10k participants, each with a real render and photo crop (hard links to one pair, with the
+    thumbnails the participant level makes): the group page stays small and opens, a page opens."""
+    import json
+
+    from bids_app.report.thumbs import write_thumbnails
+    from bids_app.workflows.group.writers import MAX_PAGES, MAX_TABLE_ROWS, MAX_THUMBNAILS
+    from helpers import write_record, write_synthetic
+
+    n = 10000
+    out = tmp_path / "out"
+    write_synthetic(out, n, noise=2.0, records=False)
+    rng = np.random.default_rng(0)
+    source = tmp_path / "source" / "sub-0"
+    pictures = {}
+    for kind, name in (("anat", "sub-0_desc-render01_FLAIR.png"), ("photo", "sub-0_desc-photo01_photo.png")):
+        (source / kind).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(source / kind / name)
+        pictures[kind] = name
+    (source / "anat" / "sub-0_desc-render01_FLAIR.json").write_text(json.dumps(
+        {"ImageSize": [128, 128], "Face": {"Detected": True, "Box": [30, 30, 60, 70], "Landmarks": []}}))
+    write_thumbnails(source)
+    originals = [p for p in source.rglob("*") if p.is_file()]
+    for sub in sorted(out.glob("sub-*")):
+        for src in originals:
+            dst = sub / src.relative_to(source).as_posix().replace("sub-0_", f"{sub.name}_")
+            dst.parent.mkdir(exist_ok=True)
+            os.link(src, dst)
+        for kind, suffix in (("anat", "FLAIR"), ("photo", "photo")):
+            sidecar = sub / kind / f"{sub.name}_desc-faces_{suffix}.json"
+            meta = json.loads(sidecar.read_text())
+            meta["Rows"][0]["File"] = pictures[kind].replace("sub-0_", f"{sub.name}_")
+            sidecar.write_text(json.dumps(meta))
+        write_record(out, sub.name[len("sub-"):])
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "dataset_description.json").write_text('{"Name": "10k", "BIDSVersion": "1.9.0"}')
+    summary = run_group(Settings(bids_dir=bids, output_dir=out, analysis_level="group"))
+    assert summary["n_participants"] == n
+
+    html = out / "facerisk.html"
+    text = html.read_text()
+    assert html.stat().st_size < 5e6  # summary, figures, the riskiest participants; the TSV has all
+    assert text.count('<tr id="sub-') == MAX_TABLE_ROWS
+    assert text.count("<img") == 2 * MAX_THUMBNAILS
+    assert 'href="group_desc-ranks.tsv"' in text
+    assert len((out / "group_desc-ranks.tsv").read_text().splitlines()) == n + 1
+    pages = sorted(out.glob("sub-*.html"))
+    assert len(pages) == MAX_PAGES
+    for target in (html, pages[0]):
+        dom = chromium(tmp_path, "--dump-dom", target.as_uri())
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        bad = [line for line in dom.stderr.splitlines() if BAD.search(line)]
+        assert bad == [], bad
+        assert "</main>" in dom.stdout
+        assert target != html or 'id="participants-table"' in dom.stdout

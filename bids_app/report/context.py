@@ -10,7 +10,9 @@ is passed in memory, so :func:`write_reports` after a group run and
 :func:`build_group_context` gives the context of ``group.html.j2``;
 :func:`write_participant_pages` writes ``output_dir/sub-<label>.html``
 (renders with their detections, photos, best matches). Images follow the
-run's ``--report-images`` (``full``, ``blurred`` or ``none``).
+run's ``--report-images`` (``full``, ``blurred`` or ``none``): the thumbnails
+the participant level made (:mod:`bids_app.report.thumbs`) are inlined as
+they are, and a detection is drawn over its render as inline SVG.
 
 Large cohorts stay bounded: the group table lists the ``max_rows``
 highest-risk participants (the TSV lists all), thumbnails are shown for the
@@ -29,10 +31,11 @@ from typing import Any
 import numpy as np
 
 from bids_app.io import atomic_write_text, read_json
+from bids_app.progress import Progress
 
 from .figures import cmc_svg, histogram_svg, roc_svg
 from .html import get_environment, render_group_report
-from .images import privacy_image
+from .thumbs import thumbnail_uri
 
 LOGGER = logging.getLogger("facerisk")
 
@@ -45,9 +48,6 @@ _IMAGES_NOTE = {
     "none": "Images are left out (--report-images none).",
 }
 _PAGE_NAME = re.compile(r"sub-[A-Za-z0-9]+\.html")
-#: Longest side of thumbnails in the group table and of images on the participant pages.
-TABLE_THUMB_PX = 120
-PAGE_IMAGE_PX = 200
 
 
 class ReportInputError(RuntimeError):
@@ -85,11 +85,9 @@ def read_report_inputs(output_dir: Path) -> dict[str, Any]:
     }
 
 
-def _thumb(path: Path | None, mode: str, max_side: int = TABLE_THUMB_PX, **draw) -> str | None:
-    if path is None or mode == "none":
-        return None
+def _thumb(path: Path | None, mode: str, made: list[int] | None = None) -> str | None:
     try:
-        return privacy_image(path, mode=mode, max_side=max_side, **draw)
+        return thumbnail_uri(path, mode, made)
     except (OSError, ValueError) as err:
         LOGGER.warning("cannot make a thumbnail of %s: %s", path, err)
         return None
@@ -107,6 +105,7 @@ def build_group_context(inputs: dict[str, Any], page_names: dict[str, str] | Non
     mode = data["report_images"]
     page_names = page_names or {}
     order = data["order"]
+    made = [0]
     rows = []
     for position, pid in enumerate(order[:max_rows]):
         info = data["participants"][pid]
@@ -116,8 +115,8 @@ def build_group_context(inputs: dict[str, Any], page_names: dict[str, str] | Non
             "rank": info["rank"],
             "status": info["status"],
             "score_true": info["score_true"],
-            "render_uri": _thumb(_file(inputs, images.get("best_render")), mode),
-            "photo_uri": _thumb(_file(inputs, images.get("best_photo")), mode),
+            "render_uri": _thumb(_file(inputs, images.get("best_render")), mode, made),
+            "photo_uri": _thumb(_file(inputs, images.get("best_photo")), mode, made),
             "matches": info["matches"],
             "renders_detected": info["renders_detected"],
             "renders_total": info["renders_total"],
@@ -126,6 +125,7 @@ def build_group_context(inputs: dict[str, Any], page_names: dict[str, str] | Non
             "linkage_rank": info["linkage_rank"],
             "page": page_names.get(pid),
         })
+    _log_made(made[0])
     notes = []
     n = len(order)
     if n > max_rows:
@@ -186,15 +186,23 @@ def build_group_context(inputs: dict[str, Any], page_names: dict[str, str] | Non
     }
 
 
-def _render_detection(path: Path) -> dict:
-    """Box and landmarks of the render's detected face, from its sidecar (empty if none)."""
+def _log_made(made: int) -> None:
+    if made:
+        LOGGER.info("report: %d thumbnail(s) made now from the images (participant outputs without "
+                    "figures/; a participant level of this version makes them once)", made)
+
+
+def _render_detection(path: Path) -> dict | None:
+    """The render's size, and the box and landmarks of its detected face, from its sidecar (None if none)."""
     try:
-        face = read_json(path.with_suffix(".json")).get("Face") or {}
+        sidecar = read_json(path.with_suffix(".json"))
     except (OSError, ValueError):
-        return {}
-    if not face.get("Detected") or not face.get("Box"):
-        return {}
-    return {"boxes": [face["Box"]], "landmarks": face.get("Landmarks") or []}
+        return None
+    face, size = sidecar.get("Face") or {}, sidecar.get("ImageSize")
+    if not face.get("Detected") or not face.get("Box") or not size:
+        return None
+    return {"width": size[0], "height": size[1], "box": face["Box"], "landmarks": face.get("Landmarks") or [],
+            "line": max(2, round(max(size) / 160))}
 
 
 def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
@@ -204,6 +212,8 @@ def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
     template = get_environment().get_template("participant.html.j2")
     mode = data["report_images"]
     names = {}
+    made = [0]
+    progress = Progress("report: participant pages", len(data["pages"]), "pages")
     linkage: dict[str, list] = {}
     for row in data["linkage_rows"]:
         linkage.setdefault(row["participant_id"], []).append(row)
@@ -215,22 +225,22 @@ def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
         renders = []
         for row in page["renders"]:
             path = _file(inputs, row["file"])
+            uri = _thumb(path, mode, made) if path and path.is_file() else None
             renders.append({
                 "name": row["name"], "image": row["image"], "detected": row["detected"], "score": row["score"],
-                "uri": _thumb(path, mode, PAGE_IMAGE_PX, **_render_detection(path))
-                if path and path.is_file() else None,
+                "uri": uri, "overlay": _render_detection(path) if uri else None,
             })
         photos = []
         for row in page["photos"]:
             path = _file(inputs, row["file"])
             photos.append({"name": row["name"], "detected": row["detected"], "score": row["score"],
-                           "uri": _thumb(path, mode, PAGE_IMAGE_PX) if path and path.is_file() else None})
+                           "uri": _thumb(path, mode, made) if path and path.is_file() else None})
         matches = []
         for m in data["participants"][pid]["matches"]:
             other = m["participant_id"]
             if other not in best_render:
                 best_render[other] = (data["images"].get(other) or {}).get("best_render")
-            matches.append({**m, "uri": _thumb(_file(inputs, best_render[other]), mode, TABLE_THUMB_PX)})
+            matches.append({**m, "uri": _thumb(_file(inputs, best_render[other]), mode, made)})
         html = template.render(
             version=data["facerisk_version"], participant_id=pid, info=data["participants"][pid],
             renders=renders, photos=photos, matches=matches, linkage=linkage.get(pid, []),
@@ -240,6 +250,8 @@ def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
         name = f"{pid}.html"
         atomic_write_text(inputs["output_dir"] / name, html)
         names[pid] = name
+        progress(len(names))
+    _log_made(made[0])
     # pages of an earlier run for participants without a page now (left out, or below max_pages)
     for old in inputs["output_dir"].glob("sub-*.html"):
         if old.name not in names.values() and _PAGE_NAME.fullmatch(old.name):

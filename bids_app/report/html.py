@@ -55,6 +55,7 @@ Group report context
                                 "rank", "rank_compare"}
     excluded          list of {"participant_id", "reason"}: participants left out as
                               incomplete (no or stale completion record)  ([])
+    max_excluded      int     of those, the number listed             (MAX_EXCLUDED)
     versions          dict    software versions                         ({})
   participant rows may also hold: status, score_true, detect_fraction,
   detect_best_score, linkage_rank, page (file name of the participant page).
@@ -77,6 +78,8 @@ from bids_app import __version__
 __all__ = ["get_environment", "render_group_report"]
 
 GROUP_TEMPLATE = "group.html.j2"
+#: Participants left out that the group page lists (the summary JSON lists all).
+MAX_EXCLUDED = 1000
 
 
 def _fmt_pct(value: Any, digits: int = 1) -> str:
@@ -157,6 +160,7 @@ def _normalise_group_context(context: Mapping[str, Any]) -> dict[str, Any]:
         "comparison": None,
         "compare_rows": [],
         "excluded": [],
+        "max_excluded": MAX_EXCLUDED,
         "scoring_text": "",
         "versions": {},
     }

@@ -294,6 +294,7 @@ def run_participant(subject: str, layout, settings: Settings, models: list) -> P
     these settings and inputs (and ``settings.force`` is off).
     """
     from bids_app.photos import default_photos_dir, find_photos
+    from bids_app.report.thumbs import write_thumbnails
 
     begin = time.perf_counter()
     result = ParticipantResult(subject=subject)
@@ -333,8 +334,11 @@ def run_participant(subject: str, layout, settings: Settings, models: list) -> P
     if errors:
         raise ParticipantError("; ".join(errors))
 
-    result.seconds = time.perf_counter() - begin
     folder = settings.output_dir / f"sub-{subject}"
+    start = time.perf_counter()
+    write_thumbnails(folder)  # the report's thumbnails, made once here (bids_app/report/thumbs.py)
+    _add_time(result, "thumbnails", start)
+    result.seconds = time.perf_counter() - begin
     outputs = sorted(
         path.relative_to(settings.output_dir).as_posix()
         for path in folder.rglob("*") if path.is_file() and not path.name.startswith(".")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from bids_app import __version__, rank
 from bids_app import bids as bidsio
 from bids_app.config import Settings
+from bids_app.progress import Progress
 
 from .fusion import fuse_sets
 from .load import (
@@ -43,8 +43,6 @@ TOP_MATCHES = 5
 RATE_KS = (1, 5, 10)
 #: Participants listed as flagged in the summary (the report and TSV list all).
 MAX_FLAGGED = 1000
-#: Seconds between two progress lines of a long ranking.
-PROGRESS_EVERY_S = 30.0
 
 
 @dataclass
@@ -75,24 +73,6 @@ def _stack_rows(per_code: list[list[tuple[np.ndarray, np.ndarray | None]]]) -> t
             out[at:at + len(rows)] = rows
             at += len(rows)
     return out, np.repeat(np.arange(len(per_code)), counts)
-
-
-def _progress_logger(what: str, every_s: float = PROGRESS_EVERY_S):
-    """A ``progress(done, total)`` callback that logs at most every ``every_s`` seconds."""
-    start = time.monotonic()
-    last = [start]
-
-    def report(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - last[0] < every_s:
-            return
-        last[0] = now
-        elapsed = now - start
-        left = elapsed * (total - done) / done if done else math.nan
-        LOGGER.info("%s: %d of %d photos (%.0f%%) in %.0f s, about %.0f s left",
-                    what, done, total, 100.0 * done / max(total, 1), elapsed, left)
-
-    return report
 
 
 def _load_all(settings: Settings, output_dir: Path):
@@ -195,7 +175,7 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
         result = rank.rank_gallery(
             p, pi, len(probe_subjects), g, gi, n_identities, truth,
             scoring=settings.scoring, top_k=settings.top_k, n_matches=TOP_MATCHES,
-            progress=_progress_logger("ranking"),
+            progress=Progress("ranking: photos against MRI faces", len(p), "photos"),
         )
         rank_values = result.ranks
         for row, subject in enumerate(probe_subjects):
@@ -323,6 +303,7 @@ def _linkage(settings, subjects, people, set_vectors) -> tuple[list[dict], dict 
         identity_group[probe_images], scoring=settings.scoring, top_k=settings.top_k,
         exclude_identity=np.array(probe_images), identity_group=identity_group,
         n_groups=len(group_subjects), n_matches=1,
+        progress=Progress("linkage: scans against scans", len(probes), "renders"),
     )
     rows = []
     for n, j in enumerate(probe_images):

@@ -22,6 +22,7 @@ import numpy as np
 
 from bids_app import bids as bidsio
 from bids_app.config import Settings
+from bids_app.progress import Progress
 
 __all__ = [
     "EmbeddingSet", "Excluded", "GroupError", "Participant", "check_single_model", "collect_participants",
@@ -98,7 +99,31 @@ def _read_npy(path: str):
     return np.load(path, allow_pickle=False)
 
 
-_MODELS: dict[str, dict] = {}
+_MODELS: list[dict] = []
+#: What the group level uses of a row of an embedding sidecar (memory: 100k+ sidecars of 15 rows).
+_ROW_KEYS = ("File", "Detected", "Score")
+
+
+def _kept(sidecar: dict) -> dict:
+    """The parts of an embedding sidecar the group level uses: the face model (one shared dict per
+    distinct description), each row's file, detection and score, and the scan's review flag."""
+    kept = {key: sidecar[key] for key in ("Dimension",) if key in sidecar}
+    model = sidecar.get("FaceModel")
+    if isinstance(model, dict):
+        shared = next((known for known in _MODELS if known == model), None)
+        if shared is None:
+            _MODELS.append(model)
+            shared = model
+        kept["FaceModel"] = shared
+    elif model is not None:
+        kept["FaceModel"] = model
+    rows = sidecar.get("Rows")
+    if isinstance(rows, list):
+        kept["Rows"] = [{k: row[k] for k in _ROW_KEYS if k in row} if isinstance(row, dict) else row for row in rows]
+    presence = sidecar.get("FacePresence")
+    if isinstance(presence, dict) and "Review" in presence:
+        kept["FacePresence"] = {"Review": presence["Review"]}
+    return kept
 
 
 def _load_set(subject: str, kind: str, json_path: Path | str) -> EmbeddingSet:
@@ -108,10 +133,7 @@ def _load_set(subject: str, kind: str, json_path: Path | str) -> EmbeddingSet:
             sidecar = json.loads(handle.read())
     except json.JSONDecodeError as err:
         raise ValueError(f"{json_path}: invalid JSON ({err.msg} at line {err.lineno})") from err
-    # one shared dict per distinct face model description (memory: 100k+ sidecars)
-    model = sidecar.get("FaceModel")
-    if isinstance(model, dict):
-        sidecar["FaceModel"] = _MODELS.setdefault(json.dumps(model, sort_keys=True), model)
+    sidecar = _kept(sidecar)
     npy = json_path[: -len(".json")] + ".npy"
     try:
         vectors = _read_npy(npy)
@@ -185,14 +207,20 @@ def _embedding_files(outputs: list[str], subject: str, settings: Settings, desc:
 
 
 def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, dict], list[Excluded]]:
-    """The participants whose record covers this group run (label -> record), and the others."""
+    """The participants whose record covers this group run, and the others.
+
+    Returns ``{label: {"Outputs": the embedding files its record lists}}`` (all the group level
+    reads of a record) and the :class:`Excluded`.
+    """
     if not output_dir.is_dir():
         raise GroupError(f"{output_dir}: no such folder; run the participant level first")
     subjects = bidsio.output_subjects(output_dir)
     if settings.participant_label:
         subjects = [s for s in subjects if s in settings.participant_label]
     trusted, excluded = {}, []
-    for subject in subjects:
+    progress = Progress("loading: completion records", len(subjects), "participants")
+    for done, subject in enumerate(subjects, start=1):
+        progress(done - 1)
         path = record_path(output_dir, subject)
         try:
             with open(path, "rb") as handle:
@@ -208,8 +236,9 @@ def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, di
             "its record is not a facerisk participant record; rerun its participant level")
         if why:
             excluded.append(Excluded(subject, why))
-        else:
-            trusted[subject] = record
+        else:  # the embedding files are all the group level reads of it (memory: 100k+ records)
+            trusted[subject] = {"Outputs": [rel for rel in record["Outputs"] if "_desc-faces" in rel]}
+    progress(len(subjects))
     return trusted, excluded
 
 
@@ -229,22 +258,27 @@ def collect_participants(settings: Settings, desc: str = "faces", output_dir: Pa
         if excluded is not None:
             excluded.extend(excluded_here)
     participants = []
-    for subject, record in records.items():
+    progress = Progress(f"loading: embeddings (desc-{desc})", len(records), "participants")
+    for done, (subject, record) in enumerate(records.items()):
+        progress(done)
         person = Participant(subject)
         files = _embedding_files(record["Outputs"], subject, settings, desc)
         listed = set(record["Outputs"])
+        root = os.fspath(output_dir)  # plain strings: 100k+ participants
         gone = [rel for _, rel in files
-                if not (output_dir / rel).is_file() or rel[:-len(".json")] + ".npy" not in listed
-                or not (output_dir / (rel[:-len(".json")] + ".npy")).is_file()]
+                if not os.path.isfile(os.path.join(root, rel)) or rel[:-len(".json")] + ".npy" not in listed
+                or not os.path.isfile(os.path.join(root, rel[:-len(".json")] + ".npy"))]
         if gone:
             if excluded is not None:
                 excluded.append(Excluded(subject, f"{gone[0]} (or its .npy), listed in its record, is "
                                                   "missing; rerun its participant level"))
             continue
         for kind, rel in files:
-            (person.mri if kind == "mri" else person.photos).append(_load_set(subject, kind, output_dir / rel))
+            (person.mri if kind == "mri" else person.photos).append(_load_set(subject, kind,
+                                                                             os.path.join(root, rel)))
         if person.mri or person.photos:
             participants.append(person)
+    progress(len(records))
     if not any(p.mri for p in participants):
         raise GroupError(
             f"{output_dir}: no participant outputs (desc-{desc}) for "

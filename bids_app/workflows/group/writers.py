@@ -39,8 +39,8 @@ __all__ = [
 
 #: Rows of the participant table in the HTML report (the TSV has all).
 MAX_TABLE_ROWS = 1000
-#: Rows of that table that show thumbnails (the highest-risk ones).
-MAX_THUMBNAILS = 200
+#: Rows of that table that show thumbnails (the highest-risk ones): the page stays a few MB.
+MAX_THUMBNAILS = 100
 #: Per-participant pages are written for the highest-risk participants only.
 MAX_PAGES = 200
 
