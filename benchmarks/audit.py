@@ -48,6 +48,8 @@ sys.path.insert(0, str(REPO))
 from bids_app import audit  # noqa: E402
 
 HEADS = Path("/work/shared/data/heads")
+#: Real heads whose field of view ends below the nose (no mouth): intact, their truth is ``partial``.
+NO_MOUTH_HEADS = ("colin27",)
 TRUTH_OF_METHOD = {"none": "face", "mask": "removed", "plane": "removed", "reface": "replaced"}
 
 
@@ -61,12 +63,14 @@ def _run(cmd: list[str], log: Path) -> None:
         subprocess.run(cmd, check=True, stdout=handle, stderr=subprocess.STDOUT, env=env)
 
 
-def run_facerisk(bids: Path, out: Path, modality: str) -> None:
-    """Participant and group levels (skipped when the group outputs are there)."""
-    if (out / "group_desc-images.tsv").is_file():
+def run_facerisk(bids: Path, out: Path, modality: str, regroup: bool = False) -> None:
+    """Participant and group levels (skipped when the group outputs are there; ``regroup``:
+    the group level again, e.g. after a change of the audit's thresholds)."""
+    done = (out / "group_desc-images.tsv").is_file()
+    if done and not regroup:
         return
     log = out.with_suffix(".log")
-    for level in ("participant", "group"):
+    for level in ("group",) if done else ("participant", "group"):
         _run([_bin("facerisk"), str(bids), str(out), level, "--modality", modality, "--skip-bids-validator"], log)
 
 
@@ -79,31 +83,35 @@ def read_tsv(path: Path) -> list[dict]:
 
 
 def _cohort_truth(folder: Path, method: str) -> dict[str, str]:
-    """participant_id -> true verdict: the truth table's, when it has one, else the method's."""
+    """participant_id -> true verdict: that of the method (:data:`TRUTH_OF_METHOD`)."""
     truth = {}
     path = folder / "truth.tsv"
     rows = read_tsv(path) if path.is_file() else []
     for row in rows:
         pid = row.get("participant_id") or f"sub-{row.get('label')}"
-        verdict = row.get("verdict") or row.get("truth_verdict") or row.get("face_truth")
-        truth[pid] = verdict if verdict in audit.VERDICTS else TRUTH_OF_METHOD[method]
+        truth[pid] = TRUTH_OF_METHOD[method]
     return truth
 
 
-def simulated(work: Path, seed: int, n: int, modes: list[str], methods: list[str]) -> list[dict]:
+def simulated(work: Path, seed: int, n: int, modes: list[str], methods: list[str], nprocs: int = 1,
+              regroup: bool = False) -> list[dict]:
+    """One simulated cohort per mode, written intact and de-identified with each method
+    (``facerisk-simulate --deface-methods``: the same participants and noise), one facerisk run each."""
     cases = []
     for mode in modes:
+        folder = work / f"seed{seed}-{mode}"
+        defaced = [m for m in methods if m != "none"]
+        if not (folder / "truth.tsv").is_file():
+            cmd = [_bin("facerisk-simulate"), str(folder), "--n", str(n), "--seed", str(seed), "--mode", mode,
+                   "--photos", "1", "1", "--nprocs", str(nprocs)]
+            if defaced:
+                cmd += ["--deface-methods", ",".join(defaced)]
+            _run(cmd, work / f"seed{seed}-{mode}.simlog")
+        contrast = json.loads((folder / "truth.json").read_text()).get("contrast", "FLAIR")
         for method in methods:
-            folder = work / f"seed{seed}-{mode}-{method}"
-            if not (folder / "truth.tsv").is_file():
-                cmd = [_bin("facerisk-simulate"), str(folder), "--n", str(n), "--seed", str(seed), "--mode", mode,
-                       "--photos", "1", "1"]
-                if method != "none":
-                    cmd += ["--deface", method]
-                _run(cmd, work / f"seed{seed}-{mode}-{method}.simlog")
-            out = folder / "out"
-            contrast = json.loads((folder / "truth.json").read_text()).get("contrast", "FLAIR")
-            run_facerisk(folder / "bids", out, contrast)
+            bids = folder / ("bids" if method == "none" else f"bids_defaced-{method}")
+            out = folder / f"out-{method}"
+            run_facerisk(bids, out, contrast, regroup)
             truth = _cohort_truth(folder, method)
             for row in read_tsv(out / "group_desc-images.tsv"):
                 cases.append({"set": f"sim-{mode}", "method": method, "truth": truth[row["participant_id"]],
@@ -122,7 +130,8 @@ def _frame(data, affine):
 
 
 def write_heads_dataset(bids: Path) -> dict[str, tuple[str, str, bool]]:
-    """A BIDS dataset of the real heads with alterations; label -> (method, truth, claims defacing)."""
+    """A BIDS dataset of the real heads with alterations (``sub-h<N>_acq-<alteration>_T1w``);
+    image name -> (alteration, true verdict, claims de-identification)."""
     import nibabel as nib
 
     from bids_app.mri import augment, load_head
@@ -155,25 +164,30 @@ def write_heads_dataset(bids: Path) -> dict[str, tuple[str, str, bool]]:
             "reface": ((sim_deface.reface_head(base.data, base, face), base.affine), "replaced",
                        {"DeidentificationMethod": ["mri_reface 0.3.3"]}),
         }
-        for k, (name, ((data, affine), verdict, meta)) in enumerate(variants.items()):
-            label = f"h{h}{name}"
-            anat = bids / f"sub-{label}" / "anat"
+        if path.name.startswith(NO_MOUTH_HEADS):
+            for name in ("intact", "falseclaim"):
+                variants[name] = (variants[name][0], "partial", variants[name][2])
+        for name, ((data, affine), verdict, meta) in variants.items():
+            # one participant per head, one acquisition per alteration: the audit never compares
+            # the faces of one participant, so the copies of one head are not taken for refacing
+            stem = f"sub-h{h}_acq-{name}_T1w"
+            anat = bids / f"sub-h{h}" / "anat"
             anat.mkdir(parents=True, exist_ok=True)
-            nib.save(nib.Nifti1Image(np.asarray(data, np.float32), affine), anat / f"sub-{label}_T1w.nii.gz")
-            (anat / f"sub-{label}_T1w.json").write_text(json.dumps(meta))
-            truth[f"sub-{label}"] = (name, verdict, bool(meta))
+            nib.save(nib.Nifti1Image(np.asarray(data, np.float32), affine), anat / f"{stem}.nii.gz")
+            (anat / f"{stem}.json").write_text(json.dumps(meta))
+            truth[stem] = (name, verdict, bool(meta))
     (bids / "truth.json").write_text(json.dumps(truth))
     return truth
 
 
-def real_heads(work: Path) -> list[dict]:
+def real_heads(work: Path, regroup: bool = False) -> list[dict]:
     bids = work / "heads" / "bids"
     truth = write_heads_dataset(bids)
     out = work / "heads" / "out"
-    run_facerisk(bids, out, "T1w")
+    run_facerisk(bids, out, "T1w", regroup)
     cases = []
     for row in read_tsv(out / "group_desc-images.tsv"):
-        method, verdict, claimed = truth[row["participant_id"]]
+        method, verdict, claimed = truth[row["image"]]
         cases.append({"set": "real heads", "method": method, "truth": verdict, "claimed_true": claimed,
                       "out": out, **row})
     return cases
@@ -227,14 +241,44 @@ def _pct(values) -> str:
     return f"n={v.size:4d} " + " ".join(f"{x:5.2f}" for x in q)
 
 
+def _sidecar(case: dict) -> dict:
+    stem = case["image"].rsplit("_", 1)[0]
+    path = next(Path(case["out"]).glob(f"{case['participant_id']}/**/anat/{stem}_desc-faces_{case['suffix']}.json"))
+    return json.loads(path.read_text())
+
+
+def surface_pairs(cases: list[dict]) -> None:
+    """3D profile distances between faces of different participants in one dataset: refaced
+    pairs (both truths ``replaced``) and pairs of different people (both ``face`` or ``partial``)."""
+    by_out: dict[str, list[dict]] = defaultdict(list)
+    for c in cases:
+        if c["renders_face"] not in ("0", "n/a"):
+            by_out[str(c["out"])].append(c)
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for name, rows in by_out.items():
+        profiles = [audit.profile_array(_sidecar(c).get("FaceProfile")) for c in rows]
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                a, b = rows[i], rows[j]
+                if a["participant_id"] == b["participant_id"] or profiles[i] is None or profiles[j] is None:
+                    continue
+                truths = {a["truth"], b["truth"]}
+                kind = ("refaced pair" if truths == {"replaced"} else
+                        "different people" if truths <= {"face", "partial"} else "refaced vs not")
+                d = audit.profile_distances(profiles[i], profiles[j][None])[0]
+                kinds[f"{a['set']:14s} {kind}"].append(d)
+    print(f"3D face-profile distance (mm) between faces of different participants (same surface at most "
+          f"{audit.SAME_SURFACE_MM:g}): percentiles 0 1 5 50 95 99 100")
+    for key, values in sorted(kinds.items()):
+        print(f"  {key:40s} {_pct(values)}")
+
+
 def measure(cases: list[dict]) -> None:
     """Distributions behind the thresholds, per true verdict (and, for similarity, per method)."""
     feats: dict[tuple[str, str], list[float]] = defaultdict(list)
     sims: dict[str, list[float]] = defaultdict(list)
     for c in cases:
-        side = next(Path(c["out"]).glob(f"{c['participant_id']}/**/anat/{c['image'].rsplit('_', 1)[0]}"
-                                        f"_desc-faces_{c['suffix']}.json"))
-        rows = json.loads(side.read_text())["Rows"]
+        rows = _sidecar(c)["Rows"]
         key = f"{c['truth']}/{c['method']}"
         for row in rows:
             fe = row.get("Features")
@@ -248,6 +292,7 @@ def measure(cases: list[dict]) -> None:
             feats[(key, "relief mm")].append(relief)
         if c["nearest_similarity"] not in ("n/a", ""):
             sims[f"{c['set']} {c['truth']}/{c['method']}"].append(float(c["nearest_similarity"]))
+    surface_pairs(cases)
     print("per-render measures of the detection that counts (or the best rejected one): "
           "percentiles 0 1 5 50 95 99 100")
     for (key, what), values in sorted(feats.items()):
@@ -267,13 +312,16 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["none", "mask", "plane", "reface"])
     parser.add_argument("--heads", action="store_true", help="real heads with alterations")
     parser.add_argument("--measure", action="store_true", help="print the distributions behind the thresholds")
+    parser.add_argument("--nprocs", type=int, default=1, help="participants simulated in parallel")
+    parser.add_argument("--regroup", action="store_true",
+                        help="rerun the group level on existing outputs (after a change of thresholds)")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     cases = []
     for seed in args.seed:
-        cases += simulated(args.work, seed, args.n, args.modes, args.methods)
+        cases += simulated(args.work, seed, args.n, args.modes, args.methods, args.nprocs, args.regroup)
     if args.heads:
-        cases += real_heads(args.work)
+        cases += real_heads(args.work, args.regroup)
     if args.measure:
         measure(cases)
     confusion(cases)

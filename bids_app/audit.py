@@ -30,6 +30,7 @@ constant; ``benchmarks/audit.py`` measures how often the verdicts are right.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ import numpy as np
 
 __all__ = [
     "ACTIONS", "Claim", "FeatureCounts", "ImageRecord", "ImageVerdict", "VERDICTS", "audit_images",
-    "count_features", "mean_embedding", "nearest_other", "parse_claim", "steward_sentence",
+    "count_features", "mean_embedding", "nearest_other", "parse_claim", "profile_array", "profile_distances",
+    "same_surface", "steward_sentence",
 ]
 
 VERDICTS = ("face", "partial", "removed", "replaced")
@@ -62,17 +64,38 @@ CUT_FLAT = 0.6
 NOSE_RELIEF_MM = 8.0
 #: Eye-to-mouth distances (mm) of a human face (lips where a mouth should be).
 EYE_MOUTH_MM = (35.0, 95.0)
+#: The mouth must also be skin in the scan's 3D profile: in this box of the
+#: face frame (mm from the nose tip: right, superior), at least
+#: :data:`MOUTH_SKIN_FRACTION` of the cells within :data:`MOUTH_DEPTH_MM`
+#: behind the nose tip. A field of view or a cut ending below the nose
+#: leaves nothing there, though the detector still puts mouth corners on
+#: whatever is below the nose in some renders.
+MOUTH_BOX = ((-20.0, 20.0), (-40.0, -20.0))
+MOUTH_DEPTH_MM = 50.0
+MOUTH_SKIN_FRACTION = 0.5
 #: A feature remains in a scan when it is found in at least this fraction
 #: of the renders (rounded up, at least 2).
 FEATURE_FRACTION = 0.3
-#: Cosine similarity of mean MRI-face embeddings (default model ``sface``)
-#: above which two images of different participants show the same face: a
-#: pasted template. Measured: different people (simulated, default and
-#: hard mode, and real heads) at most ~0.6; refaced pairs 0.8+.
-REPLACED_SIMILARITY = 0.75
-#: Other participants' faces that must be that close for a confident
-#: ``replaced`` (one is a pair: the same person enrolled twice looks alike too).
+#: Two faces are the same surface (a refacing tool's template pasted on
+#: both) when their 3D profiles (:func:`bids_app.presence.face_profile`)
+#: differ by at most this RMS (mm), after taking out a plane (a tilt of the
+#: face frame) and the worst tenth of the cells (hair, the edge of a paste).
+#: Measured (benchmarks/audit.py --measure): see :func:`profile_distance`.
+SAME_SURFACE_MM = 1.5
+#: Fewest grid cells with surface in both profiles for a comparison.
+MIN_PROFILE_CELLS = 150
+#: Other participants with the same face surface needed for a confident
+#: ``replaced`` (one alone is a pair: the same person enrolled twice, too).
 REPLACED_CLUSTER = 2
+#: Cosine similarity of mean face embeddings reported as evidence only: it
+#: does not separate refaced faces from relatives (measured on simulated
+#: cohorts made from three base heads: different participants up to 0.86,
+#: refaced real heads 0.58-0.77 to each other).
+REPLACED_SIMILARITY = 0.75
+#: Beyond this many images, profiles are compared with each image's
+#: nearest neighbours by embedding only (the cost grows as the square).
+PROFILE_ALL_PAIRS = 3000
+PROFILE_NEIGHBOURS = 50
 
 _FEATURE_NAMES = {"eyes": "eyes", "nose": "nose", "mouth": "mouth"}
 
@@ -91,6 +114,7 @@ class ImageRecord:
     presence: Mapping | None = None  # FacePresence of the embedding sidecar
     rows: Sequence[Mapping] = ()  # embedding sidecar Rows (per render)
     metadata: Mapping | None = None  # SourceMetadata; None: written by an older facerisk
+    profile: np.ndarray | None = None  # FaceProfile (profile_array); None: older outputs
 
 
 @dataclass(frozen=True)
@@ -192,13 +216,31 @@ class FeatureCounts:
     mouth: int
     cut: int  # renders showing a plane where the face should be
     measured: bool  # False: outputs of an older facerisk, without per-feature measures
+    mouth_skin: float | None = None  # fraction of the profile's mouth box that is skin (None: no profile)
 
     def need(self) -> int:
         return max(int(np.ceil(FEATURE_FRACTION * self.renders - 1e-9)), 2)
 
     def remaining(self) -> list[str]:
         need = self.need()
-        return [name for name in ("eyes", "nose", "mouth") if getattr(self, name) >= need]
+        found = [name for name in ("eyes", "nose", "mouth") if getattr(self, name) >= need]
+        if self.mouth_skin is not None and self.mouth_skin < MOUTH_SKIN_FRACTION and "mouth" in found:
+            found.remove("mouth")
+        return found
+
+
+def mouth_skin(profile: np.ndarray | None, step: float = 4.0, right=(-36.0, 36.0),
+               superior=(-48.0, 40.0)) -> float | None:
+    """Fraction of the profile's mouth box (:data:`MOUTH_BOX`) that is skin near the face."""
+    if profile is None:
+        return None
+    xs = np.arange(right[0], right[1] + 1e-6, step)
+    zs = np.arange(superior[0], superior[1] + 1e-6, step)
+    if profile.shape != (zs.size, xs.size):
+        return None
+    (x0, x1), (z0, z1) = MOUTH_BOX
+    box = profile[np.ix_((zs >= z0) & (zs <= z1), (xs >= x0) & (xs <= x1))]
+    return float(np.mean(np.isfinite(box) & (box >= -MOUTH_DEPTH_MM)))
 
 
 def _num(value) -> float:
@@ -280,6 +322,73 @@ def nearest_other(means: Sequence[np.ndarray | None], owners: Sequence[str],
     return out
 
 
+def profile_array(profile: Mapping | None) -> np.ndarray | None:
+    """The ``FaceProfile`` of an embedding sidecar as a float array (None when absent)."""
+    if not isinstance(profile, Mapping) or not profile.get("AnteriorMm"):
+        return None
+    return np.array([[np.nan if v is None else float(v) for v in row] for row in profile["AnteriorMm"]], float)
+
+
+def _design(shape: tuple[int, int]) -> np.ndarray:
+    zs, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    return np.stack([np.ones(zs.size), xs.ravel() - shape[1] / 2, zs.ravel() - shape[0] / 2], axis=1)
+
+
+def profile_distances(one: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Distance (mm) of profile ``one`` (rows x cols) to each of ``others`` (n x rows x cols).
+
+    Per pair: the difference on the cells where both have surface, minus its
+    least-squares plane (a tilt or shift of the face frame), then the RMS of
+    the smallest 90% of the residuals. NaN with fewer than
+    :data:`MIN_PROFILE_CELLS` common cells.
+    """
+    design = _design(one.shape)
+    diff = (others - one[None]).reshape(len(others), -1)
+    ok = np.isfinite(diff)
+    out = np.full(len(others), np.nan)
+    for k in np.flatnonzero(ok.sum(axis=1) >= MIN_PROFILE_CELLS):
+        a, b = design[ok[k]], diff[k, ok[k]]
+        residual = np.abs(b - a @ np.linalg.lstsq(a, b, rcond=None)[0])
+        kept = np.sort(residual)[: max(int(0.9 * residual.size), 1)]
+        out[k] = float(np.sqrt(np.mean(kept ** 2)))
+    return out
+
+
+def same_surface(profiles: Sequence[np.ndarray | None], owners: Sequence[str], faces: Sequence[bool],
+                 means: Sequence[np.ndarray | None]) -> list[tuple[float | None, int, str | None]]:
+    """Per image with a face: the smallest profile distance to a face of *another* participant,
+    how many other participants have a face within :data:`SAME_SURFACE_MM`, and the nearest.
+
+    Images of one participant (two sessions) are never compared. With more than
+    :data:`PROFILE_ALL_PAIRS` faces, only each image's :data:`PROFILE_NEIGHBOURS`
+    nearest faces by embedding are compared.
+    """
+    out: list[tuple[float | None, int, str | None]] = [(None, 0, None)] * len(profiles)
+    index = [i for i, (p, f) in enumerate(zip(profiles, faces)) if f and p is not None]
+    if len(index) < 2 or len({p.shape for p in (profiles[i] for i in index)}) != 1:
+        return out
+    stack = np.stack([profiles[i] for i in index])
+    who = np.array([owners[i] for i in index])
+    candidates = None
+    if len(index) > PROFILE_ALL_PAIRS:
+        dim = next(m.size for m in means if m is not None)
+        vec = np.stack([means[i] if means[i] is not None else np.zeros(dim) for i in index])
+        sims = vec @ vec.T
+        candidates = np.argsort(-sims, axis=1)[:, : PROFILE_NEIGHBOURS + 1]
+    for row, i in enumerate(index):
+        pick = np.arange(len(index)) if candidates is None else candidates[row]
+        pick = pick[who[pick] != owners[i]]
+        if not pick.size:
+            continue
+        dist = profile_distances(stack[row], stack[pick])
+        if not np.isfinite(dist).any():
+            continue
+        best = int(np.nanargmin(dist))
+        close = {str(w) for w in who[pick][dist <= SAME_SURFACE_MM]}
+        out[i] = (float(dist[best]), len(close), str(who[pick][best]))
+    return out
+
+
 # ----------------------------------------------------------------------------- verdicts
 
 
@@ -303,6 +412,9 @@ class ImageVerdict:
     nearest_similarity: float | None = None
     nearest_participant: str | None = None
     counts: FeatureCounts | None = None
+    surface_distance: float | None = None
+    same_surface: int = 0
+    surface_participant: str | None = None
     flags: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -316,6 +428,8 @@ class ImageVerdict:
             "other_sequence_face": self.other_sequence_face,
             "nearest_similarity": self.nearest_similarity,
             "nearest_participant": f"sub-{self.nearest_participant}" if self.nearest_participant else None,
+            "surface_distance": self.surface_distance, "same_surface": self.same_surface,
+            "surface_participant": f"sub-{self.surface_participant}" if self.surface_participant else None,
             "renders": c.renders if c else None, "renders_face": c.counted if c else None,
             "eyes": c.eyes if c and c.measured else None, "nose": c.nose if c and c.measured else None,
             "mouth": c.mouth if c and c.measured else None, "cut": c.cut if c and c.measured else None,
@@ -327,32 +441,45 @@ def _join(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else "none"
 
 
-def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | None, int, str | None]):
-    """``(verdict, confidence, remaining features, evidence text)`` for one image."""
+def _face_decided(record: ImageRecord, counts: FeatureCounts) -> tuple[bool, int, int]:
+    """The participant level's scan decision: face present, supporting renders, renders needed."""
     presence = record.presence
     if presence is None:  # outputs older than the scan decision: the renders with a face decide
         need = max(int(np.ceil(0.4 * counts.renders - 1e-9)), 1)
-        presence = {"FacePresent": counts.counted >= need, "Support": counts.counted, "MinSupport": need}
-    face = bool(presence.get("FacePresent"))
-    support, need = int(presence.get("Support") or 0), int(presence.get("MinSupport") or 1)
-    review = bool(presence.get("Review"))
+        return counts.counted >= need, counts.counted, need
+    return (bool(presence.get("FacePresent")), int(presence.get("Support") or 0),
+            int(presence.get("MinSupport") or 1))
+
+
+def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | None, int, str | None],
+             surface: tuple[float | None, int, str | None]):
+    """``(verdict, confidence, remaining features, evidence text)`` for one image."""
+    face, support, need = _face_decided(record, counts)
+    review = bool((record.presence or {}).get("Review"))
     remaining = counts.remaining() if counts.measured else (["eyes", "nose", "mouth"] if face else [])
     sim, close, nearest = similar
     parts = [f"{counts.counted}/{counts.renders} renders with a face"]
     if counts.measured:
-        parts.append(f"eyes {counts.eyes}, nose {counts.nose}, mouth {counts.mouth} renders")
+        parts.append(f"eyes {counts.eyes}, nose {counts.nose}, mouth {counts.mouth} renders"
+                     + (f" (mouth region {100 * counts.mouth_skin:.0f}% skin in 3D)"
+                        if counts.mouth_skin is not None else ""))
         if counts.cut:
             parts.append(f"a cut plane in {counts.cut}")
     else:
         parts.append("no per-feature measures (older outputs)")
+    distance, same, _ = surface
+    if distance is not None:
+        parts.append(f"face surface {distance:.1f} mm from the nearest other participant's"
+                     + (f", the same surface as {same} other participant{'s' if same != 1 else ''}" if same else ""))
+    elif face and record.profile is None:
+        parts.append("no 3D profile (older outputs): refacing not checked")
     if sim is not None:
-        parts.append(f"nearest other participant's face {sim:.2f}"
-                     + (f" ({close} at least {REPLACED_SIMILARITY:g})" if close else ""))
+        parts.append(f"embedding similarity to the nearest other participant's face {sim:.2f}")
     evidence = "; ".join(parts)
 
     if face:
-        if sim is not None and close >= 1 and sim >= REPLACED_SIMILARITY and len(remaining) >= 2:
-            confidence = "high" if close >= REPLACED_CLUSTER else "low"
+        if same >= 1:
+            confidence = "high" if same >= REPLACED_CLUSTER else "low"
             return "replaced", confidence, remaining, evidence
         missing = [f for f in ("eyes", "nose", "mouth") if f not in remaining]
         if counts.measured and (missing or counts.cut >= counts.need()):
@@ -362,8 +489,8 @@ def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | 
         margin = support - need
         confidence = "high" if margin >= 2 else "medium" if margin >= 1 else "low"
         return "face", confidence, remaining, evidence
-    if counts.measured and len(remaining) >= 2:
-        return "partial", "low", remaining, evidence
+    # No face decided: features that pass their shape test alone are not a face (measured:
+    # the irregular surface a face mask leaves passes the eyes' flatness test in some renders).
     confidence = "low" if review else "medium" if counts.detected > counts.need() else "high"
     return "removed", confidence, [], evidence
 
@@ -380,8 +507,8 @@ def _action(v: ImageVerdict) -> tuple[str, str]:
         return "check by eye", what + (f"; claims de-identification ({v.claim.method})" if v.claim.claimed else "")
     if v.confidence == "low":
         if v.verdict == "replaced":
-            return "check by eye", ("the face is nearly the same as one other participant's: a pasted template, "
-                                    "or the same person twice")
+            return "check by eye", ("the face surface is the same as one other participant's: a pasted "
+                                    "template, or the same person twice")
         return "check by eye", "no face decided, but some renders found a nose in 3D"
     if v.verdict == "replaced":
         return "fine", "a template face (refaced): not the participant's"
@@ -393,16 +520,26 @@ def audit_images(records: Sequence[ImageRecord], means: Sequence[np.ndarray | No
 
     ``means``: each image's :func:`mean_embedding` (None without a face).
     """
-    similar = nearest_other(means, [r.participant for r in records])
-    verdicts = []
-    for record, sim in zip(records, similar):
+    owners = [r.participant for r in records]
+    similar = nearest_other(means, owners)
+    all_counts = []
+    for record in records:
         counts = count_features(record.rows)
-        verdict, confidence, remaining, evidence = _verdict(record, counts, sim)
+        if record.metadata is not None and not counts.measured:  # current outputs, no detection at all
+            counts = FeatureCounts(counts.renders, 0, counts.counted, 0, 0, 0, 0, True)
+        counts = dataclasses.replace(counts, mouth_skin=mouth_skin(record.profile))
+        all_counts.append(counts)
+    faces = [_face_decided(r, c)[0] for r, c in zip(records, all_counts)]
+    surfaces = same_surface([r.profile for r in records], owners, faces, means)
+    verdicts = []
+    for record, counts, sim, surface in zip(records, all_counts, similar, surfaces):
+        verdict, confidence, remaining, evidence = _verdict(record, counts, sim, surface)
         claim = parse_claim(record.metadata)
         verdicts.append(ImageVerdict(
             record.participant, record.session, record.image, record.suffix, verdict, confidence, remaining,
             evidence, claim, claimed_but_face=bool(claim.claimed) and verdict in ("face", "partial"),
-            nearest_similarity=sim[0], nearest_participant=sim[2], counts=counts))
+            nearest_similarity=sim[0], nearest_participant=sim[2], counts=counts,
+            surface_distance=surface[0], same_surface=surface[1], surface_participant=surface[2]))
     # other sequences that show a face while the same participant's (and session's) T1w was de-identified
     deidentified = {(v.participant, v.session) for v in verdicts if v.suffix == "T1w" and (
         v.verdict in ("removed", "replaced") or v.claim.claimed)}

@@ -393,3 +393,45 @@ def feature_shape(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, S
         flat[name] = _flat_fraction(found)
     disc, _ = _patch_points(depth, points.mean(axis=0), FACE_DISC * gap, pose, view_angle)
     return FeatureShape(seen, flat, _flat_fraction(disc))
+
+
+# --------------------------------------------------------------------------- the face's 3D profile
+
+#: Grid of the face profile in the face frame (mm from the nose tip): right, superior.
+PROFILE_RIGHT_MM = (-36.0, 36.0)
+PROFILE_SUPERIOR_MM = (-48.0, 40.0)
+PROFILE_STEP_MM = 4.0
+#: Along the anterior axis, the surface is searched from this far in front of the nose tip
+#: to this far behind it (mm).
+PROFILE_DEPTH_MM = (30.0, -90.0)
+
+
+def face_profile(mask: np.ndarray, affine: np.ndarray, frame) -> np.ndarray:
+    """The face's relief on a regular grid of the face frame (mm; NaN where no surface).
+
+    For each grid point (right, superior) around the nose tip, the anterior
+    coordinate (relative to the nose tip) of the first head-mask voxel met
+    coming from the front. Two scans of one surface (a refacing tool's
+    template face pasted on several participants) give the same profile
+    up to a tilt; two people do not (see :mod:`bids_app.audit`).
+    """
+    anterior = np.asarray(frame.anterior, float)
+    anterior /= np.linalg.norm(anterior)
+    superior = np.asarray(frame.superior, float) - (np.asarray(frame.superior, float) @ anterior) * anterior
+    superior /= np.linalg.norm(superior)
+    right = np.cross(anterior, superior)
+    xs = np.arange(PROFILE_RIGHT_MM[0], PROFILE_RIGHT_MM[1] + 1e-6, PROFILE_STEP_MM)
+    zs = np.arange(PROFILE_SUPERIOR_MM[0], PROFILE_SUPERIOR_MM[1] + 1e-6, PROFILE_STEP_MM)
+    ds = np.arange(PROFILE_DEPTH_MM[0], PROFILE_DEPTH_MM[1] - 1e-6, -1.0)
+    z, x, d = np.meshgrid(zs, xs, ds, indexing="ij")
+    points = (np.asarray(frame.nose_tip, float) + x[..., None] * right + z[..., None] * superior
+              + d[..., None] * anterior)
+    vox = np.rint(points @ np.linalg.inv(affine)[:3, :3].T + np.linalg.inv(affine)[:3, 3]).astype(int)
+    inside = ((vox >= 0) & (vox < np.asarray(mask.shape))).all(axis=-1)
+    hit = np.zeros(inside.shape, bool)
+    v = vox[inside]
+    hit[inside] = mask[v[:, 0], v[:, 1], v[:, 2]]
+    first = np.argmax(hit, axis=-1)
+    profile = ds[first].astype(float)
+    profile[~hit.any(axis=-1)] = np.nan
+    return profile

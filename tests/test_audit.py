@@ -67,12 +67,12 @@ def _rows(n_face: int, n: int = 10, mouth_flat: float = 0.5, face_flat: float = 
     return rows
 
 
-def _record(label: str, n_face: int, metadata=None, suffix="T1w", session=None, **kw) -> ImageRecord:
+def _record(label: str, n_face: int, metadata=None, suffix="T1w", session=None, profile=None, **kw) -> ImageRecord:
     present = n_face >= 4
     return ImageRecord(participant=label, image=f"sub-{label}_{suffix}", suffix=suffix, session=session,
                        presence={"FacePresent": present, "Support": n_face, "MinSupport": 4,
                                  "Review": not present and n_face > 0},
-                       rows=_rows(n_face, **kw), metadata={} if metadata is None else metadata)
+                       rows=_rows(n_face, **kw), metadata={} if metadata is None else metadata, profile=profile)
 
 
 def _people(n: int, rng, dim: int = 128) -> list[np.ndarray]:
@@ -95,33 +95,64 @@ def test_face_partial_removed_from_the_per_feature_evidence():
     assert got[2].counts.cut == 3 and got[2].confidence in ("high", "medium")
 
 
+def _profile(rng, bumps: np.ndarray | None = None, tilt: float = 0.0, noise: float = 0.3) -> np.ndarray:
+    """A face profile (23 x 19 cells of 4 mm, mm from the nose tip): a nose, two orbits, cheeks,
+    plus ``bumps`` (what makes one person's face), a tilt of the face frame and measurement noise."""
+    zs, xs = np.mgrid[-48:41:4, -36:37:4].astype(float)
+    face = (-0.004 * xs ** 2 - 0.003 * zs ** 2 - 25.0 + 25.0 * np.exp(-(xs ** 2 + zs ** 2) / 200.0)
+            - 6.0 * np.exp(-((np.abs(xs) - 30) ** 2 + (zs - 20) ** 2) / 60.0))
+    if bumps is not None:
+        face = face + bumps
+    return face + tilt * zs / 10.0 + noise * rng.normal(size=face.shape)
+
+
+def _person(rng) -> np.ndarray:
+    """Smooth differences of a few mm between people (nose size, brow, cheeks)."""
+    zs, xs = np.mgrid[-48:41:4, -36:37:4].astype(float)
+    out = np.zeros(xs.shape)
+    for _ in range(6):
+        cx, cz, amp = rng.uniform(-30, 30), rng.uniform(-40, 35), rng.choice([-1, 1]) * rng.uniform(3, 8)
+        out += amp * np.exp(-((xs - cx) ** 2 + (zs - cz) ** 2) / 150.0)
+    return out
+
+
 def test_a_pasted_template_face_is_replaced_but_two_sessions_of_one_person_are_not():
     rng = np.random.default_rng(1)
-    template = _people(1, rng)[0]
-    people = _people(6, rng)
+    template = _person(rng)
     records, means = [], []
-    for i in range(4):  # refaced: the template plus a little noise of each head around it
-        records.append(_record(f"r{i}", 10))
-        v = template + 0.05 * rng.normal(size=template.size) / np.sqrt(template.size)
-        means.append(v / np.linalg.norm(v))
-    for i, person in enumerate(people):
-        for session in ("1", "2"):  # two scans of one person: alike, but one participant
-            records.append(_record(f"p{i}", 10, session=session))
-            v = person + 0.1 * rng.normal(size=person.size) / np.sqrt(person.size)
-            means.append(v / np.linalg.norm(v))
+    for i in range(4):  # refaced: the template's surface, each frame tilted a little
+        records.append(_record(f"r{i}", 10, profile=_profile(rng, template, tilt=rng.uniform(-1, 1))))
+        means.append(_people(1, rng)[0])  # their embeddings need not be alike (context, pastes)
+    for i in range(6):
+        person = _person(rng)
+        for session in ("1", "2"):  # two scans of one person: one surface, but one participant
+            records.append(_record(f"p{i}", 10, session=session, profile=_profile(rng, person)))
+            means.append(_people(1, rng)[0])
     got = audit_images(records, means)
     assert [v.verdict for v in got[:4]] == ["replaced"] * 4
-    assert all(v.confidence == "high" and v.action == "fine" for v in got[:4])
+    assert all(v.confidence == "high" and v.action == "fine" and v.same_surface == 3 for v in got[:4])
     assert all(v.verdict == "face" for v in got[4:])
-    assert all(v.nearest_similarity < audit.REPLACED_SIMILARITY for v in got[4:])
+    assert all(v.surface_distance > audit.SAME_SURFACE_MM for v in got[4:])
 
 
 def test_a_lone_pair_of_identical_faces_is_replaced_with_low_confidence():
     rng = np.random.default_rng(2)
-    same = _people(1, rng)[0]
-    got = audit_images([_record("01", 10), _record("02", 10), _record("03", 10)], [same, same, _people(1, rng)[0]])
+    same = _person(rng)
+    records = [_record("01", 10, profile=_profile(rng, same)), _record("02", 10, profile=_profile(rng, same)),
+               _record("03", 10, profile=_profile(rng, _person(rng)))]
+    got = audit_images(records, _people(3, rng))
     assert [v.verdict for v in got] == ["replaced", "replaced", "face"]
     assert got[0].confidence == "low" and got[0].action == "check by eye"
+
+
+def test_profile_distance_ignores_a_tilt_and_holes():
+    rng = np.random.default_rng(4)
+    face = _person(rng)
+    a, b = _profile(rng, face, noise=0.0), _profile(rng, face, tilt=2.0, noise=0.0)
+    b[:5] = np.nan  # the chin outside the field of view
+    assert audit.profile_distances(a, b[None])[0] < 0.01
+    assert audit.profile_distances(a, _profile(rng, _person(rng), noise=0.0)[None])[0] > audit.SAME_SURFACE_MM
+    assert np.isnan(audit.profile_distances(a, np.full((1, *a.shape), np.nan))[0])
 
 
 def test_claimed_but_face_comes_first_and_other_sequences_are_flagged():
@@ -160,3 +191,17 @@ def test_the_steward_sentence_has_the_numbers():
     assert text == ("Of 120 anatomical images from 60 participants, 3 (2.5%) still show a reconstructable face "
                     "and must be defaced again, 2 need a visual check, and 115 show no face or a replaced face "
                     "(facerisk 0.2.0, 2026-11-30).")
+
+
+def test_no_skin_below_the_nose_in_3d_means_no_mouth():
+    """A field of view cut below the nose: the detector still places mouth corners in some renders,
+    but the scan's 3D profile has no skin where the mouth should be: partial, eyes and nose."""
+    rng = np.random.default_rng(5)
+    cut = _profile(rng, _person(rng))
+    zs = np.arange(-48, 41, 4)
+    cut[zs < -12] = np.nan
+    got = audit_images([_record("01", 10, profile=cut), _record("02", 10, profile=_profile(rng, _person(rng)))],
+                       _people(2, rng))
+    assert [v.verdict for v in got] == ["partial", "face"]
+    assert got[0].remaining == ["eyes", "nose"] and got[0].counts.mouth_skin == 0.0
+    assert got[1].counts.mouth_skin == 1.0

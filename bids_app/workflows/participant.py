@@ -168,6 +168,7 @@ def process_anat_image(
     start = _add_time(result, "render", start)
 
     poses = [camera_pose(frame, view) for view in views]
+    profile = _profile_json(mask, affine, frame)
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
     decisions = []
@@ -225,7 +226,7 @@ def process_anat_image(
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
             {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json(),
-             "SourceMetadata": metadata},
+             "SourceMetadata": metadata, "FaceProfile": profile},
         )
     result.images += 1
 
@@ -284,6 +285,16 @@ def process_photos(
         )
     _add_time(result, "photos", start)
     return errors
+
+
+def _profile_json(mask, affine, frame) -> dict:
+    """The face's 3D profile (:func:`bids_app.presence.face_profile`) for the embedding sidecar."""
+    from bids_app import presence
+
+    profile = presence.face_profile(mask, affine, frame)
+    return {"StepMm": presence.PROFILE_STEP_MM, "RightMm": list(presence.PROFILE_RIGHT_MM),
+            "SuperiorMm": list(presence.PROFILE_SUPERIOR_MM),
+            "AnteriorMm": [[round(float(v), 1) if np.isfinite(v) else None for v in row] for row in profile]}
 
 
 #: Per-render measures copied into the embedding sidecar's ``Rows``: the

@@ -271,7 +271,7 @@ def audit_images(subjects: list[str], people: dict[str, Participant]) -> list:
             records.append(audit.ImageRecord(
                 participant=subject, image=item.label, suffix=item.label.rsplit("_", 1)[-1], session=session,
                 presence=sidecar.get("FacePresence"), rows=sidecar.get("Rows") or [],
-                metadata=sidecar.get("SourceMetadata")))
+                metadata=sidecar.get("SourceMetadata"), profile=audit.profile_array(sidecar.get("FaceProfile"))))
             means.append(audit.mean_embedding(item.vectors))
     return audit.audit_images(records, means)
 
