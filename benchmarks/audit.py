@@ -247,36 +247,11 @@ def _sidecar(case: dict) -> dict:
     return json.loads(path.read_text())
 
 
-def surface_pairs(cases: list[dict]) -> None:
-    """3D profile distances between faces of different participants in one dataset: refaced
-    pairs (both truths ``replaced``) and pairs of different people (both ``face`` or ``partial``)."""
-    by_out: dict[str, list[dict]] = defaultdict(list)
-    for c in cases:
-        if c["renders_face"] not in ("0", "n/a"):
-            by_out[str(c["out"])].append(c)
-    kinds: dict[str, list[float]] = defaultdict(list)
-    for name, rows in by_out.items():
-        profiles = [audit.profile_array(_sidecar(c).get("FaceProfile")) for c in rows]
-        for i in range(len(rows)):
-            for j in range(i + 1, len(rows)):
-                a, b = rows[i], rows[j]
-                if a["participant_id"] == b["participant_id"] or profiles[i] is None or profiles[j] is None:
-                    continue
-                truths = {a["truth"], b["truth"]}
-                kind = ("refaced pair" if truths == {"replaced"} else
-                        "different people" if truths <= {"face", "partial"} else "refaced vs not")
-                d = audit.profile_distances(profiles[i], profiles[j][None])[0]
-                kinds[f"{a['set']:14s} {kind}"].append(d)
-    print(f"3D face-profile distance (mm) between faces of different participants (same surface at most "
-          f"{audit.SAME_SURFACE_MM:g}): percentiles 0 1 5 50 95 99 100")
-    for key, values in sorted(kinds.items()):
-        print(f"  {key:40s} {_pct(values)}")
-
-
 def measure(cases: list[dict]) -> None:
     """Distributions behind the thresholds, per true verdict (and, for similarity, per method)."""
     feats: dict[tuple[str, str], list[float]] = defaultdict(list)
     sims: dict[str, list[float]] = defaultdict(list)
+    templ: dict[str, list[float]] = defaultdict(list)
     for c in cases:
         rows = _sidecar(c)["Rows"]
         key = f"{c['truth']}/{c['method']}"
@@ -292,14 +267,19 @@ def measure(cases: list[dict]) -> None:
             feats[(key, "relief mm")].append(relief)
         if c["nearest_similarity"] not in ("n/a", ""):
             sims[f"{c['set']} {c['truth']}/{c['method']}"].append(float(c["nearest_similarity"]))
-    surface_pairs(cases)
+        if c["template_similarity"] not in ("n/a", ""):
+            templ[f"{c['set']} {c['truth']}/{c['method']}"].append(float(c["template_similarity"]))
     print("per-render measures of the detection that counts (or the best rejected one): "
           "percentiles 0 1 5 50 95 99 100")
     for (key, what), values in sorted(feats.items()):
         print(f"  {key:20s} {what:14s} {_pct(values)}")
-    print(f"similarity of each image's face to the nearest other participant's (replaced from "
-          f"{audit.REPLACED_SIMILARITY:g}):")
+    print(f"similarity of each image's face to the nearest other participant's (a cluster from "
+          f"{audit.CLUSTER_SIMILARITY:g}):")
     for key, values in sorted(sims.items()):
+        print(f"  {key:32s} {_pct(values)}")
+    print(f"similarity of each image's face to the known template face (replaced from "
+          f"{audit.TEMPLATE_SIMILARITY:g}):")
+    for key, values in sorted(templ.items()):
         print(f"  {key:32s} {_pct(values)}")
 
 

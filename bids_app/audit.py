@@ -15,7 +15,8 @@ group level, and the images' mean face embeddings). Per image:
 ``replaced``
     a face is present but it is not the participant's: refacing tools paste
     one template face, so that face is nearly the same in many participants
-    (far more alike than two people ever are, :data:`REPLACED_SIMILARITY`).
+    (far more alike than two people ever are, :data:`CLUSTER_SIMILARITY`), and
+    close to a known template face (:data:`TEMPLATE_SIMILARITY`).
 
 Each verdict carries its evidence (renders with a face, per-feature counts,
 cut-plane renders, similarity to the nearest other participant's face) and
@@ -31,16 +32,18 @@ constant; ``benchmarks/audit.py`` measures how often the verdicts are right.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "ACTIONS", "Claim", "FeatureCounts", "ImageRecord", "ImageVerdict", "VERDICTS", "audit_images",
-    "count_features", "mean_embedding", "nearest_other", "parse_claim", "profile_array", "profile_distances",
-    "same_surface", "steward_sentence",
+    "count_features", "load_templates", "mean_embedding", "mouth_skin", "nearest_other", "parse_claim",
+    "profile_array", "steward_sentence", "template_similarity",
 ]
 
 VERDICTS = ("face", "partial", "removed", "replaced")
@@ -76,26 +79,20 @@ MOUTH_SKIN_FRACTION = 0.5
 #: A feature remains in a scan when it is found in at least this fraction
 #: of the renders (rounded up, at least 2).
 FEATURE_FRACTION = 0.3
-#: Two faces are the same surface (a refacing tool's template pasted on
-#: both) when their 3D profiles (:func:`bids_app.presence.face_profile`)
-#: differ by at most this RMS (mm), after taking out a plane (a tilt of the
-#: face frame) and the worst tenth of the cells (hair, the edge of a paste).
-#: Measured (benchmarks/audit.py --measure): see :func:`profile_distance`.
-SAME_SURFACE_MM = 1.5
-#: Fewest grid cells with surface in both profiles for a comparison.
-MIN_PROFILE_CELLS = 150
-#: Other participants with the same face surface needed for a confident
-#: ``replaced`` (one alone is a pair: the same person enrolled twice, too).
+#: Cosine similarity (mean face embeddings of the default model ``sface``)
+#: to a known template face (:data:`TEMPLATES_FILE`: the faces refacing
+#: tools paste) from which a face counts as that template. Measured
+#: (benchmarks/audit.py --measure, dev data): refaced real heads 0.61-0.81;
+#: faces of people (real heads intact or cut, simulated seed 0) at most 0.58.
+TEMPLATE_SIMILARITY = 0.6
+#: Cosine similarity between two participants' faces from which they count
+#: as one pasted face; :data:`REPLACED_CLUSTER` other participants that close
+#: make a cluster. Measured: simulated participants made from one base head
+#: (relatives) up to 0.86, different real people at most 0.6.
+CLUSTER_SIMILARITY = 0.9
 REPLACED_CLUSTER = 2
-#: Cosine similarity of mean face embeddings reported as evidence only: it
-#: does not separate refaced faces from relatives (measured on simulated
-#: cohorts made from three base heads: different participants up to 0.86,
-#: refaced real heads 0.58-0.77 to each other).
-REPLACED_SIMILARITY = 0.75
-#: Beyond this many images, profiles are compared with each image's
-#: nearest neighbours by embedding only (the cost grows as the square).
-PROFILE_ALL_PAIRS = 3000
-PROFILE_NEIGHBOURS = 50
+#: The template faces, per face model (checked against the model's recognizer file).
+TEMPLATES_FILE = Path(__file__).with_name("audit_templates.json")
 
 _FEATURE_NAMES = {"eyes": "eyes", "nose": "nose", "mouth": "mouth"}
 
@@ -297,7 +294,7 @@ def mean_embedding(vectors: np.ndarray) -> np.ndarray | None:
 
 
 def nearest_other(means: Sequence[np.ndarray | None], owners: Sequence[str],
-                  threshold: float = REPLACED_SIMILARITY) -> list[tuple[float | None, int, str | None]]:
+                  threshold: float = CLUSTER_SIMILARITY) -> list[tuple[float | None, int, str | None]]:
     """Per image: the highest cosine similarity to an image of *another* participant, how many
     other participants have an image at least ``threshold`` similar, and who is nearest.
 
@@ -329,63 +326,33 @@ def profile_array(profile: Mapping | None) -> np.ndarray | None:
     return np.array([[np.nan if v is None else float(v) for v in row] for row in profile["AnteriorMm"]], float)
 
 
-def _design(shape: tuple[int, int]) -> np.ndarray:
-    zs, xs = np.mgrid[0:shape[0], 0:shape[1]]
-    return np.stack([np.ones(zs.size), xs.ravel() - shape[1] / 2, zs.ravel() - shape[0] / 2], axis=1)
+def load_templates(model_info: Mapping | None) -> list[tuple[str, np.ndarray]]:
+    """The known template faces for this face model (empty when none is bundled for it)."""
+    try:
+        data = json.loads(TEMPLATES_FILE.read_text())
+    except (OSError, ValueError):
+        return []
+    info = model_info or {}
+    entry = (data.get("Models") or {}).get(info.get("Name"))
+    if not entry:
+        return []
+    ours = ((info.get("Files") or {}).get("recognizer") or {}).get("SHA256")
+    if ours != (entry.get("Recognizer") or {}).get("SHA256"):
+        return []
+    return [(t["Name"], np.asarray(t["Embedding"], float)) for t in entry.get("Templates", [])]
 
 
-def profile_distances(one: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Distance (mm) of profile ``one`` (rows x cols) to each of ``others`` (n x rows x cols).
-
-    Per pair: the difference on the cells where both have surface, minus its
-    least-squares plane (a tilt or shift of the face frame), then the RMS of
-    the smallest 90% of the residuals. NaN with fewer than
-    :data:`MIN_PROFILE_CELLS` common cells.
-    """
-    design = _design(one.shape)
-    diff = (others - one[None]).reshape(len(others), -1)
-    ok = np.isfinite(diff)
-    out = np.full(len(others), np.nan)
-    for k in np.flatnonzero(ok.sum(axis=1) >= MIN_PROFILE_CELLS):
-        a, b = design[ok[k]], diff[k, ok[k]]
-        residual = np.abs(b - a @ np.linalg.lstsq(a, b, rcond=None)[0])
-        kept = np.sort(residual)[: max(int(0.9 * residual.size), 1)]
-        out[k] = float(np.sqrt(np.mean(kept ** 2)))
-    return out
-
-
-def same_surface(profiles: Sequence[np.ndarray | None], owners: Sequence[str], faces: Sequence[bool],
-                 means: Sequence[np.ndarray | None]) -> list[tuple[float | None, int, str | None]]:
-    """Per image with a face: the smallest profile distance to a face of *another* participant,
-    how many other participants have a face within :data:`SAME_SURFACE_MM`, and the nearest.
-
-    Images of one participant (two sessions) are never compared. With more than
-    :data:`PROFILE_ALL_PAIRS` faces, only each image's :data:`PROFILE_NEIGHBOURS`
-    nearest faces by embedding are compared.
-    """
-    out: list[tuple[float | None, int, str | None]] = [(None, 0, None)] * len(profiles)
-    index = [i for i, (p, f) in enumerate(zip(profiles, faces)) if f and p is not None]
-    if len(index) < 2 or len({p.shape for p in (profiles[i] for i in index)}) != 1:
-        return out
-    stack = np.stack([profiles[i] for i in index])
-    who = np.array([owners[i] for i in index])
-    candidates = None
-    if len(index) > PROFILE_ALL_PAIRS:
-        dim = next(m.size for m in means if m is not None)
-        vec = np.stack([means[i] if means[i] is not None else np.zeros(dim) for i in index])
-        sims = vec @ vec.T
-        candidates = np.argsort(-sims, axis=1)[:, : PROFILE_NEIGHBOURS + 1]
-    for row, i in enumerate(index):
-        pick = np.arange(len(index)) if candidates is None else candidates[row]
-        pick = pick[who[pick] != owners[i]]
-        if not pick.size:
+def template_similarity(means: Sequence[np.ndarray | None],
+                        templates: Sequence[tuple[str, np.ndarray]]) -> list[tuple[float | None, str | None]]:
+    """Per image, the highest cosine similarity to a known template face, and which."""
+    out: list[tuple[float | None, str | None]] = []
+    for mean in means:
+        if mean is None or not templates:
+            out.append((None, None))
             continue
-        dist = profile_distances(stack[row], stack[pick])
-        if not np.isfinite(dist).any():
-            continue
-        best = int(np.nanargmin(dist))
-        close = {str(w) for w in who[pick][dist <= SAME_SURFACE_MM]}
-        out[i] = (float(dist[best]), len(close), str(who[pick][best]))
+        sims = [float(mean @ (t / np.linalg.norm(t))) for _, t in templates]
+        k = int(np.argmax(sims))
+        out.append((sims[k], templates[k][0]))
     return out
 
 
@@ -412,9 +379,9 @@ class ImageVerdict:
     nearest_similarity: float | None = None
     nearest_participant: str | None = None
     counts: FeatureCounts | None = None
-    surface_distance: float | None = None
-    same_surface: int = 0
-    surface_participant: str | None = None
+    n_alike: int = 0  # other participants' faces at least CLUSTER_SIMILARITY alike
+    template_similarity: float | None = None
+    template: str | None = None
     flags: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -428,8 +395,7 @@ class ImageVerdict:
             "other_sequence_face": self.other_sequence_face,
             "nearest_similarity": self.nearest_similarity,
             "nearest_participant": f"sub-{self.nearest_participant}" if self.nearest_participant else None,
-            "surface_distance": self.surface_distance, "same_surface": self.same_surface,
-            "surface_participant": f"sub-{self.surface_participant}" if self.surface_participant else None,
+            "n_alike": self.n_alike, "template_similarity": self.template_similarity, "template": self.template,
             "renders": c.renders if c else None, "renders_face": c.counted if c else None,
             "eyes": c.eyes if c and c.measured else None, "nose": c.nose if c and c.measured else None,
             "mouth": c.mouth if c and c.measured else None, "cut": c.cut if c and c.measured else None,
@@ -452,7 +418,7 @@ def _face_decided(record: ImageRecord, counts: FeatureCounts) -> tuple[bool, int
 
 
 def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | None, int, str | None],
-             surface: tuple[float | None, int, str | None]):
+             template: tuple[float | None, str | None]):
     """``(verdict, confidence, remaining features, evidence text)`` for one image."""
     face, support, need = _face_decided(record, counts)
     review = bool((record.presence or {}).get("Review"))
@@ -467,19 +433,22 @@ def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | 
             parts.append(f"a cut plane in {counts.cut}")
     else:
         parts.append("no per-feature measures (older outputs)")
-    distance, same, _ = surface
-    if distance is not None:
-        parts.append(f"face surface {distance:.1f} mm from the nearest other participant's"
-                     + (f", the same surface as {same} other participant{'s' if same != 1 else ''}" if same else ""))
-    elif face and record.profile is None:
-        parts.append("no 3D profile (older outputs): refacing not checked")
+    t_sim, t_name = template
     if sim is not None:
-        parts.append(f"embedding similarity to the nearest other participant's face {sim:.2f}")
+        parts.append(f"similarity to the nearest other participant's face {sim:.2f}"
+                     + (f" ({close} at least {CLUSTER_SIMILARITY:g})" if close else ""))
+    if t_sim is not None:
+        parts.append(f"similarity to a template face ({t_name}) {t_sim:.2f}")
     evidence = "; ".join(parts)
 
     if face:
-        if same >= 1:
-            confidence = "high" if same >= REPLACED_CLUSTER else "low"
+        is_template = t_sim is not None and t_sim >= TEMPLATE_SIMILARITY
+        in_cluster = close >= REPLACED_CLUSTER
+        if is_template or in_cluster:
+            # both signs, or one and a sidecar that says the image was de-identified: high; one sign
+            # alone (a face like the template's; relatives, one person enrolled several times): medium
+            claimed = bool(parse_claim(record.metadata).claimed)
+            confidence = "high" if (is_template and in_cluster) or claimed else "medium"
             return "replaced", confidence, remaining, evidence
         missing = [f for f in ("eyes", "nose", "mouth") if f not in remaining]
         if counts.measured and (missing or counts.cut >= counts.need()):
@@ -505,41 +474,42 @@ def _action(v: ImageVerdict) -> tuple[str, str]:
     if v.verdict == "partial":
         what = f"{_join(v.remaining)} remain" if v.remaining else "traces of a face remain"
         return "check by eye", what + (f"; claims de-identification ({v.claim.method})" if v.claim.claimed else "")
+    if v.verdict == "replaced" and v.confidence != "high":
+        return "check by eye", ("a face like a refacing template's or like several other participants', "
+                                "but the sidecar does not say it was de-identified")
     if v.confidence == "low":
-        if v.verdict == "replaced":
-            return "check by eye", ("the face surface is the same as one other participant's: a pasted "
-                                    "template, or the same person twice")
         return "check by eye", "no face decided, but some renders found a nose in 3D"
     if v.verdict == "replaced":
         return "fine", "a template face (refaced): not the participant's"
     return "fine", "no face"
 
 
-def audit_images(records: Sequence[ImageRecord], means: Sequence[np.ndarray | None]) -> list[ImageVerdict]:
+def audit_images(records: Sequence[ImageRecord], means: Sequence[np.ndarray | None],
+                 templates: Sequence[tuple[str, np.ndarray]] = ()) -> list[ImageVerdict]:
     """Verdicts, claims checked and actions for every image (same order as ``records``).
 
-    ``means``: each image's :func:`mean_embedding` (None without a face).
+    ``means``: each image's :func:`mean_embedding` (None without a face);
+    ``templates``: known template faces of the same face model (:func:`load_templates`).
     """
     owners = [r.participant for r in records]
     similar = nearest_other(means, owners)
     all_counts = []
     for record in records:
         counts = count_features(record.rows)
-        if record.metadata is not None and not counts.measured:  # current outputs, no detection at all
+        if record.metadata is not None and not counts.measured and not counts.counted:  # no detection at all
             counts = FeatureCounts(counts.renders, 0, counts.counted, 0, 0, 0, 0, True)
         counts = dataclasses.replace(counts, mouth_skin=mouth_skin(record.profile))
         all_counts.append(counts)
-    faces = [_face_decided(r, c)[0] for r, c in zip(records, all_counts)]
-    surfaces = same_surface([r.profile for r in records], owners, faces, means)
+    near_template = template_similarity(means, templates)
     verdicts = []
-    for record, counts, sim, surface in zip(records, all_counts, similar, surfaces):
-        verdict, confidence, remaining, evidence = _verdict(record, counts, sim, surface)
+    for record, counts, sim, template in zip(records, all_counts, similar, near_template):
+        verdict, confidence, remaining, evidence = _verdict(record, counts, sim, template)
         claim = parse_claim(record.metadata)
         verdicts.append(ImageVerdict(
             record.participant, record.session, record.image, record.suffix, verdict, confidence, remaining,
             evidence, claim, claimed_but_face=bool(claim.claimed) and verdict in ("face", "partial"),
-            nearest_similarity=sim[0], nearest_participant=sim[2], counts=counts,
-            surface_distance=surface[0], same_surface=surface[1], surface_participant=surface[2]))
+            nearest_similarity=sim[0], nearest_participant=sim[2], counts=counts, n_alike=sim[1],
+            template_similarity=template[0], template=template[1]))
     # other sequences that show a face while the same participant's (and session's) T1w was de-identified
     deidentified = {(v.participant, v.session) for v in verdicts if v.suffix == "T1w" and (
         v.verdict in ("removed", "replaced") or v.claim.claimed)}

@@ -95,64 +95,63 @@ def test_face_partial_removed_from_the_per_feature_evidence():
     assert got[2].counts.cut == 3 and got[2].confidence in ("high", "medium")
 
 
-def _profile(rng, bumps: np.ndarray | None = None, tilt: float = 0.0, noise: float = 0.3) -> np.ndarray:
-    """A face profile (23 x 19 cells of 4 mm, mm from the nose tip): a nose, two orbits, cheeks,
-    plus ``bumps`` (what makes one person's face), a tilt of the face frame and measurement noise."""
+def _profile(rng, cut_below: float | None = None) -> np.ndarray:
+    """A face profile (23 x 19 cells of 4 mm, mm from the nose tip), NaN below ``cut_below`` mm."""
     zs, xs = np.mgrid[-48:41:4, -36:37:4].astype(float)
-    face = (-0.004 * xs ** 2 - 0.003 * zs ** 2 - 25.0 + 25.0 * np.exp(-(xs ** 2 + zs ** 2) / 200.0)
-            - 6.0 * np.exp(-((np.abs(xs) - 30) ** 2 + (zs - 20) ** 2) / 60.0))
-    if bumps is not None:
-        face = face + bumps
-    return face + tilt * zs / 10.0 + noise * rng.normal(size=face.shape)
+    face = -0.004 * xs ** 2 - 0.003 * zs ** 2 - 25.0 + 25.0 * np.exp(-(xs ** 2 + zs ** 2) / 200.0)
+    face = face + 0.3 * rng.normal(size=face.shape)
+    if cut_below is not None:
+        face[zs < cut_below] = np.nan
+    return face
 
 
-def _person(rng) -> np.ndarray:
-    """Smooth differences of a few mm between people (nose size, brow, cheeks)."""
-    zs, xs = np.mgrid[-48:41:4, -36:37:4].astype(float)
-    out = np.zeros(xs.shape)
-    for _ in range(6):
-        cx, cz, amp = rng.uniform(-30, 30), rng.uniform(-40, 35), rng.choice([-1, 1]) * rng.uniform(3, 8)
-        out += amp * np.exp(-((xs - cx) ** 2 + (zs - cz) ** 2) / 150.0)
-    return out
+def _near(v: np.ndarray, rng, spread: float) -> np.ndarray:
+    w = v + spread * rng.normal(size=v.size) / np.sqrt(v.size)
+    return w / np.linalg.norm(w)
 
 
 def test_a_pasted_template_face_is_replaced_but_two_sessions_of_one_person_are_not():
     rng = np.random.default_rng(1)
-    template = _person(rng)
+    template = _people(1, rng)[0]
+    claim = {"DeidentificationMethod": ["mri_reface 0.3"]}
     records, means = [], []
-    for i in range(4):  # refaced: the template's surface, each frame tilted a little
-        records.append(_record(f"r{i}", 10, profile=_profile(rng, template, tilt=rng.uniform(-1, 1))))
-        means.append(_people(1, rng)[0])  # their embeddings need not be alike (context, pastes)
-    for i in range(6):
-        person = _person(rng)
-        for session in ("1", "2"):  # two scans of one person: one surface, but one participant
-            records.append(_record(f"p{i}", 10, session=session, profile=_profile(rng, person)))
-            means.append(_people(1, rng)[0])
-    got = audit_images(records, means)
+    for i in range(4):  # refaced: near the template (and so near each other); one sidecar says nothing
+        records.append(_record(f"r{i}", 10, metadata=claim if i else {}))
+        means.append(_near(template, rng, 0.2))
+    for i, person in enumerate(_people(6, rng)):
+        for session in ("1", "2"):  # two scans of one person: alike, but one participant
+            records.append(_record(f"p{i}", 10, session=session))
+            means.append(_near(person, rng, 0.1))
+    got = audit_images(records, means, templates=[("mean head", template)])
     assert [v.verdict for v in got[:4]] == ["replaced"] * 4
-    assert all(v.confidence == "high" and v.action == "fine" and v.same_surface == 3 for v in got[:4])
+    assert all(v.confidence == "high" and v.action == "fine" and v.n_alike == 3 for v in got[1:4])
     assert all(v.verdict == "face" for v in got[4:])
-    assert all(v.surface_distance > audit.SAME_SURFACE_MM for v in got[4:])
+    # without the template, the cluster alone: a claim makes it high, none medium (a person looks)
+    alone = audit_images(records, means)
+    assert [v.verdict for v in alone[:4]] == ["replaced"] * 4
+    assert alone[0].confidence == "medium" and alone[0].action == "check by eye"
+    assert alone[1].confidence == "high" and alone[1].action == "fine"
 
 
-def test_a_lone_pair_of_identical_faces_is_replaced_with_low_confidence():
+def test_one_face_like_the_template_is_replaced_a_lone_pair_is_not():
     rng = np.random.default_rng(2)
-    same = _person(rng)
-    records = [_record("01", 10, profile=_profile(rng, same)), _record("02", 10, profile=_profile(rng, same)),
-               _record("03", 10, profile=_profile(rng, _person(rng)))]
-    got = audit_images(records, _people(3, rng))
-    assert [v.verdict for v in got] == ["replaced", "replaced", "face"]
-    assert got[0].confidence == "low" and got[0].action == "check by eye"
+    template, same, other = _people(3, rng)
+    records = [_record("01", 10, metadata={"DeidentificationMethod": ["afni_refacer_run"]}),
+               _record("02", 10), _record("03", 10), _record("04", 10)]
+    means = [_near(template, rng, 0.3), _near(same, rng, 0.1), _near(same, rng, 0.1), other]
+    got = audit_images(records, means, templates=[("mean head", template)])
+    assert [v.verdict for v in got] == ["replaced", "face", "face", "face"]
+    assert got[0].confidence == "high" and got[0].template == "mean head"
+    assert got[1].n_alike == 1  # one look-alike (relatives, one person twice): not a cluster
 
 
-def test_profile_distance_ignores_a_tilt_and_holes():
-    rng = np.random.default_rng(4)
-    face = _person(rng)
-    a, b = _profile(rng, face, noise=0.0), _profile(rng, face, tilt=2.0, noise=0.0)
-    b[:5] = np.nan  # the chin outside the field of view
-    assert audit.profile_distances(a, b[None])[0] < 0.01
-    assert audit.profile_distances(a, _profile(rng, _person(rng), noise=0.0)[None])[0] > audit.SAME_SURFACE_MM
-    assert np.isnan(audit.profile_distances(a, np.full((1, *a.shape), np.nan))[0])
+def test_the_bundled_template_matches_the_default_model_only():
+    info = {"Name": "sface", "Files": {"recognizer": {"SHA256": json.loads(
+        audit.TEMPLATES_FILE.read_text())["Models"]["sface"]["Recognizer"]["SHA256"]}}}
+    templates = audit.load_templates(info)
+    assert templates and templates[0][1].shape == (128,)
+    assert audit.load_templates({"Name": "sface", "Files": {"recognizer": {"SHA256": "0" * 64}}}) == []
+    assert audit.load_templates({"Name": "dlib"}) == []
 
 
 def test_claimed_but_face_comes_first_and_other_sequences_are_flagged():
@@ -197,11 +196,8 @@ def test_no_skin_below_the_nose_in_3d_means_no_mouth():
     """A field of view cut below the nose: the detector still places mouth corners in some renders,
     but the scan's 3D profile has no skin where the mouth should be: partial, eyes and nose."""
     rng = np.random.default_rng(5)
-    cut = _profile(rng, _person(rng))
-    zs = np.arange(-48, 41, 4)
-    cut[zs < -12] = np.nan
-    got = audit_images([_record("01", 10, profile=cut), _record("02", 10, profile=_profile(rng, _person(rng)))],
-                       _people(2, rng))
+    got = audit_images([_record("01", 10, profile=_profile(rng, cut_below=-12.0)),
+                        _record("02", 10, profile=_profile(rng))], _people(2, rng))
     assert [v.verdict for v in got] == ["partial", "face"]
     assert got[0].remaining == ["eyes", "nose"] and got[0].counts.mouth_skin == 0.0
     assert got[1].counts.mouth_skin == 1.0

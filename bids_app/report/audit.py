@@ -47,5 +47,4 @@ def audit_context(summary: dict, data: dict) -> dict[str, Any] | None:
         "rows": act[:MAX_AUDIT_ROWS],
         "n_rows": len(act),
         "truncated": len(act) > MAX_AUDIT_ROWS,
-        "note": audit.get("replaced_note"),
     }

@@ -234,7 +234,7 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
         if row["rank"] is not None and (current is None or row["rank"] < current):
             info[row["subject"]]["linkage_rank"] = row["rank"]
 
-    audit = audit_images(subjects, by_subject[0])
+    audit = audit_images(subjects, by_subject[0], model_infos[0])
     summary = {
         "n_participants": len(subjects),
         "n_with_photos": len(probe_subjects),
@@ -256,11 +256,11 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
                     {s: by_subject[0][s] for s in subjects}, excluded, audit)
 
 
-def audit_images(subjects: list[str], people: dict[str, Participant]) -> list:
+def audit_images(subjects: list[str], people: dict[str, Participant], model_info: dict) -> list:
     """Per anat image, the MRI-only audit (:mod:`bids_app.audit`) from the participant outputs:
     the embedding sidecar's per-render evidence, ``FacePresence`` and ``SourceMetadata`` (absent in
     outputs of an older facerisk: unknown claim, no per-feature measures) and the first face
-    model's embeddings (the replaced-face threshold is set for ``sface``)."""
+    model's embeddings, compared with the known template faces of that model."""
     from bids_app import audit
 
     records, means = [], []
@@ -273,7 +273,7 @@ def audit_images(subjects: list[str], people: dict[str, Participant]) -> list:
                 presence=sidecar.get("FacePresence"), rows=sidecar.get("Rows") or [],
                 metadata=sidecar.get("SourceMetadata"), profile=audit.profile_array(sidecar.get("FaceProfile"))))
             means.append(audit.mean_embedding(item.vectors))
-    return audit.audit_images(records, means)
+    return audit.audit_images(records, means, audit.load_templates(model_info))
 
 
 def audit_summary(verdicts: list, model_info: dict) -> dict:
@@ -289,10 +289,10 @@ def audit_summary(verdicts: list, model_info: dict) -> dict:
         "sentence": audit.steward_sentence(counts, __version__, date.today().isoformat()),
         "claimed_but_face_images": [v.image for v in first if v.claimed_but_face][:MAX_FLAGGED],
         "other_sequence_face_images": [v.image for v in first if v.other_sequence_face][:MAX_FLAGGED],
-        "replaced_similarity": audit.REPLACED_SIMILARITY,
-        "replaced_model": model_info.get("Name"),
-        "replaced_note": None if model_info.get("Name") == "sface" else
-        "the replaced-face threshold was measured with sface; with another first face model it is a guess",
+        "template_similarity": audit.TEMPLATE_SIMILARITY,
+        "cluster_similarity": audit.CLUSTER_SIMILARITY,
+        "templates": [name for name, _ in audit.load_templates(model_info)],
+        "similarity_model": model_info.get("Name"),
     }
 
 

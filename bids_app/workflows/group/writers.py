@@ -104,7 +104,7 @@ def write_tables(out: Path, analysis: Analysis, summary: dict, compare_rows: lis
 #: ``group_desc-images.tsv``: the verdict of each anat image and its evidence.
 IMAGES_COLUMNS = ["participant_id", "session", "image", "suffix", "verdict", "confidence", "remaining",
                   "renders", "renders_face", "eyes", "nose", "mouth", "cut", "nearest_similarity",
-                  "nearest_participant", "claimed", "claim_kind", "evidence"]
+                  "nearest_participant", "n_alike", "template_similarity", "claimed", "claim_kind", "evidence"]
 #: ``group_desc-actions.tsv``: what to do with each image, the claimed-but-face ones first.
 ACTIONS_COLUMNS = ["participant_id", "session", "image", "verdict", "confidence", "claimed_deidentification",
                    "action", "reason"]
@@ -121,7 +121,8 @@ def _write_audit_tsvs(out: Path, verdicts: list) -> None:
         j = v.to_json()
         rows.append([j["participant_id"], v.session, v.image, v.suffix, v.verdict, v.confidence,
                      ",".join(v.remaining) or None, j["renders"], j["renders_face"], j["eyes"], j["nose"],
-                     j["mouth"], j["cut"], v.nearest_similarity, j["nearest_participant"],
+                     j["mouth"], j["cut"], v.nearest_similarity, j["nearest_participant"], v.n_alike,
+                     v.template_similarity,
                      "unknown" if v.claim.claimed is None else ("yes" if v.claim.claimed else "no"),
                      v.claim.kind or None, clean(v.evidence)])
     _write_tsv(out / "group_desc-images.tsv", IMAGES_COLUMNS, rows)
