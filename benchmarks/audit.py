@@ -26,7 +26,8 @@ Usage (dev seeds 0, 1, 2; the held-out seed 777 is for the final table only)::
     python benchmarks/audit.py --work /tmp/audit --seed 0 --n 12 --modes default hard \\
         --methods none mask plane reface --measure
     python benchmarks/audit.py --work /tmp/audit --heads --measure
-    python benchmarks/audit.py --work /tmp/audit --seed 0 --report-only   # reprint from the outputs
+    python benchmarks/audit.py --work /tmp/audit --seed 0 --regroup  # the group level again, new thresholds
+    python benchmarks/audit.py --work /tmp/audit --make-templates    # bids_app/audit_templates.json
 """
 
 from __future__ import annotations
@@ -283,6 +284,36 @@ def measure(cases: list[dict]) -> None:
         print(f"  {key:32s} {_pct(values)}")
 
 
+def make_templates(work: Path) -> None:
+    """Write ``bids_app/audit_templates.json``: the mean sface embedding of the template head
+    (pydeface's mean head, ``data/demo`` sub-04, the face the simulator's ``reface`` pastes), from
+    the participant level with default settings."""
+    import shutil
+
+    from bids_app.simulate.deface import REFACE_TEMPLATE
+
+    bids = work / "template" / "bids"
+    anat = bids / "sub-04" / "anat"
+    anat.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REFACE_TEMPLATE, anat / "sub-04_T1w.nii.gz")
+    (bids / "dataset_description.json").write_text(json.dumps({"Name": "template", "BIDSVersion": "1.9.0"}))
+    out = work / "template" / "out"
+    _run([_bin("facerisk"), str(bids), str(out), "participant", "--modality", "T1w", "--skip-bids-validator"],
+         work / "template" / "run.log")
+    side = json.loads((out / "sub-04" / "anat" / "sub-04_desc-faces_T1w.json").read_text())
+    vectors = np.load(out / "sub-04" / "anat" / "sub-04_desc-faces_T1w.npy")
+    mean = audit.mean_embedding(vectors)
+    data = {"Description": "Mean MRI-face embeddings of template faces that refacing tools paste, one per face "
+                           "model (written by benchmarks/audit.py --make-templates: the participant level on "
+                           "the head, default settings, mean of the renders with a face)",
+            "Models": {"sface": {"Recognizer": side["FaceModel"]["Files"]["recognizer"], "Templates": [
+                {"Name": "pydeface mean head (mean_reg2mean.nii.gz; data/demo sub-04)",
+                 "RendersWithFace": int(np.isfinite(vectors).all(axis=1).sum()),
+                 "Embedding": [round(float(v), 6) for v in mean]}]}}}
+    audit.TEMPLATES_FILE.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {audit.TEMPLATES_FILE}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True)
@@ -295,8 +326,13 @@ def main(argv=None) -> int:
     parser.add_argument("--nprocs", type=int, default=1, help="participants simulated in parallel")
     parser.add_argument("--regroup", action="store_true",
                         help="rerun the group level on existing outputs (after a change of thresholds)")
+    parser.add_argument("--make-templates", action="store_true",
+                        help="write bids_app/audit_templates.json (the known template faces) and stop")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.make_templates:
+        make_templates(args.work)
+        return 0
     cases = []
     for seed in args.seed:
         cases += simulated(args.work, seed, args.n, args.modes, args.methods, args.nprocs, args.regroup)
