@@ -82,9 +82,11 @@ FEATURE_FRACTION = 0.3
 #: Cosine similarity (mean face embeddings of the default model ``sface``)
 #: to a known template face (:data:`TEMPLATES_FILE`: the faces refacing
 #: tools paste) from which a face counts as that template. Measured
-#: (benchmarks/audit.py --measure, dev data): refaced real heads 0.61-0.81;
-#: faces of people (real heads intact or cut, simulated seed 0) at most 0.58.
-TEMPLATE_SIMILARITY = 0.6
+#: (benchmarks/audit.py --measure, dev data): real heads refaced with that
+#: template 0.61-0.81; faces of people (real heads intact or cut, simulated
+#: seeds 0 and 1) at most 0.58, so 0.65 leaves a margin (the refaced heads
+#: at 0.61 are then left to the other signs).
+TEMPLATE_SIMILARITY = 0.65
 #: Cosine similarity between two participants' faces from which they count
 #: as one pasted face; :data:`REPLACED_CLUSTER` other participants that close
 #: make a cluster. Measured: simulated participants made from one base head
@@ -444,11 +446,16 @@ def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | 
     if face:
         is_template = t_sim is not None and t_sim >= TEMPLATE_SIMILARITY
         in_cluster = close >= REPLACED_CLUSTER
-        if is_template or in_cluster:
-            # both signs, or one and a sidecar that says the image was de-identified: high; one sign
-            # alone (a face like the template's; relatives, one person enrolled several times): medium
-            claimed = bool(parse_claim(record.metadata).claimed)
-            confidence = "high" if (is_template and in_cluster) or claimed else "medium"
+        claim = parse_claim(record.metadata)
+        if is_template or in_cluster or claim.kind == "reface":
+            # measured signs: a face like a known template's, a cluster of alike faces. Both, or one
+            # and a sidecar that says the image was de-identified: high. One sign alone (relatives, one
+            # person enrolled again) or the sidecar's refacing claim alone (real refacers paste faces
+            # unknown here; a failed refacing leaves the participant's face): medium, a person looks.
+            signs = int(is_template) + int(in_cluster)
+            confidence = "high" if signs == 2 or (signs and claim.claimed) else "medium"
+            if claim.kind == "reface":
+                evidence += "; the sidecar says it was refaced"
             return "replaced", confidence, remaining, evidence
         missing = [f for f in ("eyes", "nose", "mouth") if f not in remaining]
         if counts.measured and (missing or counts.cut >= counts.need()):
@@ -475,6 +482,11 @@ def _action(v: ImageVerdict) -> tuple[str, str]:
         what = f"{_join(v.remaining)} remain" if v.remaining else "traces of a face remain"
         return "check by eye", what + (f"; claims de-identification ({v.claim.method})" if v.claim.claimed else "")
     if v.verdict == "replaced" and v.confidence != "high":
+        if v.claim.kind == "reface" and not (v.n_alike >= REPLACED_CLUSTER or (
+                v.template_similarity or -1.0) >= TEMPLATE_SIMILARITY):
+            return "check by eye", ("the sidecar says refaced, but the face is not measured as a known "
+                                    "template's or as shared with other participants: check that it is not "
+                                    "the participant's own")
         return "check by eye", ("a face like a refacing template's or like several other participants', "
                                 "but the sidecar does not say it was de-identified")
     if v.confidence == "low":

@@ -201,3 +201,14 @@ def test_no_skin_below_the_nose_in_3d_means_no_mouth():
     assert [v.verdict for v in got] == ["partial", "face"]
     assert got[0].remaining == ["eyes", "nose"] and got[0].counts.mouth_skin == 0.0
     assert got[1].counts.mouth_skin == 1.0
+
+
+def test_a_refacing_claim_alone_is_replaced_but_checked_by_eye():
+    """Real refacers paste faces that are not bundled: a face whose sidecar says refaced, with no
+    measured sign of a template, is called replaced, and a person checks it is not the participant's."""
+    rng = np.random.default_rng(6)
+    records = [_record("01", 10, metadata={"DeidentificationMethod": ["mri_reface 0.3.3"]}), _record("02", 10)]
+    got = audit_images(records, _people(2, rng))
+    assert [v.verdict for v in got] == ["replaced", "face"]
+    assert got[0].confidence == "medium" and got[0].action == "check by eye"
+    assert "not the participant's own" in got[0].reason and not got[0].claimed_but_face
