@@ -3,23 +3,28 @@
 
 Runs the participant and group levels (the ``facerisk`` command) on
 
-- simulated cohorts (``facerisk-simulate``, default and ``--mode hard``):
-  intact (truth ``face``), and defaced with each ``--deface`` method:
-  ``mask`` and ``plane`` (truth ``removed``, or the truth table's verdict
-  when it has one) and ``reface`` (truth ``replaced``); each cohort is one
-  dataset and one group run;
-- the real heads of ``/work/shared/data/heads`` (``--heads``) with
-  alterations: intact (``face``), intact with a false defacing claim in its
-  sidecar (``face``; must be flagged "claims de-identification but shows a
-  face"), mask defacing (:func:`bids_app.mri.augment.deface`) and skull
-  stripping (``removed``), the field of view cut 12 mm below the nose tip
-  (``partial``: eyes and nose remain), the simulator's quickshear-like plane
-  and refacing with its template face (:mod:`bids_app.simulate.deface`).
+- simulated cohorts (``facerisk-simulate --deface-methods mask,plane,reface``,
+  default and ``--mode hard``): one dataset intact (truth ``face``) and one
+  per method, the same participants and noise: ``mask`` and ``plane``
+  (truth ``removed``) and ``reface`` (truth ``replaced``; the simulator
+  pastes the face of one demo head, see :mod:`bids_app.simulate.deface`);
+  each dataset is one group run;
+- the real heads of ``/work/shared/data/heads`` (``--heads``), one
+  participant per head and one acquisition per alteration (the audit never
+  compares one participant's faces): intact (``face``; Colin27, whose field
+  of view ends at the nose, ``partial``), intact with a false defacing claim
+  in its sidecar (the same; must be flagged "claims de-identification but
+  shows a face"), mask defacing (:func:`bids_app.mri.augment.deface`),
+  skull stripping and the simulator's quickshear-like plane (``removed``),
+  the field of view cut 12 mm below the nose tip (``partial``: eyes and
+  nose), refacing with pydeface's mean head, claimed as mri_reface
+  (``replaced``),
 
 and prints the confusion table of truth against verdict per method, the
 claims checked, and (``--measure``) the distributions the thresholds of
-:mod:`bids_app.audit` come from: per-feature flat fractions and the
-similarity of each image's face to the nearest other participant's.
+:mod:`bids_app.audit` come from: per-render feature measures, the
+similarity of each face to the nearest other participant's and to the
+known template face.
 
 Usage (dev seeds 0, 1, 2; the held-out seed 777 is for the final table only)::
 
@@ -51,6 +56,9 @@ from bids_app import audit  # noqa: E402
 HEADS = Path("/work/shared/data/heads")
 #: Real heads whose field of view ends below the nose (no mouth): intact, their truth is ``partial``.
 NO_MOUTH_HEADS = ("colin27",)
+#: The face pasted by the real heads' refacing, and the known template of ``--make-templates``:
+#: pydeface's mean head (a face of no one, as refacing tools use).
+MEAN_HEAD = REPO / "data" / "demo" / "bids" / "sub-04" / "anat" / "sub-04_T1w.nii.gz"
 TRUTH_OF_METHOD = {"none": "face", "mask": "removed", "plane": "removed", "reface": "replaced"}
 
 
@@ -146,7 +154,7 @@ def write_heads_dataset(bids: Path) -> dict[str, tuple[str, str, bool]]:
     (bids / "dataset_description.json").write_text(json.dumps({"Name": "real heads altered", "BIDSVersion": "1.9.0"}))
     claim = {"DeidentificationMethod": ["pydeface 2.0.2"],
              "DeidentificationMethodCodeSequence": [dict(sim_deface.CLEAN_VISUAL_FEATURES)]}
-    template = load_base(sim_deface.REFACE_TEMPLATE)
+    template = load_base(MEAN_HEAD)
     for h, path in enumerate(sorted(HEADS.glob("*.nii*"))):
         vol = load_head(path)
         head = _frame(vol.data, vol.affine)
@@ -286,16 +294,14 @@ def measure(cases: list[dict]) -> None:
 
 def make_templates(work: Path) -> None:
     """Write ``bids_app/audit_templates.json``: the mean sface embedding of the template head
-    (pydeface's mean head, ``data/demo`` sub-04, the face the simulator's ``reface`` pastes), from
+    (pydeface's mean head, ``data/demo`` sub-04, :data:`MEAN_HEAD`), from
     the participant level with default settings."""
     import shutil
-
-    from bids_app.simulate.deface import REFACE_TEMPLATE
 
     bids = work / "template" / "bids"
     anat = bids / "sub-04" / "anat"
     anat.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REFACE_TEMPLATE, anat / "sub-04_T1w.nii.gz")
+    shutil.copy(MEAN_HEAD, anat / "sub-04_T1w.nii.gz")
     (bids / "dataset_description.json").write_text(json.dumps({"Name": "template", "BIDSVersion": "1.9.0"}))
     out = work / "template" / "out"
     _run([_bin("facerisk"), str(bids), str(out), "participant", "--modality", "T1w", "--skip-bids-validator"],
