@@ -9,8 +9,8 @@ every participant made from that head through its pose and voxel grid:
   base head's face frame).
 - ``plane`` (:func:`plane_region`): a shear cut like quickshear's
   (Schimke & Hale 2011): the brain is estimated from the base head
-  (:func:`brain_mask`), projected onto the sagittal plane, and the edge of
-  its convex hull that faces anterior-inferior is moved
+  (:func:`brain_mask`), projected onto the sagittal plane, and the longest
+  edge of its convex hull that faces anterior-inferior is moved
   :data:`PLANE_BUFFER_MM` outwards; everything beyond it is zeroed after
   acquisition. The cut is fitted to the brain, not to the face, so brow and
   forehead often remain, and sometimes the top of the eye sockets.
@@ -46,8 +46,10 @@ DEFACE_FOREHEAD_VW, DEFACE_EAR_VW = (-18.0, 62.0), (-88.0, -8.0)
 
 #: Quickshear's default buffer between the brain's hull and the cut (mm).
 PLANE_BUFFER_MM = 10.0
-#: Outward normal (v, w) the plane's hull edge is chosen closest to: anterior-inferior.
+#: Outward normal (v, w) of the hull edges the plane is chosen from: anterior-inferior,
+#: give or take :data:`PLANE_MAX_TILT_DEG`.
 PLANE_NORMAL_VW = (np.sqrt(0.5), -np.sqrt(0.5))
+PLANE_MAX_TILT_DEG = 40.0
 
 #: The template face of ``reface``: one real head of the bundled demo (a sharp face;
 #: pydeface's mean head, sub-04, has too faint a face to stand for a refaced one).
@@ -129,7 +131,7 @@ def brain_mask(base: BaseHead) -> np.ndarray:
 
     Brain-like T1 intensities (0.45-1.3 of white matter) deeper than 8 mm
     below the skin, above 45 mm under the nose tip and behind the face
-    (30 mm behind the tip); eroded by 5 mm, which cuts the skull's dark gap
+    (30 mm behind the tip, 60 mm below its level); eroded by 5 mm, which cuts the skull's dark gap
     and the optic canals, the largest piece kept and dilated back. It stands
     in for the skull-stripping mask (BET) quickshear is given.
     """
@@ -138,7 +140,7 @@ def brain_mask(base: BaseHead) -> np.ndarray:
     v, w = _vw(base)
     depth = ndi.distance_transform_edt(base.mask)
     candidate = base.mask & (base.data > 0.45) & (base.data < 1.3) & (depth > 8.0)
-    candidate &= ((w > -45.0) & (v <= -30.0))[None, :, :]
+    candidate &= ((w > -45.0) & (v <= -30.0) & ((w > 0.0) | (v <= -60.0)))[None, :, :]
     core = ndi.binary_erosion(candidate, iterations=5)
     labels, n = ndi.label(core)
     if n == 0:
@@ -152,16 +154,25 @@ def brain_mask(base: BaseHead) -> np.ndarray:
 def plane_line(base: BaseHead) -> tuple[np.ndarray, float]:
     """Quickshear-like cut ``(normal, offset)`` in (v, w) mm: cut where ``normal . p > offset``.
 
-    The edge of the convex hull of the brain's sagittal projection whose
-    outward normal is closest to anterior-inferior (:data:`PLANE_NORMAL_VW`),
-    moved :data:`PLANE_BUFFER_MM` outwards.
+    The longest edge of the convex hull of the brain's sagittal projection
+    among those whose outward normal lies within :data:`PLANE_MAX_TILT_DEG`
+    of anterior-inferior (:data:`PLANE_NORMAL_VW`), moved
+    :data:`PLANE_BUFFER_MM` outwards. Raises ValueError when the cut would
+    not take off the nose tip (the brain estimate failed on this head).
     """
     proj = brain_mask(base).any(axis=0)
     vw = np.array(np.nonzero(proj), float).T - base.tip[1:]
     hull = ConvexHull(vw)
     normals, offsets = hull.equations[:, :2], -hull.equations[:, 2]  # n . p <= offset inside
-    k = int(np.argmax(normals @ np.asarray(PLANE_NORMAL_VW)))
-    return normals[k], float(offsets[k] + PLANE_BUFFER_MM)
+    lengths = np.linalg.norm(vw[hull.simplices[:, 0]] - vw[hull.simplices[:, 1]], axis=1)
+    facing = normals @ np.asarray(PLANE_NORMAL_VW) >= np.cos(np.radians(PLANE_MAX_TILT_DEG))
+    if not facing.any():
+        raise ValueError(f"{base.name}: no anterior-inferior edge on the brain's hull")
+    k = int(np.argmax(np.where(facing, lengths, -1.0)))
+    offset = float(offsets[k] + PLANE_BUFFER_MM)
+    if offset > -30.0:  # the nose tip (0, 0) must lie 30 mm beyond the cut
+        raise ValueError(f"{base.name}: the plane fitted to the brain estimate misses the face")
+    return normals[k], offset
 
 
 def plane_region(base: BaseHead) -> np.ndarray:
@@ -223,10 +234,21 @@ def _best_shift(template: BaseHead, base: BaseHead, m: np.ndarray) -> np.ndarray
     return np.array([0.0, best[0] * step, best[1] * step])
 
 
+_ALIGNED: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
 def template_in_base(template: BaseHead, base: BaseHead) -> tuple[np.ndarray, np.ndarray]:
     """The template head's T1 data and depth weights resampled onto ``base``'s grid,
     aligned at the face frame (nose tip on nose tip, same anterior and superior axes),
-    then shifted (up to :data:`REFACE_SEARCH_MM`) so the heads meet where they are blended."""
+    then shifted (up to :data:`REFACE_SEARCH_MM`) so the heads meet where they are blended.
+    Cached per process for each pair of (cached) heads; read-only arrays."""
+    key = (id(template), id(base))
+    if key not in _ALIGNED:
+        _ALIGNED[key] = _align_template(template, base)
+    return _ALIGNED[key]
+
+
+def _align_template(template: BaseHead, base: BaseHead) -> tuple[np.ndarray, np.ndarray]:
     m = (np.linalg.inv(template.affine) @ _frame_to_world(template.frame)
          @ np.linalg.inv(_frame_to_world(base.frame)) @ base.affine)
     shift = np.eye(4)
@@ -236,6 +258,7 @@ def template_in_base(template: BaseHead, base: BaseHead) -> tuple[np.ndarray, np
     for vol in (template.data, template.deep):
         out.append(ndi.affine_transform(vol, m[:3, :3], m[:3, 3], output_shape=base.data.shape,
                                         order=1, mode="constant", cval=0.0).astype(np.float32))
+        out[-1].flags.writeable = False
     return out[0], out[1]
 
 
