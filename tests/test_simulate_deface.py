@@ -54,7 +54,12 @@ def test_cohort_rejects_unknown_methods(tmp_path):
         sim.simulate_cohort(tmp_path, n=1, heads=[HEAD], deface_methods=["blur"], quiet=True)
     with pytest.raises(ValueError, match="blur"):
         sim.simulate_cohort(tmp_path, n=1, heads=[HEAD], deface="blur", quiet=True)
+    with pytest.raises(FileNotFoundError, match="reface template"):
+        sim.simulate_cohort(tmp_path, n=1, heads=[HEAD], deface="reface", quiet=True,
+                            template=tmp_path / "none.nii.gz")
     assert not (tmp_path / "bids").exists()
+    args = cli._parser().parse_args(["out", "--deface", "reface", "--reface-template", str(HEAD)])
+    assert args.reface_template == HEAD
 
 
 @pytest.fixture(scope="module")

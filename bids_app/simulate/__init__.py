@@ -68,7 +68,8 @@ What one participant is
    crosses the orbit apices, the ethmoid cells and the pharynx, whose
    cross-sections show as dents on it, as on real defaced scans. ``plane``
    is quickshear's shear cut, fitted to an estimate of the base head's
-   brain; ``reface`` pastes one template face over the face region. Each
+   brain; ``reface`` pastes one template face over the face region
+   (``--reface-template``, default the first demo head's face). Each
    image's sidecar states the method (``DeidentificationMethod``,
    ``DeidentificationMethodCodeSequence``) and ``truth.json`` maps every
    dataset folder to its method (``"datasets"``).

@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write OUT_DIR/bids_defaced-<M> for each of these methods "
                         f"({','.join(DEFACE_METHODS)}): the same scans de-identified each way, "
                         "e.g. --deface-methods mask,plane,reface")
+    p.add_argument("--reface-template", type=Path, default=None, metavar="IMAGE",
+                   help="head whose face reface pastes (default: the first demo head, "
+                        "data/demo/bids/sub-01; e.g. data/demo/bids/sub-04, pydeface's mean head, "
+                        "for an average face like mri_reface's)")
     p.add_argument("--spread", type=float, default=1.0,
                    help="scale of the random face-shape changes (default 1; smaller = "
                         "participants more alike)")
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                               heads=args.heads, deface=args.deface or False,
                               with_defaced=args.with_defaced, deface_methods=args.deface_methods,
                               spread=args.spread, nprocs=args.nprocs, photos=tuple(args.photos),
-                              mode=args.mode)
+                              mode=args.mode, template=args.reface_template)
     except (FileNotFoundError, ValueError) as err:
         print(f"facerisk-simulate: error: {err}", file=sys.stderr)
         return 2

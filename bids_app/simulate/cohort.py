@@ -118,7 +118,8 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
                     deface_methods: tuple[str, ...] | list[str] = (), spread: float = 1.0,
                     nprocs: int = 1, photos: tuple[int, int] = (3, 5),
                     photo_size: tuple[int, int] | None = None, quiet: bool = False,
-                    mode: str = "default") -> dict[str, Any]:
+                    mode: str = "default",
+                    template: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Write ``out_dir/bids``, ``out_dir/photos``, ``out_dir/truth.tsv`` (+ ``truth.json``).
 
     ``deface`` (False; True or "mask", "plane", "reface": see
@@ -126,13 +127,16 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
     ``with_defaced``, ``out_dir/bids_defaced`` (same participants, same
     noise, face cut off with "mask") is written as well, and for each of
     ``deface_methods`` ``out_dir/bids_defaced-<method>``. ``truth.json``
-    then maps each dataset folder to its method (``"datasets"``). ``mode``:
+    then maps each dataset folder to its method (``"datasets"``); ``template``
+    is the head whose face "reface" pastes (default :data:`.deface.REFACE_TEMPLATE`). ``mode``:
     "default" or "hard" (:data:`HARD`, see the module docstring).
     """
     method = deface_method(deface)
     bad = [m for m in deface_methods if m not in DEFACE_METHODS]
     if bad:
         raise ValueError(f"deface methods must be among {list(DEFACE_METHODS)}, got {bad}")
+    if template is not None and not Path(template).is_file():
+        raise FileNotFoundError(f"reface template {template}: no such file")
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {sorted(CONTRASTS)}, got {contrast!r}")
     if mode not in MODES:
@@ -154,7 +158,10 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
     for d, how in datasets.items():
         d.mkdir(parents=True, exist_ok=True)
         _write_dataset_files(d, parts, contrast, how, seed, spread, mode)
-    template = reface_template(head_paths) if "reface" in datasets.values() else None
+    if "reface" in datasets.values():
+        template = Path(template) if template is not None else reface_template(head_paths)
+    else:
+        template = None
     jobs = [((p, bids_dir, photos_dir), {"deface_dirs": defaced_dirs, "deface": deface,
                                           "photo_size": photo_size, "template": template})
             for p in parts]
