@@ -152,26 +152,125 @@ def _build_database(bids_dir: Path, database_dir: Path, indexer) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def select_subjects(layout, labels: list[str]) -> list[str]:
-    """The participants to process: ``labels`` (all must exist) or all in the dataset."""
+def select_subjects(layout, labels: list[str], exclude: list[str] | None = None) -> list[str]:
+    """The participants to process: ``labels`` (all must exist) or all in the dataset,
+    less ``exclude`` (labels that are not in the dataset are ignored there)."""
     available = sorted(layout.get_subjects())
     if not available:
         raise BIDSError(f"{layout.root}: no sub-<label> folders found")
-    if not labels:
-        return available
     missing = [label for label in labels if label not in available]
     if missing:
+        shown = ", ".join(f"sub-{label}" for label in available[:10])
         raise BIDSError(
-            "participant(s) not found in the dataset: "
+            f"{layout.root}: participant(s) not found in the dataset: "
             + ", ".join(f"sub-{label}" for label in missing)
+            + f" (it has {len(available)}: {shown}{', ...' if len(available) > 10 else ''})"
         )
-    return list(labels)
+    chosen = [label for label in (labels or available) if label not in set(exclude or ())]
+    if not chosen:
+        raise BIDSError(f"{layout.root}: --participant-label-exclude leaves no participant")
+    return chosen
+
+
+# -- --bids-filter-file ----------------------------------------------------------
+
+#: Entities a filter may not use: the participant is chosen by its label, the
+#: kind of image by the filter's key, and images are NIfTI.
+_FILTER_FORBIDDEN = ("subject", "suffix", "datatype", "extension", "scans", "fmap")
+
+
+def _filter_entities() -> dict[str, str]:
+    """pybids entity names (``acquisition``) and BIDS keys (``acq``) -> pybids name."""
+    from bids.layout.models import Config
+
+    names: dict[str, str] = {}
+    for name, entity in Config.load("bids").entities.items():
+        if name in _FILTER_FORBIDDEN:
+            continue
+        names[name] = name
+        key = re.search(r"([A-Za-z]+)-\(", entity.pattern or "")
+        if key:
+            names.setdefault(key.group(1), name)
+    return names
+
+
+def load_bids_filters(path: Path, modalities: tuple[str, ...]) -> dict[str, dict]:
+    """Read and check a ``--bids-filter-file`` (fMRIPrep's format); raise :class:`BIDSError`.
+
+    A JSON object keyed by image kind (``t1w``, ``t2w``, ``flair``, ``pdw``:
+    the anat suffixes of ``modalities``, any case) whose values map BIDS
+    entities (pybids names such as ``acquisition``, ``reconstruction``,
+    ``run``, ``session``, or their keys ``acq``, ``rec``) to a value, a list
+    of values, ``null`` (the entity must be absent) or ``"*"`` (any value,
+    present). Returns ``{suffix: {pybids entity: value}}``, e.g.
+    ``{"T1w": {"acquisition": "mprage", "reconstruction": None}}``.
+    """
+    from bids_app.io import read_json
+
+    where = f"--bids-filter-file {path}"
+    try:
+        data = read_json(path)
+    except OSError as err:
+        raise BIDSError(f"{where}: cannot be read ({err.strerror or err})") from None
+    except ValueError as err:
+        raise BIDSError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise BIDSError(f"{where}: must hold a JSON object keyed by image kind, e.g. "
+                        '{"t1w": {"acquisition": "mprage"}}')
+    kinds = {m.lower(): m for m in modalities}
+    entities = _filter_entities()
+    out: dict[str, dict] = {}
+    for key, query in data.items():
+        if key.lower() not in kinds:
+            raise BIDSError(f"{where}: unknown image kind {key!r} (use "
+                            + ", ".join(sorted(kinds)) + ")")
+        if not isinstance(query, dict):
+            raise BIDSError(f"{where}: {key!r} must map entities to values, got {query!r}")
+        checked = {}
+        for entity, value in query.items():
+            if entity in _FILTER_FORBIDDEN:
+                raise BIDSError(f"{where}: {key!r}: entity {entity!r} cannot be filtered "
+                                "(participants: --participant-label; suffix: the key)")
+            if entity not in entities:
+                raise BIDSError(f"{where}: {key!r}: unknown BIDS entity {entity!r} (e.g. "
+                                "acquisition, reconstruction, run, session, ceagent, echo)")
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(v is None or isinstance(v, (str, int)) and not isinstance(
+                    v, bool) for v in values):
+                raise BIDSError(f"{where}: {key!r}: {entity!r} must be a value, a list of values "
+                                f"or null, got {value!r}")
+            checked[entities[entity]] = value
+        out[kinds[key.lower()]] = checked
+    return out
+
+
+def _same(a, b) -> bool:
+    """Entity values equal, numbers as numbers (``run: 1`` matches ``run-01``)."""
+    if str(a) == str(b):
+        return True
+    try:
+        return int(str(a)) == int(str(b))
+    except ValueError:
+        return False
+
+
+def matches_filter(entities: dict, query: dict) -> bool:
+    """True when an image's pybids ``entities`` satisfy one filter ``query``."""
+    for entity, wanted in query.items():
+        value = entities.get(entity)
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if not any((value is None) if option is None else (value is not None) if option == "*"
+                   else (value is not None and _same(value, option)) for option in options):
+            return False
+    return True
 
 
 def find_anat_images(
-    layout, subject: str, modalities: list[str], sessions: list[str] | None = None
+    layout, subject: str, modalities: list[str], sessions: list[str] | None = None,
+    filters: dict[str, dict] | None = None,
 ) -> list[AnatImage]:
-    """All anat NIfTI images of one participant with a suffix in ``modalities``."""
+    """All anat NIfTI images of one participant with a suffix in ``modalities``, in
+    ``sessions`` if given, and matching ``filters`` (see :func:`load_bids_filters`)."""
     query = dict(subject=subject, datatype="anat", suffix=modalities, return_type="object")
     if sessions:
         query["session"] = sessions
@@ -181,6 +280,8 @@ def find_anat_images(
         if not path.name.endswith(NIFTI_EXTENSIONS):
             continue
         entities = bids_file.get_entities()
+        if filters and not matches_filter(entities, filters.get(entities["suffix"], {})):
+            continue
         images.append(
             AnatImage(
                 path=path,

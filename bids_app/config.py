@@ -33,6 +33,10 @@ class Settings:
     analysis_level: str
     participant_label: list[str] = field(default_factory=list)
     session_label: list[str] = field(default_factory=list)
+    participant_label_exclude: list[str] = field(default_factory=list)
+    bids_filter_file: Path | None = None
+    #: the checked content of ``bids_filter_file``: {suffix: {pybids entity: value}}
+    bids_filters: dict[str, dict] | None = None
     modality: list[str] = field(default_factory=lambda: ["FLAIR"])
     photos_dir: Path | None = None
     n_renders: int = 10

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FaceGeometry", "ScanDecision", "face_geometry", "landmarks_3d", "min_support", "scan_decision"]
+__all__ = ["FaceGeometry", "FeatureShape", "ScanDecision", "face_geometry", "feature_shape", "landmarks_3d",
+           "min_support",
+           "scan_decision"]
 
 
 def camera_axes(pose: Mapping[str, Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -306,3 +308,130 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
     return ScanDecision(face=True, support=support, nose=nose, chosen=chosen,
                         reason=f"{support} of {n} renders show a nose in 3D at one place",
                         min_relief=min_relief, need=need)
+
+
+# --------------------------------------------------------------------------- per-feature evidence
+
+#: Half-side of the patch around each feature landmark (eyes, nose tip,
+#: mouth centre), as a fraction of the eye distance in pixels.
+FEATURE_PATCH = 0.25
+#: A surface point lies "on the plane" of a patch when it is within this
+#: distance (mm) of the patch's robust plane. A plane cut (a defacing plane,
+#: a clipped field of view) is flat to well under this, skin features are not.
+FLAT_MM = 1.0
+#: The face disc whose flat fraction tells a plane cut: all surface points
+#: within this many eye distances (pixels) of the middle of the landmarks.
+FACE_DISC = 0.9
+
+
+@dataclass(frozen=True)
+class FeatureShape:
+    """How much skin of a feature's shape each landmark of one detection hits (raw measures).
+
+    ``seen``: fraction of the patch around the landmark that is surface (not
+    background); ``flat``: fraction of those surface points within
+    :data:`FLAT_MM` of the patch's robust plane (1 on a plane cut, lower on
+    an eye socket, a nose or lips); ``face_flat``: the same over the whole
+    face disc (:data:`FACE_DISC`): a large planar patch where a face should
+    be is the sign of a cut. The verdicts (:mod:`bids_app.audit`) set the
+    thresholds on these.
+    """
+
+    seen: dict[str, float]
+    flat: dict[str, float]
+    face_flat: float
+
+    def to_json(self) -> dict[str, object]:
+        def r(x: float) -> float | None:
+            return round(float(x), 3) if np.isfinite(x) else None
+        return {"Seen": {k: r(v) for k, v in self.seen.items()},
+                "Flat": {k: r(v) for k, v in self.flat.items()},
+                "FaceFlat": r(self.face_flat)}
+
+
+FEATURES = ("EyeLeft", "EyeRight", "Nose", "Mouth")
+NAN_SHAPE = FeatureShape({k: float("nan") for k in FEATURES}, {k: float("nan") for k in FEATURES}, float("nan"))
+
+
+def _patch_points(depth, centre, radius, pose, view_angle):
+    height, width = depth.shape
+    cx, cy = (int(v) for v in np.rint(centre))
+    r = int(np.ceil(radius))
+    ys, xs = np.mgrid[max(cy - r, 0): min(cy + r + 1, height), max(cx - r, 0): min(cx + r + 1, width)]
+    inside = np.hypot(xs - centre[0], ys - centre[1]) <= radius
+    total = int(inside.sum())
+    z = depth[ys, xs].astype(float)
+    keep = inside & np.isfinite(z)
+    points = unproject(np.stack([xs[keep], ys[keep]], axis=1), z[keep], pose, view_angle, (width, height))
+    return points, total
+
+
+def _flat_fraction(points: np.ndarray) -> float:
+    if len(points) < MIN_RING_PIXELS:
+        return float("nan")
+    centre, normal = _robust_plane(points)
+    return float(np.mean(np.abs((points - centre) @ normal) <= FLAT_MM))
+
+
+def feature_shape(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, Sequence[float]],
+                  view_angle: float) -> FeatureShape:
+    """Measure, for one detection, whether skin of a feature's shape lies under each landmark.
+
+    Pure measures for the per-feature evidence of :mod:`bids_app.audit`
+    (see :class:`FeatureShape`); NaN where the landmarks leave the image.
+    """
+    points = np.asarray(landmarks, float).reshape(5, 2)
+    height, width = depth.shape
+    if not ((points >= 0) & (points < [width, height])).all():
+        return NAN_SHAPE
+    gap = max(float(np.linalg.norm(points[1] - points[0])), 4.0)
+    centres = {"EyeLeft": points[0], "EyeRight": points[1], "Nose": points[2], "Mouth": points[3:].mean(axis=0)}
+    seen, flat = {}, {}
+    for name, centre in centres.items():
+        found, total = _patch_points(depth, centre, FEATURE_PATCH * gap, pose, view_angle)
+        seen[name] = len(found) / total if total else float("nan")
+        flat[name] = _flat_fraction(found)
+    disc, _ = _patch_points(depth, points.mean(axis=0), FACE_DISC * gap, pose, view_angle)
+    return FeatureShape(seen, flat, _flat_fraction(disc))
+
+
+# --------------------------------------------------------------------------- the face's 3D profile
+
+#: Grid of the face profile in the face frame (mm from the nose tip): right, superior.
+PROFILE_RIGHT_MM = (-36.0, 36.0)
+PROFILE_SUPERIOR_MM = (-48.0, 40.0)
+PROFILE_STEP_MM = 4.0
+#: Along the anterior axis, the surface is searched from this far in front of the nose tip
+#: to this far behind it (mm).
+PROFILE_DEPTH_MM = (30.0, -90.0)
+
+
+def face_profile(mask: np.ndarray, affine: np.ndarray, frame) -> np.ndarray:
+    """The face's relief on a regular grid of the face frame (mm; NaN where no surface).
+
+    For each grid point (right, superior) around the nose tip, the anterior
+    coordinate (relative to the nose tip) of the first head-mask voxel met
+    coming from the front. Two scans of one surface (a refacing tool's
+    template face pasted on several participants) give the same profile
+    up to a tilt; two people do not (see :mod:`bids_app.audit`).
+    """
+    anterior = np.asarray(frame.anterior, float)
+    anterior /= np.linalg.norm(anterior)
+    superior = np.asarray(frame.superior, float) - (np.asarray(frame.superior, float) @ anterior) * anterior
+    superior /= np.linalg.norm(superior)
+    right = np.cross(anterior, superior)
+    xs = np.arange(PROFILE_RIGHT_MM[0], PROFILE_RIGHT_MM[1] + 1e-6, PROFILE_STEP_MM)
+    zs = np.arange(PROFILE_SUPERIOR_MM[0], PROFILE_SUPERIOR_MM[1] + 1e-6, PROFILE_STEP_MM)
+    ds = np.arange(PROFILE_DEPTH_MM[0], PROFILE_DEPTH_MM[1] - 1e-6, -1.0)
+    z, x, d = np.meshgrid(zs, xs, ds, indexing="ij")
+    points = (np.asarray(frame.nose_tip, float) + x[..., None] * right + z[..., None] * superior
+              + d[..., None] * anterior)
+    vox = np.rint(points @ np.linalg.inv(affine)[:3, :3].T + np.linalg.inv(affine)[:3, 3]).astype(int)
+    inside = ((vox >= 0) & (vox < np.asarray(mask.shape))).all(axis=-1)
+    hit = np.zeros(inside.shape, bool)
+    v = vox[inside]
+    hit[inside] = mask[v[:, 0], v[:, 1], v[:, 2]]
+    first = np.argmax(hit, axis=-1)
+    profile = ds[first].astype(float)
+    profile[~hit.any(axis=-1)] = np.nan
+    return profile

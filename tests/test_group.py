@@ -406,3 +406,33 @@ def test_scans_to_check_by_eye_are_listed(tmp_path):
     summary = run_group(settings_for(tmp_path, out))
     assert summary["detection"]["review"] == ["sub-2"]
     assert "Check by eye" in (out / "facerisk.html").read_text()
+
+
+def test_audit_tables_put_claimed_but_face_first(tmp_path):
+    """group_desc-images.tsv and group_desc-actions.tsv from the participant outputs: an image whose
+    sidecar claims defacing but whose renders show a face comes first; outputs without the
+    metadata (older facerisk) have an unknown claim."""
+    out = tmp_path / "out"
+    write_synthetic(out, 4)
+    for label, present, metadata in (("2", True, {"DeidentificationMethod": ["pydeface"]}),
+                                      ("3", False, {"ImageType": ["DERIVED", "DEFACED"]}),
+                                      ("4", True, {})):
+        side = out / f"sub-{label}" / "anat" / f"sub-{label}_desc-faces_FLAIR.json"
+        meta = json.loads(side.read_text())
+        meta["FacePresence"] = {"FacePresent": present, "Support": 10 if present else 0, "MinSupport": 4}
+        meta["SourceMetadata"] = metadata
+        side.write_text(json.dumps(meta))
+        if not present:
+            npy = side.with_suffix(".npy")
+            np.save(npy, np.full_like(np.load(npy), np.nan))
+    summary = run_group(settings_for(tmp_path, out))
+    images = {r["participant_id"]: r for r in read_tsv(out / "group_desc-images.tsv")}
+    assert [images[f"sub-{k}"]["verdict"] for k in "1234"] == ["face", "face", "removed", "face"]
+    assert [images[f"sub-{k}"]["claimed"] for k in "1234"] == ["unknown", "yes", "yes", "no"]
+    actions = read_tsv(out / "group_desc-actions.tsv")
+    assert actions[0]["participant_id"] == "sub-2" and actions[0]["action"] == "deface again"
+    assert "claims de-identification (pydeface)" in actions[0]["reason"]
+    assert summary["audit"]["claimed_but_face"] == 1
+    assert summary["audit"]["sentence"].startswith("Of 4 anatomical images from 4 participants, 3 (75.0%)")
+    html = (out / "facerisk.html").read_text()
+    assert summary["audit"]["sentence"] in html and 'id="claimed-but-face"' in html

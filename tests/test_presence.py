@@ -165,3 +165,31 @@ def test_settings_default_is_the_measured_threshold():
     from bids_app.config import Settings
 
     assert Settings.min_nose_relief == presence.MIN_RELIEF_MM
+
+
+def test_feature_shape_tells_a_cut_plane_from_a_nose():
+    """A plane (a defacing cut) is flat under every landmark; a nose is not flat under its landmark."""
+    from bids_app.presence import feature_shape
+
+    pose = _pose(10.0)
+    cut = feature_shape(_depth_map(pose, 0.0, slope=0.3), _landmarks(pose, 0.0, slope=0.3), pose, VIEW_ANGLE)
+    assert min(cut.flat.values()) > 0.95 and cut.face_flat > 0.95
+    assert min(cut.seen.values()) > 0.95
+    face = feature_shape(_depth_map(pose, 18.0), _landmarks(pose, 18.0), pose, VIEW_ANGLE)
+    assert face.flat["Nose"] < 0.5 and face.face_flat < cut.face_flat
+    as_json = face.to_json()
+    assert set(as_json["Flat"]) == {"EyeLeft", "EyeRight", "Nose", "Mouth"} and as_json["FaceFlat"] is not None
+
+
+def test_feature_shape_of_landmarks_on_the_background_is_unseen():
+    from bids_app.presence import feature_shape
+
+    pose = _pose()
+    depth = _depth_map(pose, 15.0)
+    marks = _landmarks(pose, 15.0)
+    marks[3:] = [[2.0, SIZE - 3.0], [6.0, SIZE - 3.0]]  # mouth corners off the face, in the image corner
+    shape = feature_shape(depth, marks, pose, VIEW_ANGLE)
+    assert shape.seen["Mouth"] == 0.0 and np.isnan(shape.flat["Mouth"])
+    assert shape.seen["Nose"] == 1.0
+    outside = feature_shape(depth, marks - SIZE, pose, VIEW_ANGLE)
+    assert all(np.isnan(v) for v in outside.seen.values())

@@ -324,3 +324,44 @@ def test_left_out_participants_are_listed_up_to_a_limit():
     assert f"The first {MAX_EXCLUDED} are listed" in html
     few = render_group_report({"title": "t", "participants": [], "excluded": excluded[:3]})
     assert few.count("<td>no record</td>") == 3 and "are listed" not in few
+
+
+def test_first_screen_is_the_audit_with_claimed_but_face_first():
+    """The audit (bids_app.audit on plain evidence) on the report's first screen: the steward's
+    sentence, counts per action, the images that claim defacing but show a face, then the table."""
+    from bids_app import audit
+    from bids_app.report.audit import audit_context
+
+    def record(label, present, metadata, suffix="T1w"):
+        rows = [{"Detected": present, "Score": 0.9 if present else None, "NoseReliefMm": 20.0,
+                 "EyeMouthMm": 55.0, "Features": {"Seen": dict.fromkeys(("EyeLeft", "EyeRight", "Nose", "Mouth"), 1.0),
+                                                  "Flat": dict.fromkeys(("EyeLeft", "EyeRight", "Nose", "Mouth"), 0.4),
+                                                  "FaceFlat": 0.1}} if present else {"Detected": False}
+                for _ in range(10)]
+        return audit.ImageRecord(label, f"sub-{label}_{suffix}", suffix,
+                                 presence={"FacePresent": present, "Support": 10 if present else 0, "MinSupport": 4},
+                                 rows=rows, metadata=metadata)
+
+    claim = {"DeidentificationMethod": ["pydeface <2.0>"]}
+    rng = np.random.default_rng(0)
+    records = [record("01", False, claim), record("02", True, claim), record("03", True, {})]
+    faces = rng.normal(size=(2, 16))
+    verdicts = audit.audit_images(records, [None, *(faces / np.linalg.norm(faces, axis=1, keepdims=True))])
+    counts = audit.action_counts(verdicts)
+    summary = {"audit": {**counts, "sentence": audit.steward_sentence(counts, "0.1.0", "2026-11-30")}}
+    data = {"audit_rows": [v.to_json() for v in sorted(verdicts, key=audit.priority)]}
+    ctx, _, _ = make_context(photos=False)
+    ctx["audit"] = audit_context(summary, data)
+    html = render_group_report(ctx)
+    c = parse(html)
+    assert c.errors == [] and c.stack == []
+    body = html[html.index("<body"):]
+    sentence = ("Of 3 anatomical images from 3 participants, 2 (66.7%) still show a reconstructable face and "
+                "must be defaced again, 0 need a visual check, and 1 shows no face or a replaced face "
+                "(facerisk 0.1.0, 2026-11-30).")
+    assert body.index('id="warning"') < body.index(sentence) < body.index('id="claimed-but-face"') \
+        < body.index('id="audit-actions"') < body.index('id="summary"')
+    listed = body[body.index('id="claimed-but-face"'):body.index('id="audit-actions"')]
+    assert "sub-02_T1w" in listed and "sub-03_T1w" not in listed
+    assert "pydeface &lt;2.0&gt;" in listed  # sidecar text is escaped
+    assert audit_context({}, {}) is None  # older group outputs: no audit section

@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL", help="participants to process (with or without 'sub-'); default: all",
     )
     bids.add_argument(
+        "--participant-label-exclude", "--participant_label_exclude",
+        dest="participant_label_exclude", nargs="+", type=_label("sub"),
+        default=_DEFAULT("participant_label_exclude"), metavar="LABEL",
+        help="participants to leave out (with or without 'sub-')",
+    )
+    bids.add_argument(
         "--session-label", "--session_label",
         dest="session_label", nargs="+", type=_label("ses"), default=_DEFAULT("session_label"),
         metavar="LABEL", help="sessions to process (with or without 'ses-'); default: all",
@@ -137,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--modality", nargs="+", type=_modality, default=_DEFAULT("modality"), metavar="SUFFIX",
         help=f"anat suffixes to reconstruct faces from ({', '.join(SUPPORTED_MODALITIES)}); "
         f"default: {' '.join(_DEFAULT('modality'))}, the sequence of the NEJM 2019 study",
+    )
+    bids.add_argument(
+        "--bids-filter-file", "--bids_filter_file", type=Path, default=_DEFAULT("bids_filter_file"),
+        metavar="FILE",
+        help="JSON choosing images by BIDS entities, as fMRIPrep's: keys t1w, t2w, flair, pdw; "
+        'values entity filters, e.g. {"t1w": {"acquisition": "mprage", "reconstruction": null}} '
+        '(null: the entity absent; "*": any value; a list: any of these)',
     )
     bids.add_argument(
         "--photos-dir", type=Path, default=_DEFAULT("photos_dir"), metavar="DIR",
@@ -226,6 +239,15 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     photos_dir = args.photos_dir.expanduser().resolve() if args.photos_dir else None
     if photos_dir is not None and not photos_dir.is_dir():
         parser.error(f"--photos-dir {args.photos_dir} is not a folder")
+    filter_file, filters = None, None
+    if args.bids_filter_file is not None:
+        from bids_app.bids import BIDSError, load_bids_filters
+
+        filter_file = args.bids_filter_file.expanduser().resolve()
+        try:
+            filters = load_bids_filters(filter_file, SUPPORTED_MODALITIES)
+        except BIDSError as err:
+            parser.error(str(err))
     nprocs = min(args.nprocs, os.cpu_count() or 1) if args.nprocs else 1
     return Settings(
         bids_dir=bids_dir,
@@ -233,6 +255,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         analysis_level=args.analysis_level,
         participant_label=list(dict.fromkeys(args.participant_label)),
         session_label=list(dict.fromkeys(args.session_label)),
+        participant_label_exclude=list(dict.fromkeys(args.participant_label_exclude)),
+        bids_filter_file=filter_file,
+        bids_filters=filters,
         modality=list(dict.fromkeys(args.modality)),
         photos_dir=photos_dir,
         n_renders=args.n_renders,

@@ -128,7 +128,12 @@ def _run_participants(settings, database_dir) -> int:
             )
     bidsio.init_derivatives(settings.output_dir, settings.bids_dir)
     layout = bidsio.load_layout(settings.bids_dir, database_dir, validate=not settings.skip_bids_validator)
-    subjects = bidsio.select_subjects(layout, settings.participant_label)
+    subjects = bidsio.select_subjects(layout, settings.participant_label,
+                                      settings.participant_label_exclude)
+    unused = sorted(set(settings.bids_filters or {}) - set(settings.modality))
+    if unused:
+        LOGGER.warning("--bids-filter-file %s: filters for %s are not used (--modality %s)",
+                       settings.bids_filter_file, ", ".join(unused), " ".join(settings.modality))
     LOGGER.info("participant level: %d participant(s), modality %s, %d renders each",
                 len(subjects), "+".join(settings.modality), settings.n_renders)
     failures: dict[str, str] = {}

@@ -33,6 +33,7 @@ import numpy as np
 from bids_app.io import atomic_write_text, read_json
 from bids_app.progress import Progress
 
+from .audit import audit_context
 from .figures import cmc_svg, histogram_svg, roc_svg
 from .html import get_environment, render_group_report
 from .thumbs import thumbnail_uri
@@ -183,6 +184,7 @@ def build_group_context(inputs: dict[str, Any], page_names: dict[str, str] | Non
         },
         "versions": dict(data["versions"] or {}),
         "methods_html": inputs["citation_html"],
+        "audit": audit_context(summary, data),
     }
 
 

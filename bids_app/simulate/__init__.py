@@ -4,7 +4,7 @@ Real paired MRI and photographs cannot be shared, so facerisk's accuracy is
 measured on a documented simulation (``facerisk-simulate`` or
 ``python -m bids_app.simulate``)::
 
-    python -m bids_app.simulate OUT --n 6 --seed 0 [--contrast FLAIR] [--deface]
+    python -m bids_app.simulate OUT --n 6 --seed 0 [--contrast FLAIR] [--deface [METHOD]]
     facerisk OUT/bids OUT/derivatives/facerisk participant --photos-dir OUT/photos
     facerisk OUT/bids OUT/derivatives/facerisk group --photos-dir OUT/photos
 
@@ -55,16 +55,24 @@ What one participant is
    multiplicative bias field (up to about +-25 %); Rician noise (2-5 % of
    the brightest brain tissue of the contrast). The image is stored as
    int16 with an affine that is correct for the simulated scanner space.
-4. **Defacing** (``--deface``): the same dataset with the face removed the
-   way pydeface and mri_deface do it, by zeroing every voxel of the face
-   region (skin, fat, muscle, bone, eyes, sinuses), applied after
-   acquisition: everything anterior-inferior of the plane through the
-   forehead just above the brow and the ear canals (in the base head's face
-   frame, from the known truth, so it never misses the face; pydeface
-   itself needs FSL registration, which this package does not ship). The
-   cut surface is flat, but it crosses the orbit apices, the ethmoid cells
-   and the pharynx, whose cross-sections show as dents on it, as on real
-   defaced scans.
+4. **Defacing** (``--deface [mask|plane|reface]`` for ``OUT/bids`` itself,
+   ``--with-defaced`` for ``OUT/bids_defaced``, ``--deface-methods`` for
+   ``OUT/bids_defaced-<method>``; same scans, same noise; see
+   :mod:`.deface`). ``mask`` removes the face the way pydeface and
+   mri_deface do, by zeroing every voxel of the face region (skin, fat,
+   muscle, bone, eyes, sinuses), applied after acquisition: everything
+   anterior-inferior of the plane through the forehead just above the brow
+   and the ear canals (in the base head's face frame, from the known truth,
+   so it never misses the face; pydeface itself needs FSL registration,
+   which this package does not ship). The cut surface is flat, but it
+   crosses the orbit apices, the ethmoid cells and the pharynx, whose
+   cross-sections show as dents on it, as on real defaced scans. ``plane``
+   is quickshear's shear cut, fitted to an estimate of the base head's
+   brain; ``reface`` pastes one template face over the face region
+   (``--reface-template``, default the first demo head's face). Each
+   image's sidecar states the method (``DeidentificationMethod``,
+   ``DeidentificationMethodCodeSequence``) and ``truth.json`` maps every
+   dataset folder to its method (``"datasets"``).
 
 Hard mode (``--mode hard``)
 ---------------------------
@@ -144,7 +152,8 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 #   heads        base heads: find, load (1 mm RAS, WM = 1), nose protrusion
 #   participant  Participant and its sampling (default and hard mode)
 #   deform       displacement field of the face-shape bumps, and the warp
-#   scanner      contrast remap, pads, pose, grid, slice profile, bias, noise, defacing region
+#   deface       defacing methods: face mask, quickshear-like plane, refacing; sidecar claims
+#   scanner      contrast remap, pads, pose, grid, slice profile, bias, noise, the defacing cut
 #   photos       the stand-in portrait photo renderer
 #   cohort       simulate_participant, simulate_cohort, the dataset's files
 #   cli          the command line (facerisk-simulate, python -m bids_app.simulate)
@@ -156,7 +165,8 @@ from .heads import (  # noqa: E402
 )
 from .participant import Participant, sample_participant  # noqa: E402
 from .photos import PHOTO, render_photos  # noqa: E402
-from .scanner import DEFACE_EAR_VW, DEFACE_FOREHEAD_VW, acquire  # noqa: E402
+from .deface import DEFACE_EAR_VW, DEFACE_FOREHEAD_VW, DEFACE_METHODS  # noqa: E402
+from .scanner import acquire  # noqa: E402
 from .settings import (  # noqa: E402
     CLIP_SD, CONTRAST_NODES, CONTRASTS, DEFORMATIONS, FREE_BUMP_SD, GRIDS, HARD, MODES,
     N_FREE_BUMPS, ORIENTATIONS, POSE_DEG, SHIFT_MM, SUPERFICIAL, SUPERFICIAL_MM,
@@ -164,6 +174,7 @@ from .settings import (  # noqa: E402
 
 __all__ = [
     "CONTRASTS",
+    "DEFACE_METHODS",
     "DEFORMATIONS",
     "GRIDS",
     "HARD",

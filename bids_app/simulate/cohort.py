@@ -13,6 +13,9 @@ import nibabel as nib
 import numpy as np
 
 from .augment import dim_lower_face
+from .deface import (
+    DEFACE_METHODS, deface_method, reface_head, reface_template, sidecar_claim, template_in_base,
+)
 from .deform import _FLATTEN_GAIN, _face_box, _warp, deformation_field
 from .heads import _base_protrusion, default_heads, find_heads, load_base, nose_protrusion_mm
 from .participant import Participant, sample_participant
@@ -22,9 +25,16 @@ from .settings import CONTRASTS, HARD, MODES
 
 
 def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | None, *,
-                         deface_dirs: tuple[Path, ...] = (), deface: bool = False,
-                         photo_size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Write one participant's MRI (and photos); returns timing and file info."""
+                         deface_dirs: tuple[Path | tuple[Path, str], ...] = (),
+                         deface: bool | str = False, photo_size: tuple[int, int] | None = None,
+                         template: Path | None = None) -> dict[str, Any]:
+    """Write one participant's MRI (and photos); returns timing and file info.
+
+    ``deface`` (False, True = "mask", "mask", "plane" or "reface") applies to
+    ``bids_dir``; ``deface_dirs`` are more datasets of the same scans, each a
+    path (defaced with "mask") or a ``(path, method)`` pair. ``template``: the
+    head whose face "reface" pastes (default :func:`.deface.reface_template`).
+    """
     t0 = time.perf_counter()
     base = load_base(part.base_path)
     t1 = time.perf_counter()
@@ -53,15 +63,22 @@ def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | N
         "ContrastApproximation": f"{part.contrast}-like remap of T1 intensities",
         "VoxelSize": list(part.voxel_size), "StorageOrientation": part.orientation,
     }
-    outs = [(bids_dir, deface)] + [(d, True) for d in deface_dirs]
-    for target, cut in outs:
+    outs = [(bids_dir, deface_method(deface))] + [
+        (Path(d), "mask") if isinstance(d, (str, os.PathLike)) else (Path(d[0]), deface_method(d[1]))
+        for d in deface_dirs]
+    refaced = None
+    for target, method in outs:
+        if method == "reface" and refaced is None:
+            refaced = _refaced_head(part, base, head, template or reface_template([part.base_path]))
         rng = np.random.default_rng(part.seed + [1])  # same noise with and without defacing
-        nii = acquire(part, base, head, deface=cut, rng=rng)
+        scanned = refaced if method == "reface" else head
+        nii = acquire(part, base, scanned, deface=method if method != "reface" else False, rng=rng)
         anat = target / f"sub-{part.label}" / "anat"
         anat.mkdir(parents=True, exist_ok=True)
         nib.save(nii, anat / f"{stem}.nii.gz")
-        meta = dict(sidecar, Defaced=("plane cut" if cut else False))
+        meta = dict(sidecar, **sidecar_claim(method))
         (anat / f"{stem}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    del refaced
     t3 = time.perf_counter()
     photos: list[Path] = []
     if photos_dir is not None or hard:
@@ -81,6 +98,13 @@ def simulate_participant(part: Participant, bids_dir: Path, photos_dir: Path | N
             "seconds": {"base": t1 - t0, "deform": t2 - t1, "acquire": t3 - t2, "photos": t4 - t3}}
 
 
+def _refaced_head(part: Participant, base, head: np.ndarray, template: Path) -> np.ndarray:
+    """``head`` with the template's face, in this participant's contrast (see :mod:`.deface`)."""
+    data, deep = template_in_base(load_base(template), base)
+    face = _contrast_map(data, part.contrast_nodes, part.contrast, deep)
+    return reface_head(head, base, face)
+
+
 # --------------------------------------------------------------------------- cohort
 
 
@@ -90,16 +114,29 @@ def _worker(args: tuple) -> dict[str, Any]:
 
 def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, *,
                     contrast: str = "FLAIR", heads: list[str | os.PathLike[str]] | None = None,
-                    deface: bool = False, with_defaced: bool = False, spread: float = 1.0,
+                    deface: bool | str = False, with_defaced: bool = False,
+                    deface_methods: tuple[str, ...] | list[str] = (), spread: float = 1.0,
                     nprocs: int = 1, photos: tuple[int, int] = (3, 5),
                     photo_size: tuple[int, int] | None = None, quiet: bool = False,
-                    mode: str = "default") -> dict[str, Any]:
+                    mode: str = "default",
+                    template: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Write ``out_dir/bids``, ``out_dir/photos``, ``out_dir/truth.tsv`` (+ ``truth.json``).
 
-    With ``with_defaced``, ``out_dir/bids_defaced`` (same participants,
-    same noise, face cut off) is written as well. ``mode``: "default" or
-    "hard" (:data:`HARD`, see the module docstring).
+    ``deface`` (False; True or "mask", "plane", "reface": see
+    :mod:`.deface`) de-identifies ``out_dir/bids`` itself. With
+    ``with_defaced``, ``out_dir/bids_defaced`` (same participants, same
+    noise, face cut off with "mask") is written as well, and for each of
+    ``deface_methods`` ``out_dir/bids_defaced-<method>``. ``truth.json``
+    then maps each dataset folder to its method (``"datasets"``); ``template``
+    is the head whose face "reface" pastes (default :data:`.deface.REFACE_TEMPLATE`). ``mode``:
+    "default" or "hard" (:data:`HARD`, see the module docstring).
     """
+    method = deface_method(deface)
+    bad = [m for m in deface_methods if m not in DEFACE_METHODS]
+    if bad:
+        raise ValueError(f"deface methods must be among {list(DEFACE_METHODS)}, got {bad}")
+    if template is not None and not Path(template).is_file():
+        raise FileNotFoundError(f"reface template {template}: no such file")
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {sorted(CONTRASTS)}, got {contrast!r}")
     if mode not in MODES:
@@ -115,12 +152,19 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
     parts = [sample_participant(i, seed, head_paths, contrast=contrast, spread=spread,
                                 label=f"{i + 1:0{width}d}", photos=photos, mode=mode)
              for i in range(n)]
-    defaced_dirs = (out / "bids_defaced",) if with_defaced else ()
-    for d in (bids_dir, *defaced_dirs):
+    defaced_dirs = ((out / "bids_defaced", "mask"),) if with_defaced else ()
+    defaced_dirs += tuple((out / f"bids_defaced-{m}", m) for m in dict.fromkeys(deface_methods))
+    datasets = {bids_dir: method, **dict(defaced_dirs)}
+    for d, how in datasets.items():
         d.mkdir(parents=True, exist_ok=True)
-        _write_dataset_files(d, parts, contrast, deface or d in defaced_dirs, seed, spread, mode)
+        _write_dataset_files(d, parts, contrast, how, seed, spread, mode)
+    if "reface" in datasets.values():
+        template = Path(template) if template is not None else reface_template(head_paths)
+    else:
+        template = None
     jobs = [((p, bids_dir, photos_dir), {"deface_dirs": defaced_dirs, "deface": deface,
-                                          "photo_size": photo_size}) for p in parts]
+                                          "photo_size": photo_size, "template": template})
+            for p in parts]
     begin = time.perf_counter()
     results = []
     if nprocs > 1 and n > 1:
@@ -143,12 +187,15 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
                       f"{sum(res['seconds'].values()):.1f} s", flush=True)
     for part, res in zip(parts, results):  # what the hard mode set from the base heads
         part.hard.update(res.get("hard") or {})
-    rows = [p.row() for p in parts]
+    rows = [p.row() | ({"deface": method} if method else {}) for p in parts]
     cols = list(rows[0])
     (out / "truth.tsv").write_text("\t".join(cols) + "\n" + "".join(
         "\t".join(str(r[c]) for c in cols) + "\n" for r in rows))
-    truth = {"seed": seed, "n": n, "contrast": contrast, "spread": spread, "deface": deface,
+    truth = {"seed": seed, "n": n, "contrast": contrast, "spread": spread, "deface": method or False,
              "mode": mode, **({"hard": HARD} if mode == "hard" else {}),
+             **({"datasets": {d.name: how or "none" for d, how in datasets.items()}}
+                if any(datasets.values()) else {}),
+             **({"reface_template": str(template)} if template else {}),
              "heads": [str(p) for p in head_paths],
              "participants": [{**p.row(), "free_bumps": p.free_bumps,
                                "contrast_nodes": p.contrast_nodes, "bias_coefs": p.bias_coefs}
@@ -158,12 +205,13 @@ def simulate_cohort(out_dir: str | os.PathLike[str], n: int = 6, seed: int = 0, 
             "seconds": time.perf_counter() - begin, "participants": results}
 
 
-def _write_dataset_files(bids_dir: Path, parts: list[Participant], contrast: str, defaced: bool,
-                         seed: int, spread: float, mode: str = "default") -> None:
+def _write_dataset_files(bids_dir: Path, parts: list[Participant], contrast: str,
+                         method: str | None, seed: int, spread: float, mode: str = "default") -> None:
     (bids_dir / "dataset_description.json").write_text(json.dumps({
         "Name": f"facerisk simulated cohort (n={len(parts)}, seed={seed}, {contrast}"
                 + (f", {mode} mode" if mode != "default" else "")
-                + (", defaced" if defaced else "") + ")",
+                + {None: "", "mask": ", defaced", "plane": ", defaced with a shear plane",
+                   "reface": ", refaced"}[method] + ")",
         "BIDSVersion": "1.9.0",
         "DatasetType": "raw",
         "License": "Derived from public heads (BSD-2-Clause, MIT, BSD); see README",

@@ -28,6 +28,7 @@ class BaseHead:
     deep: np.ndarray | None = None  # float32 0..1: weight of the brain remap (depth below the skin)
     frame: Any = None  # FaceFrame of the whole base head (world mm of ``affine``)
     protrusion: float | None = None  # nose_protrusion_mm of the base head (hard mode; lazily)
+    brain: np.ndarray | None = None  # bool brain estimate (plane defacing; lazily, see deface.py)
 
 
 _BASE_CACHE: dict[str, BaseHead] = {}

@@ -7,6 +7,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
+from .deface import cut_region, deface_method, mask_region
 from .heads import BaseHead
 from .participant import Participant
 from .settings import CONTRAST_NODES, CONTRASTS, SUPERFICIAL
@@ -37,33 +38,30 @@ def _rotation(deg: tuple[float, float, float]) -> np.ndarray:
     rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
     return rz @ ry @ rx
 
-#: Defacing plane, in the base head's face frame (mm from the nose tip; v anterior,
-#: w superior): the line through the forehead above the brow and the ear canal.
-DEFACE_FOREHEAD_VW, DEFACE_EAR_VW = (-18.0, 62.0), (-88.0, -8.0)
+#: The mask defacing region (kept here for callers of the scanner module).
+_deface_region = mask_region
 
 
-def _deface_region(base: BaseHead) -> np.ndarray:
-    """Face mask in base voxel space: True where the face is removed.
+def head_to_scanner(part: Participant, base: BaseHead) -> np.ndarray:
+    """4x4 from head world (``base.affine`` mm) to scanner world: the participant's pose,
+    x = R (p - c) + c + t about the head's centroid c."""
+    rot = _rotation(part.rotation_deg)
+    centre = base.affine[:3, :3] @ base.center + base.affine[:3, 3]
+    shift = np.asarray(part.shift_mm)
+    to_scanner = np.eye(4)
+    to_scanner[:3, :3] = rot
+    to_scanner[:3, 3] = centre + shift - rot @ centre
+    return to_scanner
 
-    Like pydeface's and mri_deface's masks, it takes out *all* voxels of the
-    face (skin, fat, muscle, cartilage, bone, eyes, sinuses), not a slice of
-    skin: everything anterior-inferior of the plane through the forehead
-    above the brow and the ear canals (:data:`DEFACE_FOREHEAD_VW`,
-    :data:`DEFACE_EAR_VW`), in front of the ear canals, across the whole
-    width of the head. The cut goes behind the eyeballs and the nasal
-    cavity, so the cut surface is a flat face-less plane: a shallower cut
-    (e.g. 30-45 mm behind the nose tip) opens the orbits and the nose,
-    whose holes a face detector takes for eyes and a nose.
-    """
-    sh = base.data.shape
-    y, z = (np.arange(n, dtype=np.float32) - base.tip[k] for k, n in enumerate(sh) if k > 0)
-    v, w = y[:, None], z[None, :]
-    (v0, w0), (v1, w1) = DEFACE_FOREHEAD_VW, DEFACE_EAR_VW
-    # side of the line through (v0, w0) and (v1, w1): positive in front/below
-    side = (v - v0) * (w1 - w0) - (w - w0) * (v1 - v0)
-    plane = (side * np.sign((0.0 - v0) * (w1 - w0) - (0.0 - w0) * (v1 - v0))) > 0  # the tip's side
-    region2d = plane & (v > v1 - 5.0)
-    return np.broadcast_to(region2d[None, :, :], sh)
+
+def to_base_grid(nii: nib.Nifti1Image, part: Participant, base: BaseHead,
+                 order: int = 1) -> np.ndarray:
+    """An acquired image of ``part`` resampled back onto ``base``'s 1 mm grid (float32), so
+    that scans of participants of one base head can be compared voxel by voxel."""
+    m = np.linalg.inv(nii.affine) @ head_to_scanner(part, base) @ base.affine
+    data = np.asarray(nii.dataobj, dtype=np.float32)
+    return ndi.affine_transform(data, m[:3, :3], m[:3, 3], output_shape=base.data.shape,
+                                order=order, mode="constant", cval=0.0).astype(np.float32)
 
 
 def _slice_profile(thickness: float) -> np.ndarray:
@@ -76,16 +74,16 @@ def _slice_profile(thickness: float) -> np.ndarray:
 
 
 def acquire(part: Participant, base: BaseHead, head: np.ndarray, *,
-            deface: bool = False, rng: np.random.Generator) -> nib.Nifti1Image:
-    """Scan a (deformed, contrast-mapped) head: pose, grid, orientation, bias, noise."""
+            deface: bool | str = False, rng: np.random.Generator) -> nib.Nifti1Image:
+    """Scan a (deformed, contrast-mapped) head: pose, grid, orientation, bias, noise.
+
+    ``deface``: "mask" (or True) or "plane" zero their region after the noise
+    (see :mod:`.deface`); "reface" is done on ``head`` before (``reface_head``).
+    """
+    method = deface_method(deface)
     zooms = tuple(float(z) for z in part.voxel_size)
-    rot = _rotation(part.rotation_deg)
-    centre = base.affine[:3, :3] @ base.center + base.affine[:3, 3]
-    shift = np.asarray(part.shift_mm)
-    # head world p -> scanner world x = R (p - c) + c + t
-    to_scanner = np.eye(4)
-    to_scanner[:3, :3] = rot
-    to_scanner[:3, 3] = centre + shift - rot @ centre
+    to_scanner = head_to_scanner(part, base)
+    rot = np.ascontiguousarray(to_scanner[:3, :3])
     idx = np.array(np.nonzero(base.mask[::4, ::4, ::4])) * 4.0
     pts = idx.T @ base.affine[:3, :3].T + base.affine[:3, 3]
     pts = pts @ rot.T + to_scanner[:3, 3]
@@ -123,8 +121,8 @@ def acquire(part: Participant, base: BaseHead, head: np.ndarray, *,
     sigma = np.float32(part.noise * max(part.contrast_nodes[2:5]))
     img += sigma * rng.standard_normal(out_shape, dtype=np.float32)
     img = np.sqrt(img ** 2 + (sigma * rng.standard_normal(out_shape, dtype=np.float32)) ** 2)
-    if deface:
-        cut = ndi.affine_transform(_deface_region(base).astype(np.uint8), m[:3, :3], m[:3, 3],
+    if method in ("mask", "plane"):
+        cut = ndi.affine_transform(cut_region(base, method).astype(np.uint8), m[:3, :3], m[:3, 3],
                                    output_shape=out_shape, order=0, mode="constant", cval=0)
         img[cut > 0] = 0.0
     scaled = np.clip(np.round(img * 1000.0), 0, 32767).astype(np.int16)

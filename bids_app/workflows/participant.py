@@ -97,17 +97,25 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
     Returns the kept detection (or None) and the sidecar ``Face`` record of
     each render, and the scan decision.
     """
-    from bids_app.presence import scan_decision
+    from bids_app.presence import feature_shape, scan_decision
+    from bids_app.render import VIEW_ANGLE
 
     found, geometries = detect_in_3d(model, pictures, depths, poses, settings.render_min_score)
     decision = scan_decision(geometries, min_relief=settings.min_nose_relief)
     kept, faces = [], []
-    for (detections, found_pass), geoms, chosen in zip(found, geometries, decision.chosen):
+    for (detections, found_pass), geoms, chosen, depth, pose in zip(found, geometries, decision.chosen,
+                                                                     depths, poses):
         det = detections[chosen] if chosen is not None else None
         face = _face_record([det] if det is not None else [], found_pass if det is not None else 0)
         if det is not None:
             face["NumFaces"] = len(detections)
             face.update(geoms[chosen].to_json())
+        if detections:  # what remains of each feature under the counted (or else the best) detection
+            measured = chosen if chosen is not None else 0
+            face["Features"] = {"Detection": "counted" if chosen is not None else "best rejected",
+                                **feature_shape(depth, detections[measured].landmarks, pose, VIEW_ANGLE).to_json()}
+            if chosen is None:
+                face["Features"].update(geoms[0].to_json())
         rejected = [{"Score": round(float(d.score), 4), **g.to_json()}
                     for j, (d, g) in enumerate(zip(detections, geoms)) if j != chosen]
         if rejected:
@@ -134,6 +142,7 @@ def process_anat_image(
 
     label = f"sub-{image.subject}"
     source = f"bids:raw:{image.relative_to(settings.bids_dir)}"
+    metadata = source_metadata(image.path, settings.bids_dir)
     out_dir = bidsio.subject_dir(settings.output_dir, image.subject, image.session) / "anat"
     seed = settings.participant_seed(image.subject)
 
@@ -159,6 +168,7 @@ def process_anat_image(
     start = _add_time(result, "render", start)
 
     poses = [camera_pose(frame, view) for view in views]
+    profile = _profile_json(mask, affine, frame)
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
     decisions = []
@@ -171,7 +181,8 @@ def process_anat_image(
                 embeddings[number][index] = model.embed(picture, det)
             by_render[index][model.info["Name"]] = face
             rows[number].append({"File": bidsio.render_name(image, index + 1, ".png"), "Detected": face["Detected"],
-                                 "Score": face["Score"], "Pass": face["Pass"]})
+                                 "Score": face["Score"], "Pass": face["Pass"],
+                                 **{k: face[k] for k in _EVIDENCE if k in face}})
         log = LOGGER.warning if decision.review else LOGGER.info
         log("%s: %s %s: %s", label, image.suffix, model.info["Name"], decision.reason)
     found_faces: list[dict] = []  # the first model's finding per render, for the QC mosaic
@@ -214,7 +225,8 @@ def process_anat_image(
         atomic_write_npy(out_dir / bidsio.faces_name(image, ".npy", desc), embeddings[number])
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
-            {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json()},
+            {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json(),
+             "SourceMetadata": metadata, "FaceProfile": profile},
         )
     result.images += 1
 
@@ -273,6 +285,62 @@ def process_photos(
         )
     _add_time(result, "photos", start)
     return errors
+
+
+def _profile_json(mask, affine, frame) -> dict:
+    """The face's 3D profile (:func:`bids_app.presence.face_profile`) for the embedding sidecar."""
+    from bids_app import presence
+
+    profile = presence.face_profile(mask, affine, frame)
+    return {"StepMm": presence.PROFILE_STEP_MM, "RightMm": list(presence.PROFILE_RIGHT_MM),
+            "SuperiorMm": list(presence.PROFILE_SUPERIOR_MM),
+            "AnteriorMm": [[round(float(v), 1) if np.isfinite(v) else None for v in row] for row in profile]}
+
+
+#: Per-render measures copied into the embedding sidecar's ``Rows``: the
+#: evidence the group level's verdicts (:mod:`bids_app.audit`) are made from.
+_EVIDENCE = ("NoseReliefMm", "EyeDistanceMm", "EyeMouthMm", "Features")
+#: Sidecar fields that say whether and how an image was de-identified
+#: (BIDS 1.9+: ``DeidentificationMethod``, ``DeidentificationMethodCodeSequence``;
+#: free-text hints in the DICOM-derived fields). Copied as they are.
+CLAIM_FIELDS = ("DeidentificationMethod", "DeidentificationMethodCodeSequence", "ImageType",
+                "SeriesDescription", "ProtocolName", "ImageComments", "Defaced")
+
+
+def _entities(name: str) -> tuple[set[str], str]:
+    stem = name.split(".")[0]
+    parts = stem.split("_")
+    return {p for p in parts[:-1] if "-" in p}, parts[-1]
+
+
+def source_metadata(path: Path, bids_dir: Path) -> dict:
+    """The de-identification fields of an image's JSON metadata, with BIDS inheritance.
+
+    JSON files from the dataset root down to the image's folder whose
+    suffix is the image's and whose entities are a subset of its entities
+    apply, the nearest last; only :data:`CLAIM_FIELDS` are kept. An
+    unreadable file is skipped here (:func:`_check_sidecar` reports it).
+    """
+    from bids_app.io import read_json
+
+    want, suffix = _entities(path.name)
+    try:
+        folders = [bids_dir, *reversed(path.parent.relative_to(bids_dir).parents)][:-1] + [path.parent]
+    except ValueError:
+        folders = [path.parent]
+    merged: dict = {}
+    for folder in dict.fromkeys(Path(bids_dir) / f for f in folders):
+        for candidate in sorted(folder.glob(f"*{suffix}.json")):
+            have, other = _entities(candidate.name)
+            if other != suffix or not have <= want:
+                continue
+            try:
+                data = read_json(candidate)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                merged.update({k: data[k] for k in CLAIM_FIELDS if k in data})
+    return merged
 
 
 def _check_sidecar(image: bidsio.AnatImage) -> None:

@@ -57,6 +57,7 @@ class Analysis:
     model_info: dict
     participants: dict[str, Participant]
     excluded: list[Excluded] = field(default_factory=list)
+    audit: list = field(default_factory=list)  # bids_app.audit.ImageVerdict per anat image
 
 
 def _stack_rows(per_code: list[list[tuple[np.ndarray, np.ndarray | None]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +214,7 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
         if row["rank"] is not None and (current is None or row["rank"] < current):
             info[row["subject"]]["linkage_rank"] = row["rank"]
 
+    audit = audit_images(subjects, by_subject[0], model_infos[0])
     summary = {
         "n_participants": len(subjects),
         "n_with_photos": len(probe_subjects),
@@ -223,6 +225,7 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
         "verification": {k: v for k, v in verification.items() if not k.startswith("_")} or None,
         "detection": detection,
         "linkage": linkage_summary,
+        "audit": audit_summary(audit, model_infos[0]),
         "face_model": model_info,
         "modality": settings.modality,
         "facerisk_version": __version__,
@@ -230,7 +233,47 @@ def analyse(settings: Settings, output_dir: Path | None = None) -> Analysis:
         "excluded": [item.to_json() for item in excluded],
     }
     return Analysis(subjects, info, summary, linkage_rows, verification, model_info,
-                    {s: by_subject[0][s] for s in subjects}, excluded)
+                    {s: by_subject[0][s] for s in subjects}, excluded, audit)
+
+
+def audit_images(subjects: list[str], people: dict[str, Participant], model_info: dict) -> list:
+    """Per anat image, the MRI-only audit (:mod:`bids_app.audit`) from the participant outputs:
+    the embedding sidecar's per-render evidence, ``FacePresence`` and ``SourceMetadata`` (absent in
+    outputs of an older facerisk: unknown claim, no per-feature measures) and the first face
+    model's embeddings, compared with the known template faces of that model."""
+    from bids_app import audit
+
+    records, means = [], []
+    for subject in subjects:
+        for item in people[subject].mri:
+            session = next((part[len("ses-"):] for part in item.json_path.parts if part.startswith("ses-")), None)
+            sidecar = item.sidecar
+            records.append(audit.ImageRecord(
+                participant=subject, image=item.label, suffix=item.label.rsplit("_", 1)[-1], session=session,
+                presence=sidecar.get("FacePresence"), rows=sidecar.get("Rows") or [],
+                metadata=sidecar.get("SourceMetadata"), profile=audit.profile_array(sidecar.get("FaceProfile"))))
+            means.append(audit.mean_embedding(item.vectors))
+    return audit.audit_images(records, means, audit.load_templates(model_info))
+
+
+def audit_summary(verdicts: list, model_info: dict) -> dict:
+    """Counts per verdict and action, the flags, and the steward's sentence (summary JSON)."""
+    from datetime import date
+
+    from bids_app import audit
+
+    counts = audit.action_counts(verdicts)
+    first = sorted(verdicts, key=audit.priority)
+    return {
+        **counts,
+        "sentence": audit.steward_sentence(counts, __version__, date.today().isoformat()),
+        "claimed_but_face_images": [v.image for v in first if v.claimed_but_face][:MAX_FLAGGED],
+        "other_sequence_face_images": [v.image for v in first if v.other_sequence_face][:MAX_FLAGGED],
+        "template_similarity": audit.TEMPLATE_SIMILARITY,
+        "cluster_similarity": audit.CLUSTER_SIMILARITY,
+        "templates": [name for name, _ in audit.load_templates(model_info)],
+        "similarity_model": model_info.get("Name"),
+    }
 
 
 def _scoring_description(settings: Settings) -> dict:

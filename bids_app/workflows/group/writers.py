@@ -96,7 +96,40 @@ def write_tables(out: Path, analysis: Analysis, summary: dict, compare_rows: lis
                    [[f"sub-{r['subject']}", r["detect_fraction"], r["detect_fraction_compare"],
                      r["detect_drop"], r["rank"], r["rank_compare"], r["score_true"],
                      r["score_true_compare"]] for r in compare_rows])
+    if analysis.audit:
+        _write_audit_tsvs(out, analysis.audit)
     atomic_write_json(out / "group_desc-summary.json", summary)
+
+
+#: ``group_desc-images.tsv``: the verdict of each anat image and its evidence.
+IMAGES_COLUMNS = ["participant_id", "session", "image", "suffix", "verdict", "confidence", "remaining",
+                  "renders", "renders_face", "eyes", "nose", "mouth", "cut", "nearest_similarity",
+                  "nearest_participant", "n_alike", "template_similarity", "claimed", "claim_kind", "evidence"]
+#: ``group_desc-actions.tsv``: what to do with each image, the claimed-but-face ones first.
+ACTIONS_COLUMNS = ["participant_id", "session", "image", "verdict", "confidence", "claimed_deidentification",
+                   "action", "reason"]
+
+
+def _write_audit_tsvs(out: Path, verdicts: list) -> None:
+    from bids_app.audit import priority
+
+    def clean(text) -> str:  # free text from sidecars: one TSV cell
+        return " ".join(str(text).split()) if text is not None else None
+
+    rows = []
+    for v in verdicts:
+        j = v.to_json()
+        rows.append([j["participant_id"], v.session, v.image, v.suffix, v.verdict, v.confidence,
+                     ",".join(v.remaining) or None, j["renders"], j["renders_face"], j["eyes"], j["nose"],
+                     j["mouth"], j["cut"], v.nearest_similarity, j["nearest_participant"], v.n_alike,
+                     v.template_similarity,
+                     "unknown" if v.claim.claimed is None else ("yes" if v.claim.claimed else "no"),
+                     v.claim.kind or None, clean(v.evidence)])
+    _write_tsv(out / "group_desc-images.tsv", IMAGES_COLUMNS, rows)
+    _write_tsv(out / "group_desc-actions.tsv", ACTIONS_COLUMNS,
+               [[f"sub-{v.participant}", v.session, v.image, v.verdict, v.confidence, clean(v.claim.text),
+                 v.action, clean(v.reason)]
+                for v in sorted(verdicts, key=priority)])
 
 
 def _write_similarity_tsv(path: Path, verification: dict) -> None:
@@ -137,6 +170,13 @@ def _page_rows(sets: list[EmbeddingSet], root: Path, with_image: bool) -> list[d
     return rows
 
 
+def _audit_rows(verdicts: list, root: Path) -> list[dict]:
+    """The audit rows the report lists, claimed-but-face first (:func:`bids_app.audit.priority`)."""
+    from bids_app.audit import priority
+
+    return [v.to_json() for v in sorted(verdicts, key=priority)[:MAX_TABLE_ROWS]]
+
+
 def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str], compare_rows: list[dict],
                         versions: dict, dataset_name: str, root: Path | None = None) -> None:
     """``group_desc-report.json`` and ``group_desc-similarity.tsv``: the report's inputs.
@@ -171,6 +211,7 @@ def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str]
                                       "status": status_of(analysis.info[s])} for s in analysis.subjects},
         "linkage_rows": [{**r, "participant_id": f"sub-{r['subject']}"} for r in analysis.linkage_rows],
         "compare_rows": [{**r, "participant_id": f"sub-{r['subject']}"} for r in compare_rows],
+        "audit_rows": _audit_rows(analysis.audit, root),
         "images": {f"sub-{s}": v for s, v in images.items()},
         "pages": {f"sub-{s}": {"renders": _page_rows(analysis.participants[s].mri, root, True),
                                "photos": _page_rows(analysis.participants[s].photos, root, False)}

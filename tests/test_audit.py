@@ -1,0 +1,214 @@
+"""The MRI-only audit (bids_app.audit): claims read from sidecars, verdicts, actions, the sentence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bids_app import audit
+from bids_app.audit import ImageRecord, audit_images, parse_claim
+
+# ----------------------------------------------------------------------------- claims
+
+
+@pytest.mark.parametrize("metadata, claimed, kind", [
+    ({"DeidentificationMethod": ["pydeface 2.0.2"]}, True, "deface"),
+    ({"DeidentificationMethod": "mri_reface 0.3"}, True, "reface"),
+    ({"DeidentificationMethod": ["afni_refacer_run"]}, True, "reface"),
+    ({"DeidentificationMethodCodeSequence": [{"CodeValue": "113102", "CodingSchemeDesignator": "DCM",
+                                              "CodeMeaning": "Clean Recognizable Visual Features Option"}]},
+     True, "deface"),
+    ({"DeidentificationMethodCodeSequence": [{"CodeValue": "113100", "CodingSchemeDesignator": "DCM",
+                                              "CodeMeaning": "Basic Application Confidentiality Profile"}]},
+     True, "header"),
+    ({"ImageType": ["DERIVED", "SECONDARY", "DEFACED"]}, True, "deface"),
+    ({"SeriesDescription": "T1w_MPRAGE_refaced"}, True, "reface"),
+    ({"ProtocolName": "t1_mprage_anonymized"}, True, "unspecified"),
+    ({"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "SeriesDescription": "t1_mprage_sag"}, False, ""),
+    ({"Defaced": False}, False, ""),
+    ({}, False, ""),
+])
+def test_claims_are_read_from_the_bids_fields_and_free_text(metadata, claimed, kind):
+    claim = parse_claim(metadata)
+    assert (claim.claimed, claim.kind) == (claimed, kind)
+    assert claim.text.startswith("yes" if claimed else "no")
+
+
+def test_older_outputs_have_an_unknown_claim():
+    claim = parse_claim(None)
+    assert claim.claimed is None and claim.text == "unknown"
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+FACE_FEATURES = {"Detection": "counted", "Seen": {"EyeLeft": 1.0, "EyeRight": 1.0, "Nose": 1.0, "Mouth": 1.0},
+                 "Flat": {"EyeLeft": 0.55, "EyeRight": 0.6, "Nose": 0.2, "Mouth": 0.5}, "FaceFlat": 0.08}
+
+
+def _rows(n_face: int, n: int = 10, mouth_flat: float = 0.5, face_flat: float = 0.08,
+          rejected: int = 0) -> list[dict]:
+    rows = []
+    for i in range(n):
+        if i < n_face:
+            features = json.loads(json.dumps(FACE_FEATURES))
+            features["Flat"]["Mouth"] = mouth_flat
+            features["FaceFlat"] = face_flat
+            rows.append({"Detected": True, "Score": 0.9, "NoseReliefMm": 22.0, "EyeDistanceMm": 60.0,
+                         "EyeMouthMm": 55.0, "Features": features})
+        elif i < n_face + rejected:  # shading on a cut: flat everywhere, no nose
+            flat = {k: 0.99 for k in ("EyeLeft", "EyeRight", "Nose", "Mouth")}
+            rows.append({"Detected": False, "Score": None, "Features": {
+                "Detection": "best rejected", "Seen": {k: 1.0 for k in flat}, "Flat": flat, "FaceFlat": 0.97,
+                "NoseReliefMm": 1.0, "EyeDistanceMm": 15.0, "EyeMouthMm": 20.0}})
+        else:
+            rows.append({"Detected": False, "Score": None})
+    return rows
+
+
+def _record(label: str, n_face: int, metadata=None, suffix="T1w", session=None, profile=None, **kw) -> ImageRecord:
+    present = n_face >= 4
+    return ImageRecord(participant=label, image=f"sub-{label}_{suffix}", suffix=suffix, session=session,
+                       presence={"FacePresent": present, "Support": n_face, "MinSupport": 4,
+                                 "Review": not present and n_face > 0},
+                       rows=_rows(n_face, **kw), metadata={} if metadata is None else metadata, profile=profile)
+
+
+def _people(n: int, rng, dim: int = 128) -> list[np.ndarray]:
+    """Mean embeddings of ``n`` distinct people (random directions: similarity near 0)."""
+    v = rng.normal(size=(n, dim))
+    return list(v / np.linalg.norm(v, axis=1, keepdims=True))
+
+
+def test_face_partial_removed_from_the_per_feature_evidence():
+    rng = np.random.default_rng(0)
+    records = [_record("01", 10), _record("02", 9, mouth_flat=0.98), _record("03", 0, rejected=3),
+               _record("04", 0)]
+    means = _people(2, rng) + [None, None]
+    got = audit_images(records, means)
+    assert [v.verdict for v in got] == ["face", "partial", "removed", "removed"]
+    assert got[0].remaining == ["eyes", "nose", "mouth"] and got[0].confidence == "high"
+    assert got[1].remaining == ["eyes", "nose"]  # the mouth is a flat cut
+    assert [v.action for v in got] == ["deface again", "check by eye", "fine", "fine"]
+    assert "eyes and nose remain" in got[1].reason
+    assert got[2].counts.cut == 3 and got[2].confidence in ("high", "medium")
+
+
+def _profile(rng, cut_below: float | None = None) -> np.ndarray:
+    """A face profile (23 x 19 cells of 4 mm, mm from the nose tip), NaN below ``cut_below`` mm."""
+    zs, xs = np.mgrid[-48:41:4, -36:37:4].astype(float)
+    face = -0.004 * xs ** 2 - 0.003 * zs ** 2 - 25.0 + 25.0 * np.exp(-(xs ** 2 + zs ** 2) / 200.0)
+    face = face + 0.3 * rng.normal(size=face.shape)
+    if cut_below is not None:
+        face[zs < cut_below] = np.nan
+    return face
+
+
+def _near(v: np.ndarray, rng, spread: float) -> np.ndarray:
+    w = v + spread * rng.normal(size=v.size) / np.sqrt(v.size)
+    return w / np.linalg.norm(w)
+
+
+def test_a_pasted_template_face_is_replaced_but_two_sessions_of_one_person_are_not():
+    rng = np.random.default_rng(1)
+    template = _people(1, rng)[0]
+    claim = {"DeidentificationMethod": ["mri_reface 0.3"]}
+    records, means = [], []
+    for i in range(4):  # refaced: near the template (and so near each other); one sidecar says nothing
+        records.append(_record(f"r{i}", 10, metadata=claim if i else {}))
+        means.append(_near(template, rng, 0.2))
+    for i, person in enumerate(_people(6, rng)):
+        for session in ("1", "2"):  # two scans of one person: alike, but one participant
+            records.append(_record(f"p{i}", 10, session=session))
+            means.append(_near(person, rng, 0.1))
+    got = audit_images(records, means, templates=[("mean head", template)])
+    assert [v.verdict for v in got[:4]] == ["replaced"] * 4
+    assert all(v.confidence == "high" and v.action == "fine" and v.n_alike == 3 for v in got[1:4])
+    assert all(v.verdict == "face" for v in got[4:])
+    # without the template, the cluster alone: a claim makes it high, none medium (a person looks)
+    alone = audit_images(records, means)
+    assert [v.verdict for v in alone[:4]] == ["replaced"] * 4
+    assert alone[0].confidence == "medium" and alone[0].action == "check by eye"
+    assert alone[1].confidence == "high" and alone[1].action == "fine"
+
+
+def test_one_face_like_the_template_is_replaced_a_lone_pair_is_not():
+    rng = np.random.default_rng(2)
+    template, same, other = _people(3, rng)
+    records = [_record("01", 10, metadata={"DeidentificationMethod": ["afni_refacer_run"]}),
+               _record("02", 10), _record("03", 10), _record("04", 10)]
+    means = [_near(template, rng, 0.3), _near(same, rng, 0.1), _near(same, rng, 0.1), other]
+    got = audit_images(records, means, templates=[("mean head", template)])
+    assert [v.verdict for v in got] == ["replaced", "face", "face", "face"]
+    assert got[0].confidence == "high" and got[0].template == "mean head"
+    assert got[1].n_alike == 1  # one look-alike (relatives, one person twice): not a cluster
+
+
+def test_the_bundled_template_matches_the_default_model_only():
+    info = {"Name": "sface", "Files": {"recognizer": {"SHA256": json.loads(
+        audit.TEMPLATES_FILE.read_text())["Models"]["sface"]["Recognizer"]["SHA256"]}}}
+    templates = audit.load_templates(info)
+    assert templates and templates[0][1].shape == (128,)
+    assert audit.load_templates({"Name": "sface", "Files": {"recognizer": {"SHA256": "0" * 64}}}) == []
+    assert audit.load_templates({"Name": "dlib"}) == []
+
+
+def test_claimed_but_face_comes_first_and_other_sequences_are_flagged():
+    rng = np.random.default_rng(3)
+    claim = {"DeidentificationMethod": ["pydeface"]}
+    records = [
+        _record("01", 0, metadata=claim),  # defaced and fine
+        _record("02", 10),  # a face, no claim
+        _record("03", 10, metadata=claim),  # claims defacing, still a face
+        _record("01", 10, suffix="FLAIR"),  # the FLAIR of a participant whose T1w was defaced
+    ]
+    means = [None] + _people(3, rng)
+    got = audit_images(records, means)
+    assert got[2].claimed_but_face and "claims de-identification (pydeface)" in got[2].reason
+    assert got[3].other_sequence_face and not got[1].other_sequence_face
+    first = sorted(got, key=audit.priority)
+    assert [v.image for v in first[:2]] == ["sub-03_T1w", "sub-01_FLAIR"]
+    counts = audit.action_counts(got)
+    assert counts["claimed_but_face"] == 1 and counts["other_sequence_face"] == 1
+    assert counts["actions"] == {"deface again": 3, "check by eye": 0, "fine": 1}
+
+
+def test_older_outputs_without_measures_still_get_a_verdict():
+    old = ImageRecord("01", "sub-01_FLAIR", "FLAIR", presence={"FacePresent": True, "Support": 9, "MinSupport": 4},
+                      rows=[{"Detected": True, "Score": 0.9}] * 10, metadata=None)
+    none = ImageRecord("02", "sub-02_FLAIR", "FLAIR", presence=None, rows=[{"Detected": False}] * 10, metadata=None)
+    got = audit_images([old, none], [np.eye(4)[0], None])
+    assert [v.verdict for v in got] == ["face", "removed"]
+    assert got[0].claim.text == "unknown" and "older outputs" in got[0].evidence
+
+
+def test_the_steward_sentence_has_the_numbers():
+    counts = {"n_images": 120, "n_participants": 60,
+              "actions": {"deface again": 3, "check by eye": 2, "fine": 115}}
+    text = audit.steward_sentence(counts, "0.2.0", "2026-11-30")
+    assert text == ("Of 120 anatomical images from 60 participants, 3 (2.5%) still show a reconstructable face "
+                    "and must be defaced again, 2 need a visual check, and 115 show no face or a replaced face "
+                    "(facerisk 0.2.0, 2026-11-30).")
+
+
+def test_no_skin_below_the_nose_in_3d_means_no_mouth():
+    """A field of view cut below the nose: the detector still places mouth corners in some renders,
+    but the scan's 3D profile has no skin where the mouth should be: partial, eyes and nose."""
+    rng = np.random.default_rng(5)
+    got = audit_images([_record("01", 10, profile=_profile(rng, cut_below=-12.0)),
+                        _record("02", 10, profile=_profile(rng))], _people(2, rng))
+    assert [v.verdict for v in got] == ["partial", "face"]
+    assert got[0].remaining == ["eyes", "nose"] and got[0].counts.mouth_skin == 0.0
+    assert got[1].counts.mouth_skin == 1.0
+
+
+def test_a_refacing_claim_alone_is_replaced_but_checked_by_eye():
+    """Real refacers paste faces that are not bundled: a face whose sidecar says refaced, with no
+    measured sign of a template, is called replaced, and a person checks it is not the participant's."""
+    rng = np.random.default_rng(6)
+    records = [_record("01", 10, metadata={"DeidentificationMethod": ["mri_reface 0.3.3"]}), _record("02", 10)]
+    got = audit_images(records, _people(2, rng))
+    assert [v.verdict for v in got] == ["replaced", "face"]
+    assert got[0].confidence == "medium" and got[0].action == "check by eye"
+    assert "not the participant's own" in got[0].reason and not got[0].claimed_but_face
