@@ -133,6 +133,14 @@ def test_report_images_none_has_no_images(tmp_path):
     assert "<img" not in (out / "facerisk.html").read_text()
 
 
+def test_excluded_labels_are_not_ranked(tmp_path):
+    out = tmp_path / "out"
+    write_synthetic(out, 5)
+    run_group(settings_for(tmp_path, out, participant_label_exclude=["2", "4"]))
+    ranked = [row["participant_id"] for row in read_tsv(out / "group_desc-ranks.tsv")]
+    assert sorted(ranked) == ["sub-1", "sub-3", "sub-5"]
+
+
 def test_blocked_ranking_equals_dense():
     rng = np.random.default_rng(0)
     n, dim = 60, 8

@@ -151,3 +151,20 @@ def test_excluding_everyone_fails_the_run(dataset, tmp_path, capsys):
                  "01", "02", "03", "--skip-bids-validator"])
     assert code == 2
     assert "leaves no participant" in capsys.readouterr().err
+
+
+def test_participant_level_reads_only_the_filtered_images(dataset, tmp_path, capsys):
+    """The filter reaches the participant workflow: the image it leaves is the one processed
+    (these tiny images are empty, so its error names it), and a filter that leaves none says so."""
+    filter_file = tmp_path / "filter.json"
+    filter_file.write_text(json.dumps({"t1w": {"acquisition": "fast"}}))
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--participant-label", "01",
+                 "--modality", "T1w", "--bids-filter-file", str(filter_file), "--skip-bids-validator"])
+    err = capsys.readouterr().err
+    assert code == 1 and "sub-01_acq-fast_T1w.nii.gz" in err
+    assert "acq-mprage" not in err
+    filter_file.write_text(json.dumps({"t1w": {"acquisition": "none-such"}}))
+    code = main([str(dataset), str(tmp_path / "out2"), "participant", "--participant-label", "01",
+                 "--modality", "T1w", "--bids-filter-file", str(filter_file), "--skip-bids-validator"])
+    assert code == 1
+    assert "no anat image with suffix T1w matching --bids-filter-file" in capsys.readouterr().err

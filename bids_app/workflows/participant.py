@@ -367,12 +367,13 @@ def run_participant(subject: str, layout, settings: Settings, models: list) -> P
     begin = time.perf_counter()
     result = ParticipantResult(subject=subject)
     images = bidsio.find_anat_images(
-        layout, subject, settings.modality, settings.session_label or None
+        layout, subject, settings.modality, settings.session_label or None, settings.bids_filters
     )
     if not images:
         raise ParticipantError(
-            f"sub-{subject}: no anat image with suffix {' or '.join(settings.modality)} "
-            f"(try --modality T1w or T2w)"
+            f"sub-{subject}: no anat image with suffix {' or '.join(settings.modality)}"
+            + (" matching --bids-filter-file" if settings.bids_filters else "")
+            + " (try --modality T1w or T2w)"
         )
     photos_dir = settings.photos_dir or default_photos_dir(settings.bids_dir)
     photo_sets = []

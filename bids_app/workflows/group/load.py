@@ -217,6 +217,8 @@ def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, di
     subjects = bidsio.output_subjects(output_dir)
     if settings.participant_label:
         subjects = [s for s in subjects if s in settings.participant_label]
+    if settings.participant_label_exclude:
+        subjects = [s for s in subjects if s not in settings.participant_label_exclude]
     trusted, excluded = {}, []
     progress = Progress("loading: completion records", len(subjects), "participants")
     for done, subject in enumerate(subjects, start=1):
