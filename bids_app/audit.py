@@ -42,7 +42,7 @@ import numpy as np
 
 __all__ = [
     "ACTIONS", "Claim", "FeatureCounts", "ImageRecord", "ImageVerdict", "VERDICTS", "audit_images",
-    "count_features", "load_templates", "mean_embedding", "mouth_skin", "nearest_other", "parse_claim",
+    "count_features", "scan_counts", "load_templates", "mean_embedding", "mouth_skin", "nearest_other", "parse_claim",
     "profile_array", "steward_sentence", "template_similarity",
 ]
 
@@ -114,6 +114,7 @@ class ImageRecord:
     rows: Sequence[Mapping] = ()  # embedding sidecar Rows (per render)
     metadata: Mapping | None = None  # SourceMetadata; None: written by an older facerisk
     profile: np.ndarray | None = None  # FaceProfile (profile_array); None: older outputs
+    counts: FeatureCounts | None = None  # scan_counts(rows, profile) when computed on loading
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,15 @@ def count_features(rows: Sequence[Mapping]) -> FeatureCounts:
         mouth += _feature_ok(features, "Mouth") and EYE_MOUTH_MM[0] <= eye_mouth <= EYE_MOUTH_MM[1]
         cut += _num(features.get("FaceFlat")) >= CUT_FLAT
     return FeatureCounts(len(rows), detected, counted, eyes, nose, mouth, cut, measured)
+
+
+def scan_counts(rows: Sequence[Mapping], profile: np.ndarray | None, with_metadata: bool) -> FeatureCounts:
+    """:func:`count_features` of a scan's rows, with the mouth check of its 3D profile: all the
+    audit needs of the per-render evidence (the group level keeps this, not the rows, in memory)."""
+    counts = count_features(rows)
+    if with_metadata and not counts.measured and not counts.counted:  # no detection at all
+        counts = FeatureCounts(counts.renders, 0, counts.counted, 0, 0, 0, 0, True)
+    return dataclasses.replace(counts, mouth_skin=mouth_skin(profile))
 
 
 # ----------------------------------------------------------------------------- similarity
@@ -505,13 +515,8 @@ def audit_images(records: Sequence[ImageRecord], means: Sequence[np.ndarray | No
     """
     owners = [r.participant for r in records]
     similar = nearest_other(means, owners)
-    all_counts = []
-    for record in records:
-        counts = count_features(record.rows)
-        if record.metadata is not None and not counts.measured and not counts.counted:  # no detection at all
-            counts = FeatureCounts(counts.renders, 0, counts.counted, 0, 0, 0, 0, True)
-        counts = dataclasses.replace(counts, mouth_skin=mouth_skin(record.profile))
-        all_counts.append(counts)
+    all_counts = [record.counts or scan_counts(record.rows, record.profile, record.metadata is not None)
+                  for record in records]
     near_template = template_similarity(means, templates)
     verdicts = []
     for record, counts, sim, template in zip(records, all_counts, similar, near_template):

@@ -104,9 +104,11 @@ _MODELS: list[dict] = []
 _ROW_KEYS = ("File", "Detected", "Score")
 
 
-def _kept(sidecar: dict) -> dict:
+def _kept(sidecar: dict, kind: str) -> dict:
     """The parts of an embedding sidecar the group level uses: the face model (one shared dict per
-    distinct description), each row's file, detection and score, and the scan's review flag."""
+    distinct description), each row's file, detection and score, the scan's review flag; of an MRI
+    scan also what the audit needs: its face decision, source metadata, and the per-render feature
+    evidence reduced to counts (:func:`bids_app.audit.scan_counts`)."""
     kept = {key: sidecar[key] for key in ("Dimension",) if key in sidecar}
     model = sidecar.get("FaceModel")
     if isinstance(model, dict):
@@ -121,7 +123,17 @@ def _kept(sidecar: dict) -> dict:
     if isinstance(rows, list):
         kept["Rows"] = [{k: row[k] for k in _ROW_KEYS if k in row} if isinstance(row, dict) else row for row in rows]
     presence = sidecar.get("FacePresence")
-    if isinstance(presence, dict) and "Review" in presence:
+    if kind == "mri":
+        from bids_app import audit
+
+        if isinstance(presence, dict):
+            kept["FacePresence"] = presence
+        if "SourceMetadata" in sidecar:
+            kept["SourceMetadata"] = sidecar["SourceMetadata"]
+        kept["AuditCounts"] = audit.scan_counts(rows if isinstance(rows, list) else [],
+                                                audit.profile_array(sidecar.get("FaceProfile")),
+                                                "SourceMetadata" in sidecar)
+    elif isinstance(presence, dict) and "Review" in presence:
         kept["FacePresence"] = {"Review": presence["Review"]}
     return kept
 
@@ -133,7 +145,7 @@ def _load_set(subject: str, kind: str, json_path: Path | str) -> EmbeddingSet:
             sidecar = json.loads(handle.read())
     except json.JSONDecodeError as err:
         raise ValueError(f"{json_path}: invalid JSON ({err.msg} at line {err.lineno})") from err
-    sidecar = _kept(sidecar)
+    sidecar = _kept(sidecar, kind)
     npy = json_path[: -len(".json")] + ".npy"
     try:
         vectors = _read_npy(npy)
