@@ -241,7 +241,7 @@ def test_dim_noisy_lower_face_is_skin_not_noise():
     pass for skin (no beard of fragments), and dim skin is found where its contrast allows."""
     strong = _dim_lower_face_offsets("01", low=0.2, noise=0.06, start_mm=0.0)
     assert strong.size > 1000
-    assert np.mean(strong > 3) < 0.14  # fragments in front: 0.21 with one global threshold, 0.09 now
+    assert np.mean(strong > 3) < 0.08  # fragments in front: 0.21 with one global threshold, 0.03 now
     mild = _dim_lower_face_offsets("03")  # low 0.3, noise 0.03
     assert mild.size > 500
     assert np.mean(np.abs(mild) > 6) < 0.17  # 0.23 with one global threshold, 0.12 now
@@ -316,12 +316,12 @@ def test_skin_over_dark_eyes_is_not_cut(head03):
 def test_nose_over_a_cavity_is_not_cut(tmp_path):
     from bids_app import simulate
 
-    # a simulated T2w participant (the accuracy benchmark's sub-21): the sides of
+    # a simulated T2w participant (the accuracy benchmark's sub-12): the sides of
     # its nose are too dark for the mask, so its bridge is a layer over a cavity
     # that opens sideways, like goggles over outside air
-    part = simulate.sample_participant(20, 0, simulate.default_heads(), contrast="T2w", label="21")
+    part = simulate.sample_participant(11, 0, simulate.default_heads(), contrast="T2w", label="12")
     simulate.simulate_participant(part, tmp_path, None)
-    vol = load_head(tmp_path / "sub-21" / "anat" / "sub-21_T2w.nii.gz")
+    vol = load_head(tmp_path / "sub-12" / "anat" / "sub-12_T2w.nii.gz")
     mask = head_mask(vol.data, vol.zooms)
     frame = face_frame(head_surface(mask, vol.affine))
     args = (mask, vol.affine, frame.nose_tip, frame.anterior, frame.superior)

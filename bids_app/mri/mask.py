@@ -48,12 +48,6 @@ NOISE_SIGMAS = 4.0
 #: Where the skin-to-air contrast is under ``SNR_SMOOTH[1]`` noise standard deviations, the
 #: volume is smoothed more (2.5 mm), fully so under ``SNR_SMOOTH[0]``.
 SNR_SMOOTH = (4.0, 8.0)
-#: The threshold follows a dim skin down where the skin stands less than ``SNR_LOWER[1]`` noise
-#: SDs above the air (fully under ``SNR_LOWER[0]``). Measured in the outer 4 mm of the heads
-#: (``_windowed`` statistics): the clean demo and real heads, their FLAIR-like copies and
-#: pydeface's mean head have a 5th percentile of 16-35; the dim, darkest parts of dimmed lower
-#: faces (skin under 0.6 of the head's median) 9-16.
-SNR_LOWER = (12.0, 20.0)
 HEAVY_SMOOTH_MM = 2.5
 
 
@@ -286,11 +280,10 @@ def local_threshold(coarse: np.ndarray, smoothed: np.ndarray, bias: np.ndarray, 
     deviations above the air, the volume is blurred more
     (:data:`HEAVY_SMOOTH_MM`, fully so under ``SNR_SMOOTH[0]``), which
     lowers the noise more than the contrast of a skin layer several mm
-    thick. Where it stands less than ``SNR_LOWER[1]`` SDs above, the
-    threshold is also lowered with the local skin level relative to the
-    head's median (never above the global one). It is never less than :data:`NOISE_SIGMAS` noise standard
-    deviations above the local air level. On a clean scan it is the global
-    threshold.
+    thick. The threshold is the global one scaled by the local skin level
+    relative to the head's median (never above the global one), and never
+    less than :data:`NOISE_SIGMAS` noise standard deviations above the
+    local air level. On a clean, evenly lit scan it is the global threshold.
 
     Returns
     -------
@@ -329,10 +322,7 @@ def local_threshold(coarse: np.ndarray, smoothed: np.ndarray, bias: np.ndarray, 
     relative = np.clip(skin_flat / reference, 0.0, 1.0) if np.isfinite(reference) else np.ones_like(skin_flat)
     floor = air_level + NOISE_SIGMAS * noise * ((1 - weight) * light_gain + weight * heavy_gain)
     # on the statistics grid: the skin-level scale, and the noise floor (0 where no air)
-    # lowered only where the skin is near the noise (a clean scan keeps the global threshold: a
-    # lower one would take in the blurred halo of a mean head's face and the frames around it)
-    lower = np.clip((SNR_LOWER[1] - snr) / (SNR_LOWER[1] - SNR_LOWER[0]), 0.0, 1.0)
-    scale_up = _upsample_linear(np.where(ok, 1.0 - lower * (1.0 - relative), 1.0), k, smoothed.shape)
+    scale_up = _upsample_linear(np.where(ok, relative, 1.0), k, smoothed.shape)
     floor_up = _upsample_linear(np.where(has_air, floor, 0.0), k, smoothed.shape)
     field = np.maximum(threshold * bias * scale_up, floor_up)
 
