@@ -6,10 +6,7 @@ Two resolutions, so that a 256^3 volume takes a fraction of a second:
    blur; a slowly varying intensity scale of the head is divided out (bias
    fields that darken the chin, the lips or the neck then keep the skin
    above the threshold); the skin/air threshold is read from the data
-   (:func:`skin_threshold`), then follows the local skin level and noise
-   (:func:`local_threshold`: dim, noisy lower faces of FLAIR and
-   thick-slice scans are blurred more, and noise never passes for skin);
-   largest connected component; an opening of
+   (:func:`skin_threshold`); largest connected component; an opening of
    radius ``open_mm`` cuts thin objects attached to the head (goggle-like
    frames, foam and ear pads, coil parts, markers) and the detail it rounds
    off (nose, lips, ears) is given back by reconstruction; holes closed.
@@ -30,25 +27,11 @@ runs it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["head_mask", "skin_threshold", "largest_component", "fill_holes", "bias_scale", "local_threshold"]
-
-#: :func:`local_threshold`: the air statistics come from 4-16 mm outside the first mask, the skin
-#: level from its outer 4 mm, both averaged over a Gaussian window of 12 mm.
-AIR_BAND_MM = (4.0, 16.0)
-SKIN_SHELL_MM = 4.0
-LOCAL_WINDOW_MM = 12.0
-STATS_GRID_MM = 6.0
-#: The skin must stand this many noise standard deviations above the local air level.
-NOISE_SIGMAS = 4.0
-#: Where the skin-to-air contrast is under ``SNR_SMOOTH[1]`` noise standard deviations, the
-#: volume is smoothed more (2.5 mm), fully so under ``SNR_SMOOTH[0]``.
-SNR_SMOOTH = (4.0, 8.0)
-HEAVY_SMOOTH_MM = 2.5
+__all__ = ["head_mask", "skin_threshold", "largest_component", "fill_holes", "bias_scale"]
 
 
 def _otsu(values: np.ndarray, nbins: int = 256) -> float:
@@ -224,116 +207,6 @@ def bias_scale(smoothed: np.ndarray, zooms: Sequence[float], *, sigma_mm: float 
     return np.clip(scale, 0.25, 1.0).astype(np.float32)
 
 
-def _windowed_mean(sums: np.ndarray, weight: np.ndarray, sigma: Sequence[float]):
-    """Gaussian-weighted mean from per-voxel ``sums`` and ``weight`` (NaN where too little weight)."""
-    num = ndi.gaussian_filter(sums, sigma, mode="constant")
-    den = ndi.gaussian_filter(weight, sigma, mode="constant")
-    ok = den > 0.02
-    return np.where(ok, num / np.maximum(den, 1e-6), np.nan), ok
-
-
-@lru_cache(maxsize=16)
-def _noise_gain(sigma_vox: tuple[float, ...], highpass: bool = False) -> float:
-    """Standard deviation of white noise after a Gaussian blur of ``sigma_vox`` voxels (or,
-    with ``highpass``, of the noise minus its blur), relative to the noise's own."""
-    noise = np.random.default_rng(0).standard_normal((40, 40, 40)).astype(np.float32)
-    blurred = ndi.gaussian_filter(noise, sigma_vox, mode="wrap")
-    return float((noise - blurred).std() if highpass else blurred.std())
-
-
-def _upsample_linear(field: np.ndarray, factors: Sequence[int], shape: Sequence[int]) -> np.ndarray:
-    """Linear interpolation from the block centres of :func:`_block_mean` back to its input grid."""
-    out = np.asarray(field, np.float32)
-    for ax, (n, k) in enumerate(zip(shape, factors)):
-        m = out.shape[ax]
-        pos = np.clip((np.arange(n) + 0.5) / k - 0.5, 0, m - 1)
-        lo = np.floor(pos).astype(int)
-        hi = np.minimum(lo + 1, m - 1)
-        w = (pos - lo).astype(np.float32)
-        weights = np.zeros((n, m), np.float32)
-        np.add.at(weights, (np.arange(n), lo), 1 - w)
-        np.add.at(weights, (np.arange(n), hi), w)
-        out = np.moveaxis(np.tensordot(weights, np.moveaxis(out, ax, 0), axes=(1, 0)), 0, ax)
-    return np.ascontiguousarray(out)
-
-
-def local_threshold(coarse: np.ndarray, smoothed: np.ndarray, bias: np.ndarray, threshold: float,
-                    zooms: Sequence[float], smooth_mm: float = 1.0
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A skin threshold that follows the local skin level and noise (dim, noisy lower faces).
-
-    On FLAIR and thick-slice scans the coil's sensitivity often falls below
-    the nose: the lips and chin are dim, and the noise around them, which
-    does not fall with the signal, is strong relative to them. One global
-    threshold then either loses the dim skin (a receding chin) or keeps the
-    noise in front of it (a beard of fragments). Around the first mask
-    (``smoothed / bias > threshold``), in Gaussian windows of
-    :data:`LOCAL_WINDOW_MM` on a grid of about :data:`STATS_GRID_MM`:
-
-    - the air level and the noise: the mean of the air 4-16 mm outside the
-      mask, and the noise's standard deviation from the high-pass residual
-      of the unsmoothed ``coarse`` volume there (the air's slow gradients
-      do not count as noise);
-    - the skin level: the mean of the mask's outer :data:`SKIN_SHELL_MM`.
-
-    Where the skin stands less than ``SNR_SMOOTH[1]`` noise standard
-    deviations above the air, the volume is blurred more
-    (:data:`HEAVY_SMOOTH_MM`, fully so under ``SNR_SMOOTH[0]``), which
-    lowers the noise more than the contrast of a skin layer several mm
-    thick. The threshold is the global one scaled by the local skin level
-    relative to the head's median (never above the global one), and never
-    less than :data:`NOISE_SIGMAS` noise standard deviations above the
-    local air level. On a clean, evenly lit scan it is the global threshold.
-
-    Returns
-    -------
-    (volume, threshold, smoothed_more)
-        The (partly more smoothed) volume to threshold, the threshold field
-        in the units of ``smoothed`` (not divided by ``bias``), and where
-        the heavier blur dominates (the fine grid keeps the coarse decision there).
-    """
-    zooms = tuple(float(z) for z in zooms)
-    first = fill_holes(largest_component(smoothed / bias > threshold))
-    steps = max(1, int(round(SKIN_SHELL_MM / max(zooms))))
-    shell = first & ~ndi.binary_erosion(first, ndi.generate_binary_structure(3, 1), iterations=steps)
-
-    k = [max(1, int(round(STATS_GRID_MM / z))) for z in zooms]
-    szooms = tuple(z * f for z, f in zip(zooms, k))
-    outside = ndi.distance_transform_edt(~(_block_mean(first.astype(np.float32), k) > 0), sampling=szooms)
-    air = ((outside > AIR_BAND_MM[0]) & (outside <= AIR_BAND_MM[1])).astype(np.float32)
-    shell_share = _block_mean(shell.astype(np.float32), k)
-    window = [LOCAL_WINDOW_MM / z for z in szooms]
-    residual = coarse - ndi.gaussian_filter(coarse, 1.0, mode="nearest")
-    air_level, has_air = _windowed_mean(_block_mean(smoothed, k) * air, air, window)
-    power, _ = _windowed_mean(_block_mean(residual * residual, k) * air, air, window)
-    skin_level, has_skin = _windowed_mean(_block_mean(np.where(shell, smoothed, 0), k), shell_share, window)
-    ok = has_air & has_skin
-
-    light_gain = _noise_gain(tuple(max(smooth_mm / z, 0.5) for z in zooms))
-    heavy_sigma = tuple(HEAVY_SMOOTH_MM / z for z in zooms)
-    heavy_gain = _noise_gain(heavy_sigma)
-    noise = np.sqrt(np.nan_to_num(power)) / _noise_gain((1.0, 1.0, 1.0), highpass=True)
-    snr = np.where(ok, (skin_level - air_level) / np.maximum(noise * light_gain, 1e-9), np.inf)
-    weight = np.clip((SNR_SMOOTH[1] - snr) / (SNR_SMOOTH[1] - SNR_SMOOTH[0]), 0.0, 1.0)
-
-    skin_flat = skin_level / _block_mean(bias, k)
-    where = ok & (shell_share > 0)
-    reference = float(np.nanmedian(skin_flat[where])) if where.any() else np.nan
-    relative = np.clip(skin_flat / reference, 0.0, 1.0) if np.isfinite(reference) else np.ones_like(skin_flat)
-    floor = air_level + NOISE_SIGMAS * noise * ((1 - weight) * light_gain + weight * heavy_gain)
-    # on the statistics grid: the skin-level scale, and the noise floor (0 where no air)
-    scale_up = _upsample_linear(np.where(ok, relative, 1.0), k, smoothed.shape)
-    floor_up = _upsample_linear(np.where(has_air, floor, 0.0), k, smoothed.shape)
-    field = np.maximum(threshold * bias * scale_up, floor_up)
-
-    weight_up = _upsample_linear(weight, k, smoothed.shape)
-    volume = smoothed
-    if (weight_up > 0).any():
-        heavy = ndi.gaussian_filter(coarse, heavy_sigma, mode="nearest")
-        volume = (1 - weight_up) * smoothed + weight_up * heavy
-    return volume.astype(np.float32), field.astype(np.float32), weight_up > 0.5
-
-
 def head_mask(
     data: np.ndarray,
     zooms: Sequence[float],
@@ -409,13 +282,8 @@ def head_mask(
     csmooth = ndi.gaussian_filter(coarse, sigma=csig, mode="nearest")
     bias = bias_scale(csmooth, czooms) if bias_correct else np.ones_like(csmooth)
     cnorm = csmooth / bias
-    if threshold is None:
-        t = skin_threshold(cnorm, czooms)
-        cvolume, cthreshold, noisy = local_threshold(coarse, csmooth, bias, t, czooms, smooth_mm)
-    else:
-        t = float(threshold)
-        cvolume, cthreshold, noisy = csmooth, t * bias, np.zeros(csmooth.shape, bool)
-    cmask = cvolume > cthreshold
+    t = skin_threshold(cnorm, czooms) if threshold is None else float(threshold)
+    cmask = cnorm > t
     if not cmask.any():
         raise ValueError("no head found: nothing above the skin threshold")
     cmask = largest_component(cmask)
@@ -435,11 +303,8 @@ def head_mask(
     if any(f > 1 for f in factors):
         fsmooth = ndi.gaussian_filter(sub, sigma=[smooth_mm / z for z in zooms], mode="nearest",
                                       truncate=2.5)
-        # the fine grid re-thresholds the lightly smoothed skin edge; where the coarse grid
-        # needed more smoothing (noise), its decision stands
-        fthreshold = _upsample(cthreshold, factors, sub.shape)
-        mask = inner | (outer & np.where(_upsample(noisy, factors, sub.shape),
-                                         _upsample(cmask, factors, sub.shape), fsmooth > fthreshold))
+        fbias = _upsample(bias, factors, sub.shape)
+        mask = inner | (outer & (fsmooth > t * fbias))
         mask = fill_holes(mask) if mask.shape[2] > 1 else mask
     else:
         mask = _upsample(cmask, factors, sub.shape)
