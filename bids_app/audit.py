@@ -305,29 +305,36 @@ def mean_embedding(vectors: np.ndarray) -> np.ndarray | None:
     return mean / norm if norm > 0 else None
 
 
+#: Images compared with all others at once in :func:`nearest_other` (memory: block x images x 8 bytes).
+NEAREST_BLOCK = 128
+
+
 def nearest_other(means: Sequence[np.ndarray | None], owners: Sequence[str],
                   threshold: float = CLUSTER_SIMILARITY) -> list[tuple[float | None, int, str | None]]:
     """Per image: the highest cosine similarity to an image of *another* participant, how many
     other participants have an image at least ``threshold`` similar, and who is nearest.
 
     Images of the same participant (two sessions of one person) are never
-    compared: they are alike for the right reason.
+    compared: they are alike for the right reason. Computed by blocks of
+    :data:`NEAREST_BLOCK` images, so memory stays bounded for 100k+ images.
     """
     index = [i for i, m in enumerate(means) if m is not None]
     out: list[tuple[float | None, int, str | None]] = [(None, 0, None)] * len(means)
     if len(index) < 2:
         return out
-    matrix = np.stack([means[i] for i in index])
-    sims = matrix @ matrix.T
-    who = np.array([owners[i] for i in index])
-    for row, i in enumerate(index):
-        other = who != owners[i]
-        if not other.any():
-            continue
-        s = np.where(other, sims[row], -np.inf)
-        best = int(np.argmax(s))
-        close = {str(w) for w in who[other & (sims[row] >= threshold)]}
-        out[i] = (float(s[best]), len(close), str(who[best]))
+    matrix = np.stack([np.asarray(means[i], float) for i in index])
+    names, codes = np.unique(np.array([str(owners[i]) for i in index]), return_inverse=True)
+    for start in range(0, len(index), NEAREST_BLOCK):
+        rows = np.arange(start, min(start + NEAREST_BLOCK, len(index)))
+        sims = matrix[rows] @ matrix.T
+        sims[codes[rows][:, None] == codes[None, :]] = -np.inf  # the participant's own images
+        best = np.argmax(sims, axis=1)
+        hit_row, hit_col = np.nonzero(sims >= threshold)
+        pairs = np.unique(hit_row * len(names) + codes[hit_col])  # (row, other participant), once
+        close = np.bincount(pairs // len(names), minlength=len(rows))
+        for k, row in enumerate(rows):
+            if np.isfinite(sims[k, best[k]]):
+                out[index[row]] = (float(sims[k, best[k]]), int(close[k]), str(names[codes[best[k]]]))
     return out
 
 

@@ -212,3 +212,37 @@ def test_a_refacing_claim_alone_is_replaced_but_checked_by_eye():
     assert [v.verdict for v in got] == ["replaced", "face"]
     assert got[0].confidence == "medium" and got[0].action == "check by eye"
     assert "not the participant's own" in got[0].reason and not got[0].claimed_but_face
+
+
+def test_nearest_other_by_blocks_equals_all_pairs(monkeypatch):
+    """Blocked (memory for 100k images) and all-pairs give the same nearest other participant and
+    the same count of look-alike participants, never comparing one participant's own images."""
+    rng = np.random.default_rng(3)
+    template = rng.normal(size=32)
+    means, owners = [], []
+    for i in range(40):
+        person = rng.normal(size=32)
+        for _ in range(1 + (i % 3 == 0)):  # every third participant has two sessions
+            vector = (template * 4 if i < 8 else person) + rng.normal(scale=0.3, size=32)
+            means.append(vector / np.linalg.norm(vector))
+            owners.append(f"{i:02d}")
+    means.insert(5, None)
+    owners.insert(5, "xx")
+
+    def all_pairs():
+        out = []
+        for mean, owner in zip(means, owners):
+            if mean is None:
+                out.append((None, 0, None))
+                continue
+            others = [(float(mean @ m), o) for m, o in zip(means, owners) if m is not None and o != owner]
+            best = max(others)
+            out.append((best[0], len({o for s, o in others if s >= audit.CLUSTER_SIMILARITY}), best[1]))
+        return out
+
+    monkeypatch.setattr(audit, "NEAREST_BLOCK", 7)
+    blocked = audit.nearest_other(means, owners)
+    for (s1, n1, w1), (s2, n2, w2) in zip(blocked, all_pairs()):
+        assert (n1, w1) == (n2, w2)
+        assert s1 == s2 if s2 is None else s1 == pytest.approx(s2, abs=1e-12)
+    assert max(n for _, n, _ in blocked) == 7  # the 8 template faces find each other
