@@ -42,8 +42,8 @@ import numpy as np
 
 __all__ = [
     "ACTIONS", "Claim", "FeatureCounts", "ImageRecord", "ImageVerdict", "VERDICTS", "audit_images",
-    "count_features", "scan_counts", "load_templates", "mean_embedding", "mouth_skin", "nearest_other", "parse_claim",
-    "profile_array", "steward_sentence", "template_similarity",
+    "count_features", "load_templates", "mean_embedding", "mouth_skin", "nearest_other", "parse_claim",
+    "profile_array", "scan_counts", "steward_sentence", "template_similarity",
 ]
 
 VERDICTS = ("face", "partial", "removed", "replaced")
