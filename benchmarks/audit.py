@@ -9,7 +9,7 @@ Runs the participant and group levels (the ``facerisk`` command) on
   (truth ``removed``) and ``reface`` (truth ``replaced``; the simulator
   pastes the face of one demo head, see :mod:`bids_app.simulate.deface`);
   each dataset is one group run;
-- the real heads of ``/work/shared/data/heads`` (``--heads``), one
+- the real heads of ``../shared/data/heads`` beside the checkout (``--heads``), one
   participant per head and one acquisition per alteration (the audit never
   compares one participant's faces): intact (``face``; Colin27, whose field
   of view ends at the nose, ``partial``), intact with a false defacing claim
@@ -50,10 +50,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bids_app import audit  # noqa: E402
+from detection import percentiles_text  # noqa: E402
 
-HEADS = Path("/work/shared/data/heads")
+HEADS = REPO.parent / "shared" / "data" / "heads"  # beside the checkout, as in participant_speed.py
 #: Real heads whose field of view ends below the nose (no mouth): intact, their truth is ``partial``.
 NO_MOUTH_HEADS = ("colin27",)
 #: The face pasted by the real heads' refacing, and the known template of ``--make-templates``:
@@ -155,6 +157,8 @@ def write_heads_dataset(bids: Path) -> dict[str, tuple[str, str, bool]]:
     claim = {"DeidentificationMethod": ["pydeface 2.0.2"],
              "DeidentificationMethodCodeSequence": [dict(sim_deface.CLEAN_VISUAL_FEATURES)]}
     template = load_base(MEAN_HEAD)
+    if not HEADS.is_dir():
+        raise SystemExit(f"--heads: no folder {HEADS} (the real heads beside the checkout)")
     for h, path in enumerate(sorted(HEADS.glob("*.nii*"))):
         vol = load_head(path)
         head = _frame(vol.data, vol.affine)
@@ -242,14 +246,6 @@ def confusion(cases: list[dict]) -> None:
                   f"({c['confidence']}); {c['evidence']}")
 
 
-def _pct(values) -> str:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
-    if not v.size:
-        return "n=0"
-    q = np.percentile(v, [0, 1, 5, 50, 95, 99, 100])
-    return f"n={v.size:4d} " + " ".join(f"{x:5.2f}" for x in q)
-
-
 def _sidecar(case: dict) -> dict:
     stem = case["image"].rsplit("_", 1)[0]
     path = next(Path(case["out"]).glob(f"{case['participant_id']}/**/anat/{stem}_desc-faces_{case['suffix']}.json"))
@@ -281,15 +277,15 @@ def measure(cases: list[dict]) -> None:
     print("per-render measures of the detection that counts (or the best rejected one): "
           "percentiles 0 1 5 50 95 99 100")
     for (key, what), values in sorted(feats.items()):
-        print(f"  {key:20s} {what:14s} {_pct(values)}")
+        print(f"  {key:20s} {what:14s} {percentiles_text(values, '5.2f')}")
     print(f"similarity of each image's face to the nearest other participant's (a cluster from "
           f"{audit.CLUSTER_SIMILARITY:g}):")
     for key, values in sorted(sims.items()):
-        print(f"  {key:32s} {_pct(values)}")
+        print(f"  {key:32s} {percentiles_text(values, '5.2f')}")
     print(f"similarity of each image's face to the known template face (replaced from "
           f"{audit.TEMPLATE_SIMILARITY:g}):")
     for key, values in sorted(templ.items()):
-        print(f"  {key:32s} {_pct(values)}")
+        print(f"  {key:32s} {percentiles_text(values, '5.2f')}")
 
 
 def make_templates(work: Path) -> None:

@@ -141,12 +141,13 @@ def _geometry(row: dict) -> presence.FaceGeometry:
                                  nose=np.asarray(nose if nose else [np.nan] * 3, float))
 
 
-def _percentiles(values) -> str:
+def percentiles_text(values, fmt: str = "6.1f") -> str:
+    """``n`` and the 0/1/5/50/95/99/100th percentiles of the finite values (also used by audit.py)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
     if not v.size:
         return "n=0"
     q = np.percentile(v, [0, 1, 5, 50, 95, 99, 100])
-    return f"n={v.size:4d}  " + "  ".join(f"{x:6.1f}" for x in q)
+    return f"n={v.size:4d}  " + "  ".join(f"{x:{fmt}}" for x in q)
 
 
 def report(scans: list[dict]) -> None:
@@ -171,8 +172,8 @@ def report(scans: list[dict]) -> None:
     print("1. first detection of each render with a detection: percentiles 0 1 5 50 95 99 100")
     for face in (True, False):
         kind = "face   " if face else "no face"
-        print(f"   {kind} nose relief (mm)   {_percentiles(d['NoseReliefMm'] for d in first[face])}")
-        print(f"   {kind} eye distance (mm)  {_percentiles(d['EyeDistanceMm'] for d in first[face])}")
+        print(f"   {kind} nose relief (mm)   {percentiles_text(d['NoseReliefMm'] for d in first[face])}")
+        print(f"   {kind} eye distance (mm)  {percentiles_text(d['EyeDistanceMm'] for d in first[face])}")
     print(f"   thresholds: relief >= {presence.MIN_RELIEF_MM:g} mm, eye distance "
           f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm")
     print(f"2. renders supporting a face, per scan (face present from "
