@@ -250,8 +250,8 @@ def audit_images(subjects: list[str], people: dict[str, Participant], model_info
             sidecar = item.sidecar
             records.append(audit.ImageRecord(
                 participant=subject, image=item.label, suffix=item.label.rsplit("_", 1)[-1], session=session,
-                presence=sidecar.get("FacePresence"), rows=sidecar.get("Rows") or [],
-                metadata=sidecar.get("SourceMetadata"), counts=sidecar.get("AuditCounts")))
+                presence=sidecar.get("FacePresence"), metadata=sidecar.get("SourceMetadata"),
+                counts=sidecar.get("AuditCounts")))
             means.append(audit.mean_embedding(item.vectors))
     return audit.audit_images(records, means, audit.load_templates(model_info))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bids_app import audit
 from bids_app import bids as bidsio
 from bids_app.config import Settings
 from bids_app.progress import Progress
@@ -124,8 +125,6 @@ def _kept(sidecar: dict, kind: str) -> dict:
         kept["Rows"] = [{k: row[k] for k in _ROW_KEYS if k in row} if isinstance(row, dict) else row for row in rows]
     presence = sidecar.get("FacePresence")
     if kind == "mri":
-        from bids_app import audit
-
         if isinstance(presence, dict):
             kept["FacePresence"] = presence
         if "SourceMetadata" in sidecar:
