@@ -3,8 +3,9 @@
 
 For every scan (the real heads of ``benchmarks/robustness.py`` with each
 alteration of :mod:`bids_app.mri.augment`, and simulated cohorts written by
-``facerisk-simulate --with-defaced``: intact, defaced, plus a skull-stripped
-and a second defaced copy of each intact scan made with ``augment``), the
+``facerisk-simulate --with-defaced [--deface-methods plane]``: intact, the
+simulator's defaced copies, plus a skull-stripped copy of each intact scan
+made with ``augment``), the
 participant level's steps run: head reconstruction, ``--n-renders`` seeded
 renders with depth maps, YuNet (two passes), every detection measured in 3D
 (:func:`bids_app.presence.face_geometry`), and the scan decision
@@ -48,7 +49,7 @@ from bids_app import presence  # noqa: E402
 from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
 
 #: Alterations of a real head that remove its face.
-NO_FACE = {"deface", "skullstrip", "defaced", "deface2", "skullstrip-FLAIR", "deface-FLAIR-noise",
+NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
            "deface-1x1x3"}
 
 
@@ -109,11 +110,20 @@ def real_head_scans(n_renders: int, model, only: list[str] | None = None):
 
 
 def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None):
-    """(participant, state, per-render detections) for a simulated cohort: intact, defaced by the
-    simulator, and skull-stripped and defaced with ``augment`` from each intact scan."""
+    """(participant, state, per-render detections) for a simulated cohort: intact, every copy the
+    simulator de-identified (``bids_defaced``: mask; ``bids_defaced-<method>``: ``plane``, ``mask``;
+    placed with the simulator's true face frame), and a skull-stripped copy of each intact scan.
+
+    A second defacing made here with :func:`augment.deface` would be placed by the face frame
+    *estimated* on the intact scan; where that frame takes a lower-face fragment for the nose
+    tip the cut lands too low and leaves eyes and nose, so its "no face" label would be wrong.
+    The simulator's copies are placed by the truth instead."""
     import nibabel as nib
 
-    for kind, state in (("bids", "intact"), ("bids_defaced", "defaced")):
+    kinds = [("bids", "intact"), ("bids_defaced", "defaced")]
+    kinds += [(d.name, d.name.split("-", 1)[1]) for d in sorted(cohort.glob("bids_defaced-*"))
+              if d.name.split("-", 1)[1] in ("mask", "plane")]
+    for kind, state in kinds:
         for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*"))[:limit]:
             sub = f"{cohort.name}/{path.name.split('_')[0]}"
             img = nib.as_closest_canonical(nib.load(path))
@@ -125,11 +135,9 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None):
                 head = reconstruct_head(data, img.affine, img.header.get_zooms()[:3])
             except ValueError:
                 continue
-            tip, frame = head.frame.nose_tip, head.frame
             yield sub, "skullstrip", measure(*augment.skull_strip(data, img.affine, head.mask,
-                                                                   floor_z=float(tip[2])), model, n_renders)
-            yield sub, "deface2", measure(*augment.deface(data, img.affine, tip, frame.anterior,
-                                                          frame.superior), model, n_renders)
+                                                                   floor_z=float(head.frame.nose_tip[2])),
+                                             model, n_renders)
 
 
 def _geometry(row: dict) -> presence.FaceGeometry:
