@@ -411,7 +411,7 @@ class ImageVerdict:
             "remaining": self.remaining, "evidence": self.evidence,
             "claimed": self.claim.claimed, "claim_kind": self.claim.kind, "claim": self.claim.text,
             "action": self.action, "reason": self.reason, "claimed_but_face": self.claimed_but_face,
-            "other_sequence_face": self.other_sequence_face,
+            "other_sequence_face": self.other_sequence_face, "flags": list(self.flags),
             "nearest_similarity": self.nearest_similarity,
             "nearest_participant": f"sub-{self.nearest_participant}" if self.nearest_participant else None,
             "n_alike": self.n_alike, "template_similarity": self.template_similarity, "template": self.template,
