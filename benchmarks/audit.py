@@ -27,7 +27,8 @@ claims checked, and (``--measure``) the distributions the thresholds of
 similarity of each face to the nearest other participant's and to the
 known template face.
 
-Usage (dev seeds 0, 1, 2; the held-out seed 777 is for the final table only)::
+Usage (dev seeds 0, 1, 2; a held-out seed is run once, for the final table, with the code
+committed: 777, 5151 and 8086 have been used and are no longer held out)::
 
     python benchmarks/audit.py --work /tmp/audit --seed 0 --n 12 --modes default hard \\
         --methods none mask plane reface --measure
