@@ -48,12 +48,13 @@ FACE_FEATURES = {"Detection": "counted", "Seen": {"EyeLeft": 1.0, "EyeRight": 1.
 
 
 def _rows(n_face: int, n: int = 10, mouth_flat: float = 0.5, face_flat: float = 0.08,
-          rejected: int = 0) -> list[dict]:
+          rejected: int = 0, mouth_in: int | None = None) -> list[dict]:
+    """``mouth_in``: renders (of those with a face) whose mouth is lips; in the others it is flat."""
     rows = []
     for i in range(n):
         if i < n_face:
             features = json.loads(json.dumps(FACE_FEATURES))
-            features["Flat"]["Mouth"] = mouth_flat
+            features["Flat"]["Mouth"] = mouth_flat if mouth_in is None or i < mouth_in else 0.98
             features["FaceFlat"] = face_flat
             rows.append({"Detected": True, "Score": 0.9, "NoseReliefMm": 22.0, "EyeDistanceMm": 60.0,
                          "EyeMouthMm": 55.0, "Features": features})
@@ -193,14 +194,33 @@ def test_the_steward_sentence_has_the_numbers():
 
 
 def test_no_skin_below_the_nose_in_3d_means_no_mouth():
-    """A field of view cut below the nose: the detector still places mouth corners in some renders,
-    but the scan's 3D profile has no skin where the mouth should be: partial, eyes and nose."""
+    """A field of view cut below the nose: the detector still places mouth corners in some renders
+    (measured: at most 2 of 10), but the scan's 3D profile has no skin where the mouth should be:
+    partial, eyes and nose."""
     rng = np.random.default_rng(5)
-    got = audit_images([_record("01", 10, profile=_profile(rng, cut_below=-12.0)),
+    got = audit_images([_record("01", 10, profile=_profile(rng, cut_below=-12.0), mouth_in=3),
                         _record("02", 10, profile=_profile(rng))], _people(2, rng))
     assert [v.verdict for v in got] == ["partial", "face"]
     assert got[0].remaining == ["eyes", "nose"] and got[0].counts.mouth_skin == 0.0
-    assert got[1].counts.mouth_skin == 1.0
+    assert got[0].counts.mouth == 3 >= got[0].counts.need()  # found often enough, but vetoed by the profile
+    assert got[1].counts.mouth_skin == 1.0 and got[1].confidence == "high"
+
+
+def test_a_mouth_in_most_renders_outweighs_the_profile():
+    """A dim, noisy lower face falls apart in the head mask (no skin in the profile's mouth box)
+    while the renders show lips: in at least MOUTH_RENDERS_KEEP of them, the mouth stays (face,
+    medium confidence: the evidence disagrees); one render fewer and the profile decides."""
+    rng = np.random.default_rng(7)
+    keep = int(np.ceil(audit.MOUTH_RENDERS_KEEP * 10 - 1e-9))
+    profile = _profile(rng, cut_below=-12.0)
+    got = audit_images([_record("01", 10, profile=profile, mouth_in=10),
+                        _record("02", 10, profile=profile, mouth_in=keep),
+                        _record("03", 10, profile=profile, mouth_in=keep - 1)], _people(3, rng))
+    assert [v.verdict for v in got] == ["face", "face", "partial"]
+    assert got[0].remaining == ["eyes", "nose", "mouth"] and got[0].confidence == "medium"
+    assert f"outweighed by the mouth in {keep} of 10 renders" in got[1].evidence
+    assert got[2].remaining == ["eyes", "nose"] and "outweighed" not in got[2].evidence
+    assert got[0].action == "deface again" and got[2].action == "check by eye"
 
 
 def test_a_refacing_claim_alone_is_replaced_but_checked_by_eye():

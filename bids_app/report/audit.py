@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_AUDIT_ROWS", "audit_context"]
+__all__ = ["MAX_AUDIT_ROWS", "VERDICT_TEXT", "audit_context"]
 
 #: Images listed on the first screen (deface again and check by eye); the TSVs list all.
 MAX_AUDIT_ROWS = 100

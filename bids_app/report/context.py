@@ -9,7 +9,8 @@ is passed in memory, so :func:`write_reports` after a group run and
 
 :func:`build_group_context` gives the context of ``group.html.j2``;
 :func:`write_participant_pages` writes ``output_dir/sub-<label>.html``
-(renders with their detections, photos, best matches). Images follow the
+(the audit of each of the participant's anat images, renders with their
+detections, photos, best matches). Images follow the
 run's ``--report-images`` (``full``, ``blurred`` or ``none``): the thumbnails
 the participant level made (:mod:`bids_app.report.thumbs`) are inlined as
 they are, and a detection is drawn over its render as inline SVG.
@@ -33,7 +34,7 @@ import numpy as np
 from bids_app.io import atomic_write_text, read_json
 from bids_app.progress import Progress
 
-from .audit import audit_context
+from .audit import VERDICT_TEXT, audit_context
 from .figures import cmc_svg, histogram_svg, roc_svg
 from .html import get_environment, render_group_report
 from .thumbs import thumbnail_uri
@@ -248,6 +249,7 @@ def write_participant_pages(inputs: dict[str, Any]) -> dict[str, str]:
             renders=renders, photos=photos, matches=matches, linkage=linkage.get(pid, []),
             images_note=_IMAGES_NOTE[mode], n_identities=summary["n_identities"],
             scoring_text=summary["scoring"]["description"],
+            audit=page.get("audit"), verdict_text=VERDICT_TEXT,  # None: group outputs without the audit
         )
         name = f"{pid}.html"
         atomic_write_text(inputs["output_dir"] / name, html)

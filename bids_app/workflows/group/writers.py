@@ -104,7 +104,8 @@ def write_tables(out: Path, analysis: Analysis, summary: dict, compare_rows: lis
 #: ``group_desc-images.tsv``: the verdict of each anat image and its evidence.
 IMAGES_COLUMNS = ["participant_id", "session", "image", "suffix", "verdict", "confidence", "remaining",
                   "renders", "renders_face", "eyes", "nose", "mouth", "cut", "nearest_similarity",
-                  "nearest_participant", "n_alike", "template_similarity", "claimed", "claim_kind", "evidence"]
+                  "nearest_participant", "n_alike", "template_similarity", "claimed", "claim_kind", "flags",
+                  "evidence"]
 #: ``group_desc-actions.tsv``: what to do with each image, the claimed-but-face ones first.
 ACTIONS_COLUMNS = ["participant_id", "session", "image", "verdict", "confidence", "claimed_deidentification",
                    "action", "reason"]
@@ -124,7 +125,7 @@ def _write_audit_tsvs(out: Path, verdicts: list) -> None:
                      j["mouth"], j["cut"], v.nearest_similarity, j["nearest_participant"], v.n_alike,
                      v.template_similarity,
                      "unknown" if v.claim.claimed is None else ("yes" if v.claim.claimed else "no"),
-                     v.claim.kind or None, clean(v.evidence)])
+                     v.claim.kind or None, "; ".join(v.flags) or None, clean(v.evidence)])
     _write_tsv(out / "group_desc-images.tsv", IMAGES_COLUMNS, rows)
     _write_tsv(out / "group_desc-actions.tsv", ACTIONS_COLUMNS,
                [[f"sub-{v.participant}", v.session, v.image, v.verdict, v.confidence, clean(v.claim.text),
@@ -177,6 +178,18 @@ def _audit_rows(verdicts: list, root: Path) -> list[dict]:
     return [v.to_json() for v in sorted(verdicts, key=priority)[:MAX_TABLE_ROWS]]
 
 
+def _audit_by_participant(verdicts: list, subjects: list[str]) -> dict[str, list[dict]]:
+    """Each listed participant's audited images (all of them, in the actions' order), for their page."""
+    from bids_app.audit import priority
+
+    wanted = set(subjects)
+    out: dict[str, list[dict]] = {s: [] for s in subjects}
+    for v in sorted(verdicts, key=priority):
+        if v.participant in wanted:
+            out[v.participant].append(v.to_json())
+    return out
+
+
 def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str], compare_rows: list[dict],
                         versions: dict, dataset_name: str, root: Path | None = None) -> None:
     """``group_desc-report.json`` and ``group_desc-similarity.tsv``: the report's inputs.
@@ -197,6 +210,7 @@ def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str]
             other = m["participant_id"][len("sub-"):]
             images.setdefault(other, {"best_render": _relative(_best_row(analysis.participants[other].mri), root),
                                       "best_photo": None})
+    audit_pages = _audit_by_participant(analysis.audit, pages)
     data = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "facerisk_version": __version__,
@@ -214,7 +228,8 @@ def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str]
         "audit_rows": _audit_rows(analysis.audit, root),
         "images": {f"sub-{s}": v for s, v in images.items()},
         "pages": {f"sub-{s}": {"renders": _page_rows(analysis.participants[s].mri, root, True),
-                               "photos": _page_rows(analysis.participants[s].photos, root, False)}
+                               "photos": _page_rows(analysis.participants[s].photos, root, False),
+                               "audit": audit_pages[s]}
                   for s in pages},
     }
     # one line, no indentation: 100k participants make a large file, read by programs only
