@@ -146,7 +146,8 @@ def _geometry(row: dict) -> presence.FaceGeometry:
 
     nose = row.get("Nose3D")
     return presence.FaceGeometry(value("NoseReliefMm"), value("EyeDistanceMm"), value("EyeMouthMm"),
-                                 nose=np.asarray(nose if nose else [np.nan] * 3, float))
+                                 nose=np.asarray(nose if nose else [np.nan] * 3, float),
+                                 eye_nose=value("EyeNoseMm"))
 
 
 def percentiles_text(values, fmt: str = "6.1f") -> str:
@@ -182,6 +183,11 @@ def report(scans: list[dict]) -> None:
         kind = "face   " if face else "no face"
         print(f"   {kind} nose relief (mm)   {percentiles_text(d['NoseReliefMm'] for d in first[face])}")
         print(f"   {kind} eye distance (mm)  {percentiles_text(d['EyeDistanceMm'] for d in first[face])}")
+        print(f"   {kind} eye-nose (mm)      {percentiles_text(d.get('EyeNoseMm') for d in first[face])}")
+        strong = [d for d in first[face] if (d["NoseReliefMm"] or -1) >= presence.MIN_RELIEF_MM
+                  and presence.EYE_DISTANCE_MM[0] <= (d["EyeDistanceMm"] or 0) <= presence.EYE_DISTANCE_MM[1]]
+        print(f"   {kind} eye-nose (mm) of those passing relief and eye distance  "
+              f"{percentiles_text(d.get('EyeNoseMm') for d in strong)}")
     print(f"   thresholds: relief >= {presence.MIN_RELIEF_MM:g} mm, eye distance "
           f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm")
     print(f"2. renders supporting a face, per scan (face present from "

@@ -78,12 +78,14 @@ class FaceGeometry:
     """From the middle of the eyes to the middle of the mouth corners."""
     nose: np.ndarray
     """World position of the nose tip found near the nose landmark."""
+    eye_nose: float = float("nan")
+    """From the middle of the eyes to that nose tip."""
 
     def to_json(self) -> dict[str, object]:
         def mm(x: float) -> float | None:
             return round(float(x), 1) if np.isfinite(x) else None
         return {"NoseReliefMm": mm(self.relief), "EyeDistanceMm": mm(self.eye_distance),
-                "EyeMouthMm": mm(self.eye_mouth),
+                "EyeMouthMm": mm(self.eye_mouth), "EyeNoseMm": mm(self.eye_nose),
                 "Nose3D": [round(float(v), 1) for v in self.nose] if np.isfinite(self.nose).all() else None}
 
 
@@ -198,8 +200,9 @@ def face_geometry(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, S
         normal = -normal
     tip_heights = (tip_points - centre) @ normal
     relief = float(tip_heights.max() - np.median((ring_points - centre) @ normal))
-    return FaceGeometry(relief=relief, eye_distance=eye_distance, eye_mouth=eye_mouth,
-                        nose=tip_points[int(np.argmax(tip_heights))])
+    nose = tip_points[int(np.argmax(tip_heights))]
+    return FaceGeometry(relief=relief, eye_distance=eye_distance, eye_mouth=eye_mouth, nose=nose,
+                        eye_nose=float(np.linalg.norm(nose - eyes.mean(axis=0))))
 
 
 #: A detection whose nose stands at least this far out of the face around
@@ -214,6 +217,20 @@ MIN_RELIEF_MM = 8.0
 #: have: faces measured 24-76 mm (1st percentile 32), shading on gyri makes
 #: "faces" of 2-20 mm (median 20 over all face-less detections).
 EYE_DISTANCE_MM = (25.0, 90.0)
+#: Farthest (mm) the nose tip found in 3D may be from the middle of the eyes. A
+#: detector that frames a whole face-less head (a defacing cut with bone or noise
+#: below it) puts its "eyes" at the brow and its "nose" on a fragment far below:
+#: measured on development data (``benchmarks/detection.py``, first supporting
+#: detection per render, 1,456 renders of 148 scans), faces at most 64 mm (real heads
+#: 58), such detections on face-less scans 17-101 mm (median 40: most are dropped by
+#: other checks). No lower bound: a small, flattened face (17 mm) and the bony orbits
+#: of a defaced scan (17-20 mm) overlap there.
+MAX_EYE_NOSE_MM = 75.0
+#: Farthest (mm) the middle of the mouth corners may be from the middle of the eyes,
+#: where both lie on the surface (a face cut below the nose has no mouth to measure):
+#: faces at most 109 mm (99th percentile 74; 146 of 859 real-head renders without a
+#: mouth to measure), face-less detections framing a whole head 116-134 mm.
+MAX_EYE_MOUTH_MM = 115.0
 #: Fraction of the scan's renders (rounded up, at least one) that must
 #: support a face before the scan is said to show one. At 8 mm, supporting
 #: renders out of 10 were 6-10 on all 186 development scans with a face and
@@ -265,7 +282,11 @@ class ScanDecision:
 
 
 def _plausible(g: FaceGeometry) -> bool:
-    return bool(EYE_DISTANCE_MM[0] <= g.eye_distance <= EYE_DISTANCE_MM[1])
+    """Eyes, nose and mouth where a face has them: a human eye distance, and the nose and the
+    mouth (where measured) not farther from the eyes than on any face (:data:`MAX_EYE_NOSE_MM`,
+    :data:`MAX_EYE_MOUTH_MM`)."""
+    return bool(EYE_DISTANCE_MM[0] <= g.eye_distance <= EYE_DISTANCE_MM[1]
+                and not g.eye_nose > MAX_EYE_NOSE_MM and not g.eye_mouth > MAX_EYE_MOUTH_MM)
 
 
 def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,

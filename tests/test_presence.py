@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -77,6 +79,7 @@ def test_a_nose_is_measured_in_mm_whatever_the_view(yaw):
     assert g.eye_distance == pytest.approx(60.0, abs=1.0)
     assert g.eye_mouth == pytest.approx(np.hypot(60.0, 0.0), abs=1.5)
     np.testing.assert_allclose(g.nose, [0.0, -15.0, 0.0], atol=1.5)
+    assert g.eye_nose == pytest.approx(np.hypot(15.0, 30.0), abs=1.5)  # eyes' middle (0, 0, 30) to the tip
 
 
 def test_a_nose_landmark_beside_the_tip_still_finds_the_tip():
@@ -154,6 +157,23 @@ def test_scan_decision_needs_support_and_human_size():
     assert not tiny.face and tiny.support == 0 and not tiny.review
     assert scan_decision([[_geometry(strong)]]).face  # one render: one is enough
     assert not scan_decision([]).face
+
+
+def test_scan_decision_needs_eyes_nose_and_mouth_where_a_face_has_them():
+    """A detector framing a whole face-less head (eyes at the brow, "nose" on a fragment far
+    below) is no support; a face whose mouth the field of view cut off (unmeasured) still is."""
+    strong = presence.MIN_RELIEF_MM + 5
+
+    def with_(eye_nose, eye_mouth):
+        return dataclasses.replace(_geometry(strong), eye_nose=eye_nose, eye_mouth=eye_mouth)
+
+    face = scan_decision([[with_(45.0, 60.0)]] * 10)
+    assert face.face and face.support == 10
+    far_nose = scan_decision([[with_(presence.MAX_EYE_NOSE_MM + 5, 60.0)]] * 10)
+    far_mouth = scan_decision([[with_(45.0, presence.MAX_EYE_MOUTH_MM + 5)]] * 10)
+    assert not far_nose.face and far_nose.support == 0 and not far_mouth.face and far_mouth.support == 0
+    no_mouth = scan_decision([[with_(45.0, float("nan"))]] * 10)
+    assert no_mouth.face and no_mouth.support == 10
 
 
 def test_scan_decision_turned_off_keeps_every_detection():
