@@ -222,7 +222,7 @@ EYE_DISTANCE_MM = (25.0, 90.0)
 #: below it) puts its "eyes" at the brow and its "nose" on a fragment far below:
 #: measured on development data (``benchmarks/detection.py``, first supporting
 #: detection per render, 1,456 renders of 148 scans), faces at most 64 mm (real heads
-#: 58), such detections on face-less scans 17-101 mm (median 40: most are dropped by
+#: 58), such detections on face-less scans 15-101 mm (median 38: most are dropped by
 #: other checks). No lower bound: a small, flattened face (17 mm) and the bony orbits
 #: of a defaced scan (17-20 mm) overlap there.
 MAX_EYE_NOSE_MM = 75.0
