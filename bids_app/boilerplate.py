@@ -321,6 +321,8 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "min_support_percent": f"{100 * presence.MIN_SUPPORT_FRACTION:g}",
         "eye_distance_mm": [f"{v:g}" for v in presence.EYE_DISTANCE_MM],
         "same_place_mm": f"{presence.SAME_PLACE_MM:g}",
+        "max_eye_nose_mm": f"{presence.MAX_EYE_NOSE_MM:g}",
+        "max_eye_mouth_mm": f"{presence.MAX_EYE_MOUTH_MM:g}",
         "n_identities": p["n_identities"],
         "scoring": p["scoring"],
         "scoring_text": _SCORING_TEXT.get(p["scoring"], "").format(k=p["top_k"]),

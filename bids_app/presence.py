@@ -278,6 +278,7 @@ class ScanDecision:
                 "Nose3D": [round(float(v), 1) for v in self.nose] if self.face else None,
                 "Reason": self.reason,
                 "MinReliefMm": self.min_relief, "EyeDistanceMm": list(EYE_DISTANCE_MM),
+                "MaxEyeNoseMm": MAX_EYE_NOSE_MM, "MaxEyeMouthMm": MAX_EYE_MOUTH_MM,
                 "MinSupport": self.need, "SamePlaceMm": SAME_PLACE_MM}
 
 
