@@ -189,7 +189,8 @@ def report(scans: list[dict]) -> None:
         print(f"   {kind} eye-nose (mm) of those passing relief and eye distance  "
               f"{percentiles_text(d.get('EyeNoseMm') for d in strong)}")
     print(f"   thresholds: relief >= {presence.MIN_RELIEF_MM:g} mm, eye distance "
-          f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm")
+          f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm, eyes to nose <= "
+          f"{presence.MAX_EYE_NOSE_MM:g} mm, eyes to mouth <= {presence.MAX_EYE_MOUTH_MM:g} mm (where measured)")
     print(f"2. renders supporting a face, per scan (face present from "
           f"{100 * presence.MIN_SUPPORT_FRACTION:g}% of the renders):")
     for face in (True, False):
