@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bids_app import presence as _presence
+
 __all__ = [
     "ACTIONS", "Claim", "FeatureCounts", "ImageRecord", "ImageVerdict", "VERDICTS", "audit_images",
     "count_features", "load_templates", "mean_embedding", "mouth_skin", "nearest_other", "parse_claim",
@@ -237,27 +239,28 @@ class FeatureCounts:
         """Renders with the mouth from which it stays whatever the 3D profile (:data:`MOUTH_RENDERS_KEEP`)."""
         return max(int(np.ceil(MOUTH_RENDERS_KEEP * self.renders - 1e-9)), self.need() + 1)
 
+    def profile_lacks_mouth(self) -> bool:
+        """The scan's 3D profile has too little skin where the mouth should be (:data:`MOUTH_SKIN_FRACTION`)."""
+        return self.mouth_skin is not None and self.mouth_skin < MOUTH_SKIN_FRACTION
+
     def mouth_outweighs_profile(self) -> bool:
         """The profile has no skin where the mouth should be, but the renders show it too often to doubt."""
-        return (self.mouth_skin is not None and self.mouth_skin < MOUTH_SKIN_FRACTION
-                and self.mouth >= self.keep_mouth())
+        return self.profile_lacks_mouth() and self.mouth >= self.keep_mouth()
 
     def remaining(self) -> list[str]:
         need = self.need()
         found = [name for name in ("eyes", "nose", "mouth") if getattr(self, name) >= need]
-        if (self.mouth_skin is not None and self.mouth_skin < MOUTH_SKIN_FRACTION and "mouth" in found
-                and not self.mouth_outweighs_profile()):
+        if "mouth" in found and self.profile_lacks_mouth() and not self.mouth_outweighs_profile():
             found.remove("mouth")
         return found
 
 
-def mouth_skin(profile: np.ndarray | None, step: float = 4.0, right=(-36.0, 36.0),
-               superior=(-48.0, 40.0)) -> float | None:
-    """Fraction of the profile's mouth box (:data:`MOUTH_BOX`) that is skin near the face."""
+def mouth_skin(profile: np.ndarray | None) -> float | None:
+    """Fraction of the profile's mouth box (:data:`MOUTH_BOX`) that is skin near the face
+    (``profile``: :func:`bids_app.presence.face_profile`, on :func:`~bids_app.presence.profile_grid`)."""
     if profile is None:
         return None
-    xs = np.arange(right[0], right[1] + 1e-6, step)
-    zs = np.arange(superior[0], superior[1] + 1e-6, step)
+    xs, zs = _presence.profile_grid()
     if profile.shape != (zs.size, xs.size):
         return None
     (x0, x1), (z0, z1) = MOUTH_BOX
@@ -452,14 +455,14 @@ def _face_decided(record: ImageRecord, counts: FeatureCounts) -> tuple[bool, int
     """The participant level's scan decision: face present, supporting renders, renders needed."""
     presence = record.presence
     if presence is None:  # outputs older than the scan decision: the renders with a face decide
-        need = max(int(np.ceil(0.4 * counts.renders - 1e-9)), 1)
+        need = _presence.min_support(counts.renders)
         return counts.counted >= need, counts.counted, need
     return (bool(presence.get("FacePresent")), int(presence.get("Support") or 0),
             int(presence.get("MinSupport") or 1))
 
 
 def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | None, int, str | None],
-             template: tuple[float | None, str | None]):
+             template: tuple[float | None, str | None], claim: Claim):
     """``(verdict, confidence, remaining features, evidence text)`` for one image."""
     face, support, need = _face_decided(record, counts)
     review = bool((record.presence or {}).get("Review"))
@@ -489,7 +492,6 @@ def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | 
     if face:
         is_template = t_sim is not None and t_sim >= TEMPLATE_SIMILARITY
         in_cluster = close >= REPLACED_CLUSTER
-        claim = parse_claim(record.metadata)
         if is_template or in_cluster or claim.kind == "reface":
             # measured signs: a face like a known template's, a cluster of alike faces. Both, or one
             # and a sidecar that says the image was de-identified: high. One sign alone (relatives, one
@@ -555,8 +557,8 @@ def audit_images(records: Sequence[ImageRecord], means: Sequence[np.ndarray | No
     near_template = template_similarity(means, templates)
     verdicts = []
     for record, counts, sim, template in zip(records, all_counts, similar, near_template):
-        verdict, confidence, remaining, evidence = _verdict(record, counts, sim, template)
         claim = parse_claim(record.metadata)
+        verdict, confidence, remaining, evidence = _verdict(record, counts, sim, template, claim)
         verdicts.append(ImageVerdict(
             record.participant, record.session, record.image, record.suffix, verdict, confidence, remaining,
             evidence, claim, claimed_but_face=bool(claim.claimed) and verdict in ("face", "partial"),

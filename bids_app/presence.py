@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = ["FaceGeometry", "FeatureShape", "ScanDecision", "face_geometry", "feature_shape", "landmarks_3d",
            "min_support",
-           "scan_decision"]
+           "profile_grid", "scan_decision"]
 
 
 def camera_axes(pose: Mapping[str, Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -428,6 +428,13 @@ PROFILE_STEP_MM = 4.0
 PROFILE_DEPTH_MM = (30.0, -90.0)
 
 
+def profile_grid() -> tuple[np.ndarray, np.ndarray]:
+    """The columns (right, mm) and rows (superior, mm) of :func:`face_profile`, from the nose tip."""
+    xs = np.arange(PROFILE_RIGHT_MM[0], PROFILE_RIGHT_MM[1] + 1e-6, PROFILE_STEP_MM)
+    zs = np.arange(PROFILE_SUPERIOR_MM[0], PROFILE_SUPERIOR_MM[1] + 1e-6, PROFILE_STEP_MM)
+    return xs, zs
+
+
 def face_profile(mask: np.ndarray, affine: np.ndarray, frame) -> np.ndarray:
     """The face's relief on a regular grid of the face frame (mm; NaN where no surface).
 
@@ -442,8 +449,7 @@ def face_profile(mask: np.ndarray, affine: np.ndarray, frame) -> np.ndarray:
     superior = np.asarray(frame.superior, float) - (np.asarray(frame.superior, float) @ anterior) * anterior
     superior /= np.linalg.norm(superior)
     right = np.cross(anterior, superior)
-    xs = np.arange(PROFILE_RIGHT_MM[0], PROFILE_RIGHT_MM[1] + 1e-6, PROFILE_STEP_MM)
-    zs = np.arange(PROFILE_SUPERIOR_MM[0], PROFILE_SUPERIOR_MM[1] + 1e-6, PROFILE_STEP_MM)
+    xs, zs = profile_grid()
     ds = np.arange(PROFILE_DEPTH_MM[0], PROFILE_DEPTH_MM[1] - 1e-6, -1.0)
     z, x, d = np.meshgrid(zs, xs, ds, indexing="ij")
     points = (np.asarray(frame.nose_tip, float) + x[..., None] * right + z[..., None] * superior
