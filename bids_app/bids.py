@@ -166,7 +166,8 @@ def select_subjects(layout, labels: list[str], exclude: list[str] | None = None)
             + ", ".join(f"sub-{label}" for label in missing)
             + f" (it has {len(available)}: {shown}{', ...' if len(available) > 10 else ''})"
         )
-    chosen = [label for label in (labels or available) if label not in set(exclude or ())]
+    left_out = set(exclude or ())
+    chosen = [label for label in (labels or available) if label not in left_out]
     if not chosen:
         raise BIDSError(f"{layout.root}: --participant-label-exclude leaves no participant")
     return chosen

@@ -227,9 +227,11 @@ def trusted_subjects(settings: Settings, output_dir: Path) -> tuple[dict[str, di
         raise GroupError(f"{output_dir}: no such folder; run the participant level first")
     subjects = bidsio.output_subjects(output_dir)
     if settings.participant_label:
-        subjects = [s for s in subjects if s in settings.participant_label]
+        wanted = set(settings.participant_label)
+        subjects = [s for s in subjects if s in wanted]
     if settings.participant_label_exclude:
-        subjects = [s for s in subjects if s not in settings.participant_label_exclude]
+        left_out = set(settings.participant_label_exclude)
+        subjects = [s for s in subjects if s not in left_out]
     trusted, excluded = {}, []
     progress = Progress("loading: completion records", len(subjects), "participants")
     for done, subject in enumerate(subjects, start=1):

@@ -171,21 +171,12 @@ def _page_rows(sets: list[EmbeddingSet], root: Path, with_image: bool) -> list[d
     return rows
 
 
-def _audit_rows(verdicts: list, root: Path) -> list[dict]:
-    """The audit rows the report lists, claimed-but-face first (:func:`bids_app.audit.priority`)."""
-    from bids_app.audit import priority
-
-    return [v.to_json() for v in sorted(verdicts, key=priority)[:MAX_TABLE_ROWS]]
-
-
-def _audit_by_participant(verdicts: list, subjects: list[str]) -> dict[str, list[dict]]:
-    """Each listed participant's audited images (all of them, in the actions' order), for their page."""
-    from bids_app.audit import priority
-
-    wanted = set(subjects)
+def _audit_by_participant(first: list, subjects: list[str]) -> dict[str, list[dict]]:
+    """Each listed participant's audited images (all of them, in the actions' order: ``first`` is
+    sorted by :func:`bids_app.audit.priority`), for their page."""
     out: dict[str, list[dict]] = {s: [] for s in subjects}
-    for v in sorted(verdicts, key=priority):
-        if v.participant in wanted:
+    for v in first:
+        if v.participant in out:
             out[v.participant].append(v.to_json())
     return out
 
@@ -210,7 +201,10 @@ def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str]
             other = m["participant_id"][len("sub-"):]
             images.setdefault(other, {"best_render": _relative(_best_row(analysis.participants[other].mri), root),
                                       "best_photo": None})
-    audit_pages = _audit_by_participant(analysis.audit, pages)
+    from bids_app.audit import priority
+
+    first = sorted(analysis.audit, key=priority)  # claimed-but-face first, as the actions TSV
+    audit_pages = _audit_by_participant(first, pages)
     data = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "facerisk_version": __version__,
@@ -225,7 +219,7 @@ def write_report_inputs(settings: Settings, analysis: Analysis, order: list[str]
                                       "status": status_of(analysis.info[s])} for s in analysis.subjects},
         "linkage_rows": [{**r, "participant_id": f"sub-{r['subject']}"} for r in analysis.linkage_rows],
         "compare_rows": [{**r, "participant_id": f"sub-{r['subject']}"} for r in compare_rows],
-        "audit_rows": _audit_rows(analysis.audit, root),
+        "audit_rows": [v.to_json() for v in first[:MAX_TABLE_ROWS]],
         "images": {f"sub-{s}": v for s, v in images.items()},
         "pages": {f"sub-{s}": {"renders": _page_rows(analysis.participants[s].mri, root, True),
                                "photos": _page_rows(analysis.participants[s].photos, root, False),
