@@ -28,10 +28,10 @@ from .context import (
 )
 from .figures import cmc_svg, distribution_svg, histogram_svg, roc_svg
 from .html import get_environment, render_group_report
-from .images import image_data_uri, privacy_image
+from .images import image_data_uri
 
 __all__ = [
     "ReportInputError", "build_group_context", "cmc_svg", "distribution_svg", "get_environment",
-    "histogram_svg", "image_data_uri", "privacy_image", "read_report_inputs", "render_group_report", "roc_svg",
+    "histogram_svg", "image_data_uri", "read_report_inputs", "render_group_report", "roc_svg",
     "write_participant_pages", "write_reports",
 ]

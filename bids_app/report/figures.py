@@ -16,10 +16,10 @@ from html import escape
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .images import image_data_uri, privacy_image
+from .images import image_data_uri
 
 __all__ = [
-    "SIMILARITY_BINS", "cmc_svg", "distribution_svg", "histogram_svg", "image_data_uri", "privacy_image", "roc_svg",
+    "SIMILARITY_BINS", "cmc_svg", "distribution_svg", "histogram_svg", "image_data_uri", "roc_svg",
     "similarity_histogram",
 ]
 

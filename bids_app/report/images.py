@@ -2,7 +2,8 @@
 
 Thumbnails are re-encoded by Pillow without copying metadata: EXIF tags of
 participant photos (camera, time, GPS position) do not reach the report.
-``--report-images blurred`` pixelates and blurs them (:func:`privacy_image`).
+``--report-images blurred`` pixelates and blurs them (:func:`pixelate`, applied to
+the thumbnails of :mod:`bids_app.report.thumbs`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import base64
 import io
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["image_data_uri", "privacy_image"]
+__all__ = ["image_data_uri", "pixelate"]
 
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 #: ``blurred``: the image is first reduced to this many cells across (a face's layout, not its identity).
@@ -86,40 +86,11 @@ def image_data_uri(
     return f"data:{_MIME[fmt]};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def privacy_image(
-    src: str | os.PathLike[str] | np.ndarray | Image.Image,
-    mode: str = "full",
-    max_side: int = 160,
-    boxes: Sequence[Sequence[float]] = (),
-    landmarks: Sequence[Sequence[float]] = (),
-) -> str | None:
-    """A thumbnail data URI as ``--report-images`` allows.
+def pixelate(im: Image.Image) -> Image.Image:
+    """``--report-images blurred``: ``im`` reduced to :data:`BLUR_CELLS` cells across, enlarged
+    back and blurred, so that a face's layout is visible and its identity is not."""
+    from PIL import ImageFilter
 
-    ``mode`` is ``"full"`` (as is), ``"blurred"`` (pixelated then blurred
-    so strongly that the face cannot be recognised, its layout still
-    visible) or ``"none"`` (returns None: no image). ``boxes`` ``[x, y, w,
-    h]`` and ``landmarks`` ``[x, y]`` in source pixels are drawn on top
-    (detections).
-    """
-    if mode == "none":
-        return None
-    if mode not in ("full", "blurred"):
-        raise ValueError(f"mode must be full, blurred or none, got {mode!r}")
-    from PIL import ImageDraw, ImageFilter
-
-    im = _to_image(src).convert("RGB")
-    if mode == "blurred":
-        w, h = im.size
-        cells = BLUR_CELLS
-        im = im.resize((cells, max(1, round(cells * h / w))), Image.Resampling.BILINEAR)
-        im = im.resize((w, h), Image.Resampling.NEAREST).filter(ImageFilter.GaussianBlur(radius=max(w, h) / 24))
-    if boxes or landmarks:
-        im = im.copy()
-        draw = ImageDraw.Draw(im)
-        width = max(2, round(max(im.size) / 160))
-        for x, y, bw, bh in boxes:
-            draw.rectangle([x, y, x + bw, y + bh], outline=(0, 200, 90), width=width)
-        for x, y in landmarks:
-            r = width * 1.5
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 200, 0))
-    return image_data_uri(im, max_side=max_side)
+    w, h = im.size
+    small = im.resize((BLUR_CELLS, max(1, round(BLUR_CELLS * h / w))), Image.Resampling.BILINEAR)
+    return small.resize((w, h), Image.Resampling.NEAREST).filter(ImageFilter.GaussianBlur(radius=max(w, h) / 24))

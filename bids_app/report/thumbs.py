@@ -23,11 +23,11 @@ import io
 import re
 from pathlib import Path
 
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from bids_app.io import atomic_write_bytes
 
-from .images import BLUR_CELLS, _to_image
+from .images import _to_image, pixelate
 
 __all__ = ["FIGURES", "MODES", "THUMB_PX", "thumbnail_bytes", "thumbnail_path", "thumbnail_uri",
            "write_thumbnails"]
@@ -65,9 +65,7 @@ def thumbnail_bytes(src, mode: str) -> bytes:
     im = _to_image(src).convert("RGB")
     im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
     if mode == "blurred":
-        w, h = im.size
-        small = im.resize((BLUR_CELLS, max(1, round(BLUR_CELLS * h / w))), Image.Resampling.BILINEAR)
-        im = small.resize((w, h), Image.Resampling.NEAREST).filter(ImageFilter.GaussianBlur(radius=max(w, h) / 24))
+        im = pixelate(im)
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=QUALITY)
     return buf.getvalue()
