@@ -147,7 +147,7 @@ def _geometry(row: dict) -> presence.FaceGeometry:
     nose = row.get("Nose3D")
     return presence.FaceGeometry(value("NoseReliefMm"), value("EyeDistanceMm"), value("EyeMouthMm"),
                                  nose=np.asarray(nose if nose else [np.nan] * 3, float),
-                                 eye_nose=value("EyeNoseMm"))
+                                 eye_nose=value("EyeNoseMm"), nose_over_cheeks=value("NoseOverCheeksMm"))
 
 
 def percentiles_text(values, fmt: str = "6.1f") -> str:
@@ -162,6 +162,7 @@ def percentiles_text(values, fmt: str = "6.1f") -> str:
 def report(scans: list[dict]) -> None:
     first = {True: [], False: []}
     support = {True: [], False: []}
+    over_cheeks = {True: [], False: []}  # per scan: the decision's median over supporting detections
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     missed = []
     for scan in scans:
@@ -170,6 +171,8 @@ def report(scans: list[dict]) -> None:
         first[face] += [dets[0] for dets in renders if dets]
         decision = presence.scan_decision([[_geometry(d) for d in dets] for dets in renders])
         support[face].append(decision.support)
+        if decision.support >= decision.need:
+            over_cheeks[face].append(decision.over_cheeks)
         counted = sum(c is not None for c in decision.chosen)
         row = table[("face     " if face else "no face  ") + scan["state"]]
         row[0] += counted
@@ -188,9 +191,14 @@ def report(scans: list[dict]) -> None:
                   and presence.EYE_DISTANCE_MM[0] <= (d["EyeDistanceMm"] or 0) <= presence.EYE_DISTANCE_MM[1]]
         print(f"   {kind} eye-nose (mm) of those passing relief and eye distance  "
               f"{percentiles_text(d.get('EyeNoseMm') for d in strong)}")
+        print(f"   {kind} nose over cheeks (mm) of those               "
+              f"{percentiles_text(d.get('NoseOverCheeksMm') for d in strong)}")
+        print(f"   {kind} scans with enough support: median nose over cheeks (mm)  "
+              f"{percentiles_text(over_cheeks[face])}")
     print(f"   thresholds: relief >= {presence.MIN_RELIEF_MM:g} mm, eye distance "
           f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm, eyes to nose <= "
-          f"{presence.MAX_EYE_NOSE_MM:g} mm, eyes to mouth <= {presence.MAX_EYE_MOUTH_MM:g} mm (where measured)")
+          f"{presence.MAX_EYE_NOSE_MM:g} mm, eyes to mouth <= {presence.MAX_EYE_MOUTH_MM:g} mm (where measured), "
+          f"scan median of nose over cheeks >= {presence.MIN_NOSE_OVER_CHEEKS_MM:g} mm (where seen)")
     print(f"2. renders supporting a face, per scan (face present from "
           f"{100 * presence.MIN_SUPPORT_FRACTION:g}% of the renders):")
     for face in (True, False):

@@ -80,12 +80,17 @@ class FaceGeometry:
     """World position of the nose tip found near the nose landmark."""
     eye_nose: float = float("nan")
     """From the middle of the eyes to that nose tip."""
+    nose_over_cheeks: float = float("nan")
+    """How far the nose tip stands out of the surface beside it: its height minus the mean height
+    of the two points :data:`CHEEK_OFFSET` eye distances to either side along the eye line (NaN
+    where either lies off the surface)."""
 
     def to_json(self) -> dict[str, object]:
         def mm(x: float) -> float | None:
             return round(float(x), 1) if np.isfinite(x) else None
         return {"NoseReliefMm": mm(self.relief), "EyeDistanceMm": mm(self.eye_distance),
                 "EyeMouthMm": mm(self.eye_mouth), "EyeNoseMm": mm(self.eye_nose),
+                "NoseOverCheeksMm": mm(self.nose_over_cheeks),
                 "Nose3D": [round(float(v), 1) for v in self.nose] if np.isfinite(self.nose).all() else None}
 
 
@@ -104,6 +109,9 @@ NOSE_SEARCH = 0.2
 FACE_RING = (0.45, 0.85)
 #: Fewest surface pixels of the ring for a measure (a face cut by the field of view keeps more).
 MIN_RING_PIXELS = 20
+#: The cheeks beside the nose: this fraction of the eye distance (in pixels) to either side of
+#: the nose tip, along the eye line (on a face, just outside the nostrils).
+CHEEK_OFFSET = 0.4
 
 
 def _patch_depth(depth: np.ndarray, point: np.ndarray, radius: int = PATCH_RADIUS) -> float:
@@ -199,10 +207,26 @@ def face_geometry(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, S
     if normal @ forward > 0:  # towards the camera
         normal = -normal
     tip_heights = (tip_points - centre) @ normal
-    relief = float(tip_heights.max() - np.median((ring_points - centre) @ normal))
-    nose = tip_points[int(np.argmax(tip_heights))]
+    top = int(np.argmax(tip_heights))
+    relief = float(tip_heights[top] - np.median((ring_points - centre) @ normal))
+    nose = tip_points[top]
+    # the surface beside the tip, along the eye line: a nose falls away to the cheeks within a
+    # few centimetres, a bump on a dome (a gyrus of a skull-stripped brain) hardly does. Only
+    # where the surface around the tip is whole: a face that a cut or the field of view ends
+    # at the nose keeps no nose to compare with its cheeks (nor does a fragmented lower face)
+    tip_pixel = np.array([xs[tip][top], ys[tip][top]], float)
+    around_tip = np.hypot(xs - tip_pixel[0], ys - tip_pixel[1]) <= CHEEK_OFFSET * gap
+    over_cheeks = float("nan")
+    inside = ((tip_pixel >= CHEEK_OFFSET * gap).all()
+              and (tip_pixel + CHEEK_OFFSET * gap < [width, height]).all())  # the disc in the window
+    if inside and seen[around_tip].all():
+        along = (points[1] - points[0]) / max(gap, 1.0)
+        beside = [tip_pixel + side * CHEEK_OFFSET * gap * along for side in (-1.0, 1.0)]
+        cheeks = landmarks_3d(depth, np.array(beside), pose, view_angle)
+        over_cheeks = float(tip_heights[top] - np.mean((cheeks - centre) @ normal))  # NaN if one is off
     return FaceGeometry(relief=relief, eye_distance=eye_distance, eye_mouth=eye_mouth, nose=nose,
-                        eye_nose=float(np.linalg.norm(nose - eyes.mean(axis=0))))
+                        eye_nose=float(np.linalg.norm(nose - eyes.mean(axis=0))),
+                        nose_over_cheeks=over_cheeks)
 
 
 #: A detection whose nose stands at least this far out of the face around
@@ -231,6 +255,14 @@ MAX_EYE_NOSE_MM = 75.0
 #: faces at most 109 mm (99th percentile 74; 146 of 859 real-head renders without a
 #: mouth to measure), face-less detections framing a whole head 116-134 mm.
 MAX_EYE_MOUTH_MM = 115.0
+#: Least median, over a scan's supporting detections where both cheek points were seen, of the
+#: nose tip's height over the cheeks beside it (:attr:`FaceGeometry.nose_over_cheeks`, mm). A
+#: plane fitted to the ring around a point of a convex surface lies below the point, so a bump
+#: on a dome (a gyrus of a skull-stripped brain that the detector frames as a whole face, a bone
+#: fragment at the edge of a plane cut) gets a "relief" of 9-15 mm; the surface beside it,
+#: though, is hardly lower. Pooled over the scan, as a single render of a flattened or
+#: fragmented nose can fall to 0.
+MIN_NOSE_OVER_CHEEKS_MM = 6.0
 #: Fraction of the scan's renders (rounded up, at least one) that must
 #: support a face before the scan is said to show one. At 8 mm, supporting
 #: renders out of 10 were 6-10 on all 186 development scans with a face and
@@ -263,6 +295,8 @@ class ScanDecision:
     min_relief: float = MIN_RELIEF_MM
     need: int = 1
     """Supporting renders that were needed."""
+    over_cheeks: float = float("nan")
+    """Median height (mm) of the supporting detections' nose tips over the cheeks beside them."""
 
     @property
     def review(self) -> bool:
@@ -277,7 +311,9 @@ class ScanDecision:
         return {"FacePresent": self.face, "Support": self.support, "Review": self.review,
                 "Nose3D": [round(float(v), 1) for v in self.nose] if self.face else None,
                 "Reason": self.reason,
+                "NoseOverCheeksMm": round(float(self.over_cheeks), 1) if np.isfinite(self.over_cheeks) else None,
                 "MinReliefMm": self.min_relief, "EyeDistanceMm": list(EYE_DISTANCE_MM),
+                "MinNoseOverCheeksMm": MIN_NOSE_OVER_CHEEKS_MM,
                 "MaxEyeNoseMm": MAX_EYE_NOSE_MM, "MaxEyeMouthMm": MAX_EYE_MOUTH_MM,
                 "MinSupport": self.need, "SamePlaceMm": SAME_PLACE_MM}
 
@@ -298,8 +334,9 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
     detections, best first. A detection *supports* a face when its relief is
     at least ``min_relief`` and its eye distance is human
     (:data:`EYE_DISTANCE_MM`). The scan shows a face when at least
-    :func:`min_support` of its renders have a supporting detection. Then
-    each render counts its first detection that supports a face, or failing
+    :func:`min_support` of its renders have a supporting detection and the
+    median height of their nose tips over the cheeks beside them (where seen)
+    is at least :data:`MIN_NOSE_OVER_CHEEKS_MM`. Then each render counts its first detection that supports a face, or failing
     that, its first one with a human eye distance, a relief of at least
     ``min_relief / 2`` and a nose within :data:`SAME_PLACE_MM` of the
     scan's nose. ``min_relief <= 0`` turns the 3D check off: every render
@@ -320,7 +357,16 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
                f"of human size; {need} needed" + ("; check the renders by eye" if support else ""))
         return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
                             reason=why, min_relief=min_relief, need=need)
-    nose = np.median(np.stack([geometries[i][j].nose for i, j in enumerate(strong) if j is not None]), axis=0)
+    supporting = [geometries[i][j] for i, j in enumerate(strong) if j is not None]
+    seen = [g.nose_over_cheeks for g in supporting if np.isfinite(g.nose_over_cheeks)]
+    over_cheeks = float(np.median(seen)) if seen else float("nan")
+    if over_cheeks < MIN_NOSE_OVER_CHEEKS_MM:
+        why = (f"{support} of {n} renders show a nose standing {min_relief:g} mm out of a face of human "
+               f"size, but it stands a median {over_cheeks:.1f} mm above the cheeks beside it "
+               f"({MIN_NOSE_OVER_CHEEKS_MM:g} needed): a bump on a rounded surface; check the renders by eye")
+        return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
+                            reason=why, min_relief=min_relief, need=need, over_cheeks=over_cheeks)
+    nose = np.median(np.stack([g.nose for g in supporting]), axis=0)
     chosen: list[int | None] = []
     for gs, s in zip(geometries, strong):
         if s is None:
@@ -329,7 +375,7 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
         chosen.append(s)
     return ScanDecision(face=True, support=support, nose=nose, chosen=chosen,
                         reason=f"{support} of {n} renders show a nose in 3D at one place",
-                        min_relief=min_relief, need=need)
+                        min_relief=min_relief, need=need, over_cheeks=over_cheeks)
 
 
 # --------------------------------------------------------------------------- per-feature evidence

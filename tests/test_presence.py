@@ -32,9 +32,11 @@ def _project(points: np.ndarray, pose: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([x, y], axis=1), z
 
 
-def _depth_map(pose: dict, nose_mm: float, slope: float = 0.0, sigma: float = 12.0) -> np.ndarray:
-    """Ray-cast a face-sized surface y = slope * z - nose(x, z) (a plane, leaning back by
-    ``slope``, with a Gaussian nose ``nose_mm`` high at the origin), 90 x 110 mm, NaN elsewhere."""
+def _depth_map(pose: dict, nose_mm: float, slope: float = 0.0, sigma: float = 12.0,
+               dome_radius: float = np.inf) -> np.ndarray:
+    """Ray-cast a face-sized surface y = slope * z - nose(x, z) + (x^2 + z^2) / (2 dome_radius) (a
+    plane, leaning back by ``slope``, or a dome, with a Gaussian nose ``nose_mm`` high at the
+    origin), 90 x 110 mm, NaN elsewhere."""
     position, forward, right, up = camera_axes(pose)
     focal = 0.5 * SIZE / np.tan(np.deg2rad(VIEW_ANGLE) / 2)
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(float)
@@ -42,7 +44,9 @@ def _depth_map(pose: dict, nose_mm: float, slope: float = 0.0, sigma: float = 12
            + ((SIZE / 2 - ys - 0.5) / focal)[..., None] * up)
 
     def surface_y(x, z):
-        return slope * z - nose_mm * np.exp(-(x ** 2 + z ** 2) / (2 * sigma ** 2))
+        x, z = np.clip(x, -60, 60), np.clip(z, -70, 70)  # keeps the iteration bounded off the face
+        return (slope * z - nose_mm * np.exp(-(x ** 2 + z ** 2) / (2 * sigma ** 2))
+                + (x ** 2 + z ** 2) / (2 * dome_radius))
 
     t = np.full(xs.shape, np.linalg.norm(position))
     for _ in range(60):  # fixed point along each ray: a contraction for these slopes
@@ -80,6 +84,41 @@ def test_a_nose_is_measured_in_mm_whatever_the_view(yaw):
     assert g.eye_mouth == pytest.approx(np.hypot(60.0, 0.0), abs=1.5)
     np.testing.assert_allclose(g.nose, [0.0, -15.0, 0.0], atol=1.5)
     assert g.eye_nose == pytest.approx(np.hypot(15.0, 30.0), abs=1.5)  # eyes' middle (0, 0, 30) to the tip
+
+
+@pytest.mark.parametrize("yaw", [0.0, 18.0])
+def test_a_bump_on_a_dome_is_not_a_nose(yaw):
+    """A plane fitted to the ring around a point of a dome lies below the point: a small bump on a
+    brain-sized dome (a gyrus that the detector frames as a whole face) gets the relief of a flat
+    nose, but the dome beside it is hardly lower, and the scan is not taken for a face. A flat
+    nose on a face stands out of the cheeks beside it."""
+    pose = _pose(yaw)
+    dome = face_geometry(_depth_map(pose, 2.0, sigma=6.0, dome_radius=100.0), _landmarks(pose, 2.0),
+                         pose, VIEW_ANGLE)
+    assert dome.relief >= presence.MIN_RELIEF_MM  # the ring alone would pass it
+    assert dome.nose_over_cheeks < presence.MIN_NOSE_OVER_CHEEKS_MM
+    flat_nose = face_geometry(_depth_map(pose, 9.0), _landmarks(pose, 9.0), pose, VIEW_ANGLE)
+    assert presence.MIN_NOSE_OVER_CHEEKS_MM < flat_nose.nose_over_cheeks < 9.0
+    assert flat_nose.to_json()["NoseOverCheeksMm"] == pytest.approx(flat_nose.nose_over_cheeks, abs=0.06)
+    on_dome = scan_decision([[dome]] * 10)
+    assert not on_dome.face and on_dome.support == 10 and on_dome.review and "cheeks" in on_dome.reason
+    assert on_dome.to_json()["NoseOverCheeksMm"] == pytest.approx(dome.nose_over_cheeks, abs=0.06)
+    assert scan_decision([[flat_nose]] * 10).face
+
+
+def test_the_cheek_check_is_pooled_over_the_scan():
+    """A few renders of a fragmented nose that do not stand out of the cheeks do not undo a face;
+    renders whose cheeks were not both seen do not count either way."""
+    strong = presence.MIN_RELIEF_MM + 5
+
+    def with_(over):
+        return dataclasses.replace(_geometry(strong), nose_over_cheeks=over)
+
+    low, high = presence.MIN_NOSE_OVER_CHEEKS_MM - 6, presence.MIN_NOSE_OVER_CHEEKS_MM + 4
+    mixed = scan_decision([[with_(low)]] * 3 + [[with_(high)]] * 4 + [[with_(float("nan"))]] * 3)
+    assert mixed.face and mixed.support == 10 and mixed.over_cheeks == high
+    assert scan_decision([[with_(float("nan"))]] * 10).face  # never seen: no veto
+    assert not scan_decision([[with_(low)]] * 6 + [[with_(high)]] * 4).face
 
 
 def test_a_nose_landmark_beside_the_tip_still_finds_the_tip():
@@ -125,6 +164,11 @@ def test_landmarks_off_the_surface_give_no_measure():
     cut[int(marks[3, 1]) - 3:, :] = np.nan  # the field of view ends above the mouth: eyes and cheeks remain
     g = face_geometry(cut, marks, pose, VIEW_ANGLE)
     assert 13.5 < g.relief < 15.5 and np.isnan(g.eye_mouth)
+    assert np.isfinite(g.nose_over_cheeks)  # the surface around the nose is whole
+    at_nose = depth.copy()
+    at_nose[int(marks[2, 1]) + 6:, :] = np.nan  # a cut just below the nose tip: no cheek check
+    g = face_geometry(at_nose, marks, pose, VIEW_ANGLE)
+    assert g.relief > presence.MIN_RELIEF_MM and np.isnan(g.nose_over_cheeks)
 
 
 def _geometry(relief: float, eyes: float = 62.0, nose=(0.0, 90.0, -40.0)) -> FaceGeometry:

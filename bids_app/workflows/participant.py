@@ -299,7 +299,7 @@ def _profile_json(mask, affine, frame) -> dict:
 
 #: Per-render measures copied into the embedding sidecar's ``Rows``: the
 #: evidence the group level's verdicts (:mod:`bids_app.audit`) are made from.
-_EVIDENCE = ("NoseReliefMm", "EyeDistanceMm", "EyeMouthMm", "EyeNoseMm", "Features")
+_EVIDENCE = ("NoseReliefMm", "NoseOverCheeksMm", "EyeDistanceMm", "EyeMouthMm", "EyeNoseMm", "Features")
 #: Sidecar fields that say whether and how an image was de-identified
 #: (BIDS 1.9+: ``DeidentificationMethod``, ``DeidentificationMethodCodeSequence``;
 #: free-text hints in the DICOM-derived fields). Copied as they are.
