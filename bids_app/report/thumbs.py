@@ -21,8 +21,10 @@ from __future__ import annotations
 import base64
 import io
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from bids_app.io import atomic_write_bytes
@@ -84,16 +86,20 @@ def _remove_orphans(folder: Path) -> None:
             thumb.unlink(missing_ok=True)
 
 
-def write_thumbnails(folder: Path) -> list[Path]:
+def write_thumbnails(folder: Path, pixels: Mapping[Path, np.ndarray] | None = None) -> list[Path]:
     """Write both thumbnails of every render and photo crop under ``folder`` (a participant's).
 
     Returns the files written. Each image is decoded once; thumbnails of
-    images no longer there are removed.
+    images no longer there are removed. ``pixels`` holds images the caller
+    has just written, by path, as RGB arrays: those are not read back (a
+    PNG holds these very pixels, so the thumbnails are the same bytes).
     """
     _remove_orphans(folder)
+    pixels = pixels or {}
     written = []
     for image in shown_images(folder):
-        picture = _to_image(image)  # as thumbnail_bytes(image, mode) reads it: the same bytes
+        # as thumbnail_bytes(image, mode) reads it: the same bytes
+        picture = _to_image(pixels[image] if image in pixels else image)
         for mode in MODES:
             written.append(atomic_write_bytes(thumbnail_path(image, mode), thumbnail_bytes(picture, mode)))
     return written
