@@ -64,10 +64,19 @@ def thumbnail_bytes(src, mode: str) -> bytes:
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return _encoded(_shrunk(src), mode)
+
+
+def _shrunk(src) -> Image.Image:
+    """An image (a path, an array or a PIL image) shrunk to :data:`THUMB_PX`, RGB."""
     im = _to_image(src).convert("RGB")
     im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
-    if mode == "blurred":
-        im = pixelate(im)
+    return im
+
+
+def _encoded(small: Image.Image, mode: str) -> bytes:
+    """The JPEG bytes of the ``mode`` thumbnail from the shrunk image (left unchanged)."""
+    im = pixelate(small) if mode == "blurred" else small
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=QUALITY)
     return buf.getvalue()
@@ -98,10 +107,10 @@ def write_thumbnails(folder: Path, pixels: Mapping[Path, np.ndarray] | None = No
     pixels = pixels or {}
     written = []
     for image in shown_images(folder):
-        # as thumbnail_bytes(image, mode) reads it: the same bytes
-        picture = _to_image(pixels[image] if image in pixels else image)
+        # decoded and shrunk once for both modes, as thumbnail_bytes(image, mode) does: the same bytes
+        small = _shrunk(pixels[image] if image in pixels else image)
         for mode in MODES:
-            written.append(atomic_write_bytes(thumbnail_path(image, mode), thumbnail_bytes(picture, mode)))
+            written.append(atomic_write_bytes(thumbnail_path(image, mode), _encoded(small, mode)))
     return written
 
 
