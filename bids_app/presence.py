@@ -143,14 +143,27 @@ def landmarks_3d(depth: np.ndarray, landmarks: np.ndarray, pose: Mapping[str, Se
 PLANE_KEEP = 0.8
 
 
+def _plane_normal(offsets: np.ndarray) -> np.ndarray:
+    """Unit normal of the least-squares plane through points given as ``offsets`` from their mean.
+
+    The direction of least spread: the eigenvector of the smallest
+    eigenvalue of the 3 x 3 scatter matrix, which is the last right-singular
+    vector of ``offsets`` (the same plane, to float rounding) without an
+    SVD of the whole N x 3 array (tens of thousands of points per face disc).
+    """
+    return np.linalg.eigh(offsets.T @ offsets)[1][:, 0]
+
+
 def _robust_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre and unit normal of a plane through ``points``: least squares, refitted without outliers."""
-    keep = np.ones(len(points), bool)
-    for _ in range(2):
-        centre = points[keep].mean(axis=0)
-        normal = np.linalg.svd(points[keep] - centre, full_matrices=False)[2][2]
+    kept = points  # first fit: all of them
+    for refit in (False, True):
+        centre = kept.mean(axis=0)
+        normal = _plane_normal(kept - centre)
+        if refit:
+            break
         distance = np.abs((points - centre) @ normal)
-        keep = distance <= np.quantile(distance, PLANE_KEEP)
+        kept = points[distance <= np.quantile(distance, PLANE_KEEP)]
     return centre, normal
 
 

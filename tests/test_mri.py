@@ -104,6 +104,24 @@ def test_head_mask_rejects_empty():
         head_mask(np.zeros((20, 20, 20), np.float32), (1.0, 1.0, 1.0))
 
 
+@pytest.mark.parametrize("factors", [(2, 2, 2), (2, 2, 1), (1, 2, 2), (3, 3, 3), (2, 3, 4), (1, 1, 1), (2, 2, 9)])
+def test_block_means_are_numpys_floats(factors):
+    """The block means of the mask and surface steps are numpy's float32 mean over block axes, bit for bit."""
+    from bids_app.mri.mask import _block_mean
+    from bids_app.mri.surface import _resample_mask
+
+    rng = np.random.default_rng(3)
+    vol = (rng.standard_normal((23, 17, 19)) * 100).astype(np.float32)
+    shape = [-(-n // k) * k for n, k in zip(vol.shape, factors)]
+    padded = np.pad(vol, [(0, s - n) for s, n in zip(shape, vol.shape)])
+    blocks = padded.reshape(shape[0] // factors[0], factors[0], shape[1] // factors[1], factors[1],
+                            shape[2] // factors[2], factors[2])
+    assert np.array_equal(_block_mean(vol, factors), blocks.mean(axis=(1, 3, 5), dtype=np.float32))
+    mask = vol > 50
+    field, _, _ = _resample_mask(mask, 2.0 / np.array(factors, float), 2.0)
+    assert np.array_equal(field, (blocks > 50).astype(np.float32).mean(axis=(1, 3, 5), dtype=np.float32))
+
+
 def test_surface_closed_and_small(head02):
     vol, mask, surf = head02
     assert surf.is_all_triangles

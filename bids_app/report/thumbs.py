@@ -21,8 +21,10 @@ from __future__ import annotations
 import base64
 import io
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from bids_app.io import atomic_write_bytes
@@ -62,10 +64,19 @@ def thumbnail_bytes(src, mode: str) -> bytes:
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return _encoded(_shrunk(src), mode)
+
+
+def _shrunk(src) -> Image.Image:
+    """An image (a path, an array or a PIL image) shrunk to :data:`THUMB_PX`, RGB."""
     im = _to_image(src).convert("RGB")
     im.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
-    if mode == "blurred":
-        im = pixelate(im)
+    return im
+
+
+def _encoded(small: Image.Image, mode: str) -> bytes:
+    """The JPEG bytes of the ``mode`` thumbnail from the shrunk image (left unchanged)."""
+    im = pixelate(small) if mode == "blurred" else small
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=QUALITY)
     return buf.getvalue()
@@ -84,18 +95,22 @@ def _remove_orphans(folder: Path) -> None:
             thumb.unlink(missing_ok=True)
 
 
-def write_thumbnails(folder: Path) -> list[Path]:
+def write_thumbnails(folder: Path, pixels: Mapping[Path, np.ndarray] | None = None) -> list[Path]:
     """Write both thumbnails of every render and photo crop under ``folder`` (a participant's).
 
     Returns the files written. Each image is decoded once; thumbnails of
-    images no longer there are removed.
+    images no longer there are removed. ``pixels`` holds images the caller
+    has just written, by path, as RGB arrays: those are not read back (a
+    PNG holds these very pixels, so the thumbnails are the same bytes).
     """
     _remove_orphans(folder)
+    pixels = pixels or {}
     written = []
     for image in shown_images(folder):
-        picture = _to_image(image)  # as thumbnail_bytes(image, mode) reads it: the same bytes
+        # decoded and shrunk once for both modes, as thumbnail_bytes(image, mode) does: the same bytes
+        small = _shrunk(pixels[image] if image in pixels else image)
         for mode in MODES:
-            written.append(atomic_write_bytes(thumbnail_path(image, mode), thumbnail_bytes(picture, mode)))
+            written.append(atomic_write_bytes(thumbnail_path(image, mode), _encoded(small, mode)))
     return written
 
 

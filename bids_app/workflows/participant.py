@@ -128,13 +128,15 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
 
 
 def process_anat_image(
-    image: bidsio.AnatImage, settings: Settings, models: list, result: ParticipantResult
+    image: bidsio.AnatImage, settings: Settings, models: list, result: ParticipantResult,
+    written: dict[Path, np.ndarray] | None = None,
 ) -> None:
     """Reconstruct, render and embed the face in one anatomical image.
 
     With several face models (fusion), every model detects and embeds every
     render; the render sidecar's ``Face`` is the first model's finding and
-    ``FaceByModel`` holds all of them.
+    ``FaceByModel`` holds all of them. Each render written is added to
+    ``written`` (path -> RGB array), for the thumbnails.
     """
     from bids_app.mri import load_head, reconstruct_head
     from bids_app.qc import mask_overlay, render_mosaic
@@ -191,6 +193,8 @@ def process_anat_image(
         face = next(iter(by_model.values()))
         found_faces.append(face)
         atomic_write_png(png, picture)
+        if written is not None:
+            written[png] = picture
         sidecar = {
             "Sources": [source],
             "Seed": seed,
@@ -233,13 +237,14 @@ def process_anat_image(
 
 def process_photos(
     subject: str, session: str | None, photos: list[Path], settings: Settings, models: list,
-    result: ParticipantResult,
+    result: ParticipantResult, written: dict[Path, np.ndarray] | None = None,
 ) -> list[str]:
     """Detect, align and embed the face in each of a participant's photos.
 
     A photo that cannot be read is recorded in the sidecar and returned as an
     error (the other photos are still used); a photo without a face is
-    recorded, not an error.
+    recorded, not an error. Each aligned crop written is added to
+    ``written`` (path -> RGB array), for the thumbnails.
     """
     from bids_app.photos import PhotoError, read_photo
 
@@ -267,7 +272,10 @@ def process_photos(
                 embeddings[number][index - 1] = model.embed(picture, detections[0])
                 if number == 0:
                     crop_name = bidsio.photo_crop_name(subject, session, index)
-                    atomic_write_png(out_dir / crop_name, model.align(picture, detections[0]))
+                    crop = model.align(picture, detections[0])
+                    atomic_write_png(out_dir / crop_name, crop)
+                    if written is not None:
+                        written[out_dir / crop_name] = crop
                     row["File"] = crop_name
                     result.photos_with_face += 1
             elif number == 0:
@@ -389,23 +397,25 @@ def run_participant(subject: str, layout, settings: Settings, models: list) -> P
     clear_previous(settings, subject, images, [session for session, _ in photo_sets])
 
     errors = []
+    written: dict[Path, np.ndarray] = {}  # renders and crops, made into thumbnails without reading them back
     for number, image in enumerate(images, start=1):
         LOGGER.info("sub-%s: image %d/%d: %s", subject, number, len(images), image.path.name)
         try:
             _check_sidecar(image)
-            process_anat_image(image, settings, models, result)
+            process_anat_image(image, settings, models, result, written)
         except ParticipantError as err:
             errors.append(str(err))
             LOGGER.debug("%s", err)
     for session, photos in photo_sets:
         LOGGER.info("sub-%s: %d photo(s)", subject, len(photos))
-        errors += process_photos(subject, session, photos, settings, models, result)
+        errors += process_photos(subject, session, photos, settings, models, result, written)
     if errors:
         raise ParticipantError("; ".join(errors))
 
     folder = settings.output_dir / f"sub-{subject}"
     start = time.perf_counter()
-    write_thumbnails(folder)  # the report's thumbnails, made once here (bids_app/report/thumbs.py)
+    # the report's thumbnails, made once here (bids_app/report/thumbs.py)
+    write_thumbnails(folder, written)
     _add_time(result, "thumbnails", start)
     result.seconds = time.perf_counter() - begin
     outputs = sorted(
