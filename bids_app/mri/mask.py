@@ -170,9 +170,10 @@ def _block_mean(vol: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     from strided views instead (four times faster than numpy's reduction
     over non-contiguous axes) in the order that reduction adds: each run
     along the last axis first, the runs one after the other, then divided
-    by the block size as :func:`numpy.mean` divides. The same floats
-    (``tests/test_mri.py`` checks); runs of 8 or more, which numpy sums
-    pairwise, go through :func:`numpy.mean` itself.
+    by the block size as :func:`numpy.mean` divides: the same floats on the
+    machines measured (numpy's own order may change between versions; the
+    tests check agreement to float32 rounding). Runs of 8 or more, which
+    numpy sums pairwise, go through :func:`numpy.mean` itself.
     """
     f = [int(v) for v in factors]
     shape = [-(-n // k) * k for n, k in zip(vol.shape, f)]
