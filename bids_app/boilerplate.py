@@ -324,6 +324,7 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "max_eye_nose_mm": f"{presence.MAX_EYE_NOSE_MM:g}",
         "min_nose_over_cheeks_mm": f"{presence.MIN_NOSE_OVER_CHEEKS_MM:g}",
         "cheek_offset": f"{presence.CHEEK_OFFSET:g}",
+        "second_look_mm": f"{presence.SECOND_LOOK_MM:g}",
         "max_eye_mouth_mm": f"{presence.MAX_EYE_MOUTH_MM:g}",
         "n_identities": p["n_identities"],
         "scoring": p["scoring"],

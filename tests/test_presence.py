@@ -257,3 +257,35 @@ def test_feature_shape_of_landmarks_on_the_background_is_unseen():
     assert shape.seen["Nose"] == 1.0
     outside = feature_shape(depth, marks - SIZE, pose, VIEW_ANGLE)
     assert all(np.isnan(v) for v in outside.seen.values())
+
+
+@pytest.mark.slow
+def test_a_face_framed_at_its_mouth_gets_a_second_look(tmp_path):
+    """Simulated hard-mode participant 21 of seed 6161 (made here from a bundled demo head, as
+    ``facerisk-simulate --seed 6161 --mode hard`` makes it): a flattened nose above protruding
+    lips, which the face frame takes for the nose, so the renders show the mouth and chin and
+    too few of them find a nose (``Review``). Aimed 30 mm higher, the renders find the face."""
+    from bids_app.config import Settings
+    from bids_app.face import load_face_model
+    from bids_app.mri import load_head, reconstruct_head
+    from bids_app.render import camera_pose, render_views, sample_view_params
+    from bids_app.simulate.cohort import simulate_participant
+    from bids_app.simulate.heads import default_heads
+    from bids_app.simulate.participant import sample_participant
+    from bids_app.workflows.participant import _faces_on_renders, _second_look
+
+    part = sample_participant(20, 6161, default_heads(), mode="hard", label="21")
+    simulate_participant(part, tmp_path / "bids", None)
+    vol = load_head(tmp_path / "bids" / "sub-21" / "anat" / "sub-21_FLAIR.nii.gz")
+    head = reconstruct_head(vol.data, vol.affine, vol.zooms)
+    model = load_face_model("sface")
+    settings = Settings(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out", analysis_level="participant")
+    views = sample_view_params(0, 10)
+    pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
+    poses = [camera_pose(head.frame, view) for view in views]
+    first = _faces_on_renders(model, pictures, depths, poses, settings)[2]
+    assert not first.face and first.review  # measured: 2 of 10, 4 needed
+    (frame, _, _, _, found), record = _second_look(head.surface, head.frame, views, [model], settings)
+    assert record["Used"] and found[0][2].face and record["Support"] >= first.need  # measured: 6
+    np.testing.assert_allclose(frame.center - head.frame.center, presence.SECOND_LOOK_MM * head.frame.superior)
+    np.testing.assert_allclose(frame.nose_tip, head.frame.nose_tip)

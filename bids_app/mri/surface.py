@@ -7,7 +7,7 @@ and which way it looks, so that a camera can be aimed at it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyvista as pv
@@ -57,6 +57,10 @@ class FaceFrame:
     either side: 15-31 on the eight development heads, 4-15 on defaced
     copies, but 18-26 on skull-stripped ones (gyri stand out too): a QC
     hint, not a face/no-face decision."""
+
+    def aimed_higher(self, mm: float) -> "FaceFrame":
+        """The same frame with the camera's aim point ``mm`` further along :attr:`superior`."""
+        return replace(self, center=self.center + float(mm) * self.superior)
 
     def to_json(self) -> dict[str, object]:
         """Plain-Python description for JSON sidecars."""

@@ -127,6 +127,28 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
     return kept, faces, decision
 
 
+def _second_look(surface, frame, views, models: list, settings: Settings):
+    """Render and detect again with the cameras aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher.
+
+    For a scan whose renders found a nose in too few of them (``Review``): the
+    face frame may have aimed at the mouth (a flattened nose above protruding
+    lips taken for the nose), so that no render shows the eyes. Returns the new
+    ``(frame, pictures, depths, poses, found)`` and the sidecar's ``SecondLook``
+    record; the caller keeps the new look only if it shows a face (``Used``).
+    """
+    from bids_app.presence import SECOND_LOOK_MM
+    from bids_app.render import camera_pose, render_views
+
+    higher = frame.aimed_higher(SECOND_LOOK_MM)
+    pictures, depths = render_views(surface, higher, views, with_depth=True)
+    poses = [camera_pose(higher, view) for view in views]
+    found = [_faces_on_renders(model, pictures, depths, poses, settings) for model in models]
+    decision = found[0][2]
+    record = {"RaisedMm": SECOND_LOOK_MM, "Used": bool(decision.face), "Reason": decision.reason,
+              "Support": decision.support}
+    return (higher, pictures, depths, poses, found), record
+
+
 def process_anat_image(
     image: bidsio.AnatImage, settings: Settings, models: list, result: ParticipantResult,
     written: dict[Path, np.ndarray] | None = None,
@@ -170,13 +192,25 @@ def process_anat_image(
     start = _add_time(result, "render", start)
 
     poses = [camera_pose(frame, view) for view in views]
-    profile = _profile_json(mask, affine, frame)
+    found = [_faces_on_renders(model, pictures, depths, poses, settings) for model in models]
+    start = _add_time(result, "faces", start)
+    first = found[0][2]
+    second_look = None
+    if not first.face and first.review:
+        look, second_look = _second_look(surface, frame, views, models, settings)
+        (LOGGER.warning if second_look["Used"] else LOGGER.info)(
+            "%s: %s: second look, cameras aimed %g mm higher: %s (%s)", label, image.suffix,
+            second_look["RaisedMm"], second_look["Reason"], "kept" if second_look["Used"] else "not kept")
+        if second_look["Used"]:
+            frame, pictures, depths, poses, found = look
+        start = _add_time(result, "second_look", start)
+
+    profile = _profile_json(mask, affine, head.frame)
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
     decisions = []
     by_render: list[dict] = [{} for _ in views]  # model name -> Face record
-    for number, model in enumerate(models):
-        kept, faces, decision = _faces_on_renders(model, pictures, depths, poses, settings)
+    for number, (model, (kept, faces, decision)) in enumerate(zip(models, found)):
         decisions.append(decision)
         for index, (picture, det, face) in enumerate(zip(pictures, kept, faces)):
             if det is not None:
@@ -203,6 +237,7 @@ def process_anat_image(
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
             "FacePresence": decisions[0].to_json(),
+            **({"SecondLook": second_look} if second_look else {}),
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
             "FaceModel": models[0].info["Name"],
@@ -221,7 +256,7 @@ def process_anat_image(
     # and where the head mask and the face were found in the scan.
     qc_name = f"{image.stem}_desc-qc{{}}_{image.suffix}.png"
     atomic_write_png(out_dir / qc_name.format("renders"), render_mosaic(pictures, found_faces))
-    atomic_write_png(out_dir / qc_name.format("mask"), mask_overlay(data, mask, affine, frame))
+    atomic_write_png(out_dir / qc_name.format("mask"), mask_overlay(data, mask, affine, head.frame))
     _add_time(result, "qc", start)
 
     for number, model in enumerate(models):
@@ -230,6 +265,7 @@ def process_anat_image(
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
             {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json(),
+             **({"SecondLook": second_look} if second_look else {}),
              "SourceMetadata": metadata, "FaceProfile": profile},
         )
     result.images += 1
