@@ -19,7 +19,8 @@ renders with depth maps, YuNet (two passes), every detection measured in 3D
 2. per scan, the renders supporting a face (the scan-level evidence), for
    both kinds of scan;
 3. per alteration or cohort state: renders counted as showing a face, and
-   scans called "face present".
+   scans called "face present" (after the participant level's second look,
+   aimed higher, for scans whose first renders are ``Review``).
 
 Usage::
 
@@ -75,8 +76,11 @@ def extra_variants(vol, mask, frame) -> dict:
     }
 
 
-def measure(data, affine, model, n_renders: int) -> list[list[dict]]:
-    """Per render, each detection's score and 3D geometry (the participant level's steps)."""
+def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str | None]:
+    """Per render, each detection's score and 3D geometry (the participant level's steps), and
+    whether a second look was made: when the first renders are ``Review``, the participant level
+    renders again aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher and keeps that look if it
+    shows a face ("used"; "not used" otherwise). The renders returned are the ones it keeps."""
     import nibabel as nib
 
     from bids_app.render import camera_pose, render_views, sample_view_params
@@ -86,12 +90,23 @@ def measure(data, affine, model, n_renders: int) -> list[list[dict]]:
     try:
         head = reconstruct_head(np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
     except ValueError:
-        return [[] for _ in range(n_renders)]
+        return [[] for _ in range(n_renders)], None
     views = sample_view_params(0, n_renders)
-    pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
-    found, geometries = detect_in_3d(model, pictures, depths, [camera_pose(head.frame, v) for v in views], 0.5)
-    return [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
-            for (detections, found_pass), geoms in zip(found, geometries)]
+
+    def look(frame):
+        pictures, depths = render_views(head.surface, frame, views, with_depth=True)
+        found, geometries = detect_in_3d(model, pictures, depths, [camera_pose(frame, v) for v in views], 0.5)
+        return [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
+                for (detections, found_pass), geoms in zip(found, geometries)], geometries
+
+    rows, geometries = look(head.frame)
+    first = presence.scan_decision(geometries)
+    if first.face or not first.review:
+        return rows, None
+    rows2, geometries2 = look(head.frame.aimed_higher(presence.SECOND_LOOK_MM))
+    if presence.scan_decision(geometries2).face:
+        return rows2, "used"
+    return rows, "not used"
 
 
 def real_head_scans(n_renders: int, model, only: list[str] | None = None):
@@ -106,7 +121,7 @@ def real_head_scans(n_renders: int, model, only: list[str] | None = None):
                   **extra_variants(vol, unaltered.mask, unaltered.frame)}
         for name, make in makers.items():
             if only is None or name in only:
-                yield path.name.split(".")[0], name, measure(*make(), model, n_renders)
+                yield (path.name.split(".")[0], name, *measure(*make(), model, n_renders))
 
 
 def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None):
@@ -128,16 +143,16 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None):
             sub = f"{cohort.name}/{path.name.split('_')[0]}"
             img = nib.as_closest_canonical(nib.load(path))
             data = np.asarray(img.dataobj, np.float32)
-            yield sub, state, measure(data, img.affine, model, n_renders)
+            yield (sub, state, *measure(data, img.affine, model, n_renders))
             if state != "intact":
                 continue
             try:
                 head = reconstruct_head(data, img.affine, img.header.get_zooms()[:3])
             except ValueError:
                 continue
-            yield sub, "skullstrip", measure(*augment.skull_strip(data, img.affine, head.mask,
-                                                                   floor_z=float(head.frame.nose_tip[2])),
-                                             model, n_renders)
+            yield (sub, "skullstrip", *measure(*augment.skull_strip(data, img.affine, head.mask,
+                                                                     floor_z=float(head.frame.nose_tip[2])),
+                                               model, n_renders))
 
 
 def _geometry(row: dict) -> presence.FaceGeometry:
@@ -165,6 +180,7 @@ def report(scans: list[dict]) -> None:
     over_cheeks = {True: [], False: []}  # per scan: the decision's median over supporting detections
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     missed = []
+    second_looks: dict[bool, list[str]] = {True: [], False: []}
     for scan in scans:
         face = scan["state"] not in NO_FACE
         renders = scan["renders"]
@@ -179,6 +195,8 @@ def report(scans: list[dict]) -> None:
         row[1] += len(renders)
         row[2] += decision.face
         row[3] += 1
+        if scan.get("second_look"):
+            second_looks[face].append(f"{scan['source']} {scan['state']}: {scan['second_look']}")
         if face and counted <= 2 or not face and counted:
             missed.append(f"{scan['source']} {scan['state']}: {counted}/{len(renders)} ({decision.reason})")
     print("1. first detection of each render with a detection: percentiles 0 1 5 50 95 99 100")
@@ -217,6 +235,11 @@ def report(scans: list[dict]) -> None:
         c, t, f, n = totals[face]
         print(f"   ALL {'face   ' if face else 'no face'}  renders {c}/{t} ({100 * c / max(t, 1):.2f}%), "
               f"scans with a face {f}/{n}")
+    for face in (True, False):
+        used = sum(line.endswith(": used") for line in second_looks[face])
+        print(f"   second looks (aimed {presence.SECOND_LOOK_MM:g} mm higher after a Review) on "
+              f"{'faces' if face else 'face-less scans'}: {len(second_looks[face])}, kept {used}"
+              + "".join(f"\n      {line}" for line in second_looks[face]))
     if missed:
         print("scans a person would judge otherwise (face with 0-2 renders counted, or no face with any):")
         for line in missed:
@@ -246,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         sources += [cohort_scans(c, args.n_renders, model, args.limit) for c in args.cohort]
     for source in sources:
         t = time.perf_counter()
-        for name, state, renders in source:
-            scans.append({"source": name, "state": state, "renders": renders})
+        for name, state, renders, second in source:
+            scans.append({"source": name, "state": state, "renders": renders, "second_look": second})
             n_face = sum(bool(r) for r in renders)
             print(f"  {name:28s} {state:20s} detector fired in {n_face:2d}/{len(renders)}  "
                   f"({time.perf_counter() - t:.1f} s)", flush=True)
