@@ -100,8 +100,7 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
                 for (detections, found_pass), geoms in zip(found, geometries)], geometries
 
     rows, geometries = look(head.frame)
-    first = presence.scan_decision(geometries)
-    if first.face or not first.review:
+    if not presence.scan_decision(geometries).review:  # a face, or no render found a nose
         return rows, None
     rows2, geometries2 = look(head.frame.aimed_higher(presence.SECOND_LOOK_MM))
     if presence.scan_decision(geometries2).face:
@@ -180,7 +179,7 @@ def report(scans: list[dict]) -> None:
     over_cheeks = {True: [], False: []}  # per scan: the decision's median over supporting detections
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     missed = []
-    second_looks: dict[bool, list[str]] = {True: [], False: []}
+    second_looks: dict[bool, list[tuple[str, str]]] = {True: [], False: []}  # (scan, "used" or "not used")
     for scan in scans:
         face = scan["state"] not in NO_FACE
         renders = scan["renders"]
@@ -196,7 +195,7 @@ def report(scans: list[dict]) -> None:
         row[2] += decision.face
         row[3] += 1
         if scan.get("second_look"):
-            second_looks[face].append(f"{scan['source']} {scan['state']}: {scan['second_look']}")
+            second_looks[face].append((f"{scan['source']} {scan['state']}", scan["second_look"]))
         if face and counted <= 2 or not face and counted:
             missed.append(f"{scan['source']} {scan['state']}: {counted}/{len(renders)} ({decision.reason})")
     print("1. first detection of each render with a detection: percentiles 0 1 5 50 95 99 100")
@@ -236,10 +235,10 @@ def report(scans: list[dict]) -> None:
         print(f"   ALL {'face   ' if face else 'no face'}  renders {c}/{t} ({100 * c / max(t, 1):.2f}%), "
               f"scans with a face {f}/{n}")
     for face in (True, False):
-        used = sum(line.endswith(": used") for line in second_looks[face])
+        used = sum(status == "used" for _, status in second_looks[face])
         print(f"   second looks (aimed {presence.SECOND_LOOK_MM:g} mm higher after a Review) on "
               f"{'faces' if face else 'face-less scans'}: {len(second_looks[face])}, kept {used}"
-              + "".join(f"\n      {line}" for line in second_looks[face]))
+              + "".join(f"\n      {name}: {status}" for name, status in second_looks[face]))
     if missed:
         print("scans a person would judge otherwise (face with 0-2 renders counted, or no face with any):")
         for line in missed:

@@ -359,10 +359,10 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
     (:data:`EYE_DISTANCE_MM`). The scan shows a face when at least
     :func:`min_support` of its renders have a supporting detection and the
     median height of their nose tips over the cheeks beside them (where seen)
-    is at least :data:`MIN_NOSE_OVER_CHEEKS_MM`. Then each render counts its first detection that supports a face, or failing
-    that, its first one with a human eye distance, a relief of at least
-    ``min_relief / 2`` and a nose within :data:`SAME_PLACE_MM` of the
-    scan's nose. ``min_relief <= 0`` turns the 3D check off: every render
+    is at least :data:`MIN_NOSE_OVER_CHEEKS_MM`. Then each render counts its
+    first detection that supports a face, or failing that, its first one
+    with a human eye distance, a relief of at least ``min_relief / 2`` and
+    a nose within :data:`SAME_PLACE_MM` of the scan's nose. ``min_relief <= 0`` turns the 3D check off: every render
     with a detection counts (``support`` counts them).
     """
     n = len(geometries)

@@ -194,9 +194,8 @@ def process_anat_image(
     poses = [camera_pose(frame, view) for view in views]
     found = [_faces_on_renders(model, pictures, depths, poses, settings) for model in models]
     start = _add_time(result, "faces", start)
-    first = found[0][2]
     second_look = None
-    if not first.face and first.review:
+    if found[0][2].review:  # no face decided, yet some renders found a nose
         look, second_look = _second_look(surface, frame, views, models, settings)
         (LOGGER.warning if second_look["Used"] else LOGGER.info)(
             "%s: %s: second look, cameras aimed %g mm higher: %s (%s)", label, image.suffix,
