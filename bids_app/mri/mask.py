@@ -163,17 +163,35 @@ def _ball(radius: float, zooms: Sequence[float]) -> np.ndarray:
     return dist2 <= 1.0 + 1e-6
 
 
+def block_sums(vol: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """Sums over ``factors``-sized blocks of a volume already padded to whole blocks, in its dtype.
+
+    Summed from strided views (four times faster than numpy's reduction over
+    the non-contiguous block axes of the reshaped volume) in the order that
+    reduction adds float32: each run along the last axis first, then the
+    runs one after the other. Integer sums (a mask's voxel counts) are exact
+    in any order; the caller picks a dtype wide enough for them.
+    """
+    f = [int(v) for v in factors]
+    total = None
+    for i in range(f[0]):
+        for j in range(f[1]):
+            run = vol[i:: f[0], j:: f[1], 0:: f[2]]
+            for k in range(1, f[2]):
+                run = run + vol[i:: f[0], j:: f[1], k:: f[2]]
+            total = run.copy() if total is None else np.add(total, run, out=total)
+    return total
+
+
 def _block_mean(vol: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     """Mean over ``factors``-sized blocks (the volume is zero-padded to fit).
 
-    The float32 mean over the block axes of the reshaped volume, summed
-    from strided views instead (four times faster than numpy's reduction
-    over non-contiguous axes) in the order that reduction adds: each run
-    along the last axis first, the runs one after the other, then divided
-    by the block size as :func:`numpy.mean` divides: the same floats on the
-    machines measured (numpy's own order may change between versions; the
-    tests check agreement to float32 rounding). Runs of 8 or more, which
-    numpy sums pairwise, go through :func:`numpy.mean` itself.
+    The float32 mean over the block axes of the reshaped volume: the
+    :func:`block_sums` divided by the block size as :func:`numpy.mean`
+    divides, the same floats on the machines measured (numpy's own order
+    may change between versions; the tests check agreement to float32
+    rounding). Runs of 8 or more, which numpy sums pairwise, go through
+    :func:`numpy.mean` itself.
     """
     f = [int(v) for v in factors]
     shape = [-(-n // k) * k for n, k in zip(vol.shape, f)]
@@ -183,13 +201,7 @@ def _block_mean(vol: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     if f[2] >= 8:
         r = vol.reshape(shape[0] // f[0], f[0], shape[1] // f[1], f[1], shape[2] // f[2], f[2])
         return r.mean(axis=(1, 3, 5), dtype=np.float32)
-    total = None
-    for i in range(f[0]):
-        for j in range(f[1]):
-            run = vol[i:: f[0], j:: f[1], 0:: f[2]]
-            for k in range(1, f[2]):
-                run = run + vol[i:: f[0], j:: f[1], k:: f[2]]
-            total = run.copy() if total is None else np.add(total, run, out=total)
+    total = block_sums(vol, f)
     np.true_divide(total, np.intp(np.prod(f)), out=total, casting="unsafe")
     return total
 

@@ -15,6 +15,8 @@ from nibabel.affines import voxel_sizes
 from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 
+from .mask import block_sums
+
 __all__ = ["FaceFrame", "head_surface", "face_frame", "symmetry_axis"]
 
 #: Angle (degrees) above the posterior axis of the line from the nose tip to
@@ -77,19 +79,16 @@ class FaceFrame:
 def _block_counts(mask: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Number of True voxels in each ``factors``-sized block of ``mask`` (zero-padded to whole blocks).
 
-    One strided sum per position in the block, on small integers: exact in
-    any order, so the block means made from it are the floats the mean of
-    the mask as ``float32`` over reshaped block axes gave, at a fraction of
-    the cost of that reduction over non-contiguous axes.
+    Small integers (:func:`~bids_app.mri.mask.block_sums`): exact in any
+    order, so the block means made from them are the floats the mean of the
+    mask as ``float32`` over reshaped block axes gave, at a fraction of the
+    cost of that reduction over non-contiguous axes.
     """
     f = [int(k) for k in factors]
-    padded = np.zeros([-(-n // k) * k for n, k in zip(mask.shape, f)], dtype=np.uint8)
-    padded[: mask.shape[0], : mask.shape[1], : mask.shape[2]] = mask
     dtype = np.uint8 if np.prod(f) < 256 else np.uint32
-    counts = np.zeros([n // k for n, k in zip(padded.shape, f)], dtype=dtype)
-    for i, j, k in np.ndindex(*f):
-        counts += padded[i:: f[0], j:: f[1], k:: f[2]]
-    return counts
+    padded = np.zeros([-(-n // k) * k for n, k in zip(mask.shape, f)], dtype=dtype)
+    padded[: mask.shape[0], : mask.shape[1], : mask.shape[2]] = mask
+    return block_sums(padded, f)
 
 
 def _resample_mask(crop: np.ndarray, zooms: np.ndarray, resolution_mm: float):
