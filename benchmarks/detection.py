@@ -177,6 +177,7 @@ def report(scans: list[dict]) -> None:
     first = {True: [], False: []}
     support = {True: [], False: []}
     over_cheeks = {True: [], False: []}  # per scan: the decision's median over supporting detections
+    eye_distance = {True: [], False: []}  # the same for the eye distance
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     missed = []
     second_looks: dict[bool, list[tuple[str, str]]] = {True: [], False: []}  # (scan, "used" or "not used")
@@ -188,6 +189,7 @@ def report(scans: list[dict]) -> None:
         support[face].append(decision.support)
         if decision.support >= decision.need:
             over_cheeks[face].append(decision.over_cheeks)
+            eye_distance[face].append(decision.eye_distance)
         counted = sum(c is not None for c in decision.chosen)
         row = table[("face     " if face else "no face  ") + scan["state"]]
         row[0] += counted
@@ -212,10 +214,13 @@ def report(scans: list[dict]) -> None:
               f"{percentiles_text(d.get('NoseOverCheeksMm') for d in strong)}")
         print(f"   {kind} scans with enough support: median nose over cheeks (mm)  "
               f"{percentiles_text(over_cheeks[face])}")
+        print(f"   {kind} scans with enough support: median eye distance (mm)  "
+              f"{percentiles_text(eye_distance[face])}")
     print(f"   thresholds: relief >= {presence.MIN_RELIEF_MM:g} mm, eye distance "
           f"{presence.EYE_DISTANCE_MM[0]:g}-{presence.EYE_DISTANCE_MM[1]:g} mm, eyes to nose <= "
           f"{presence.MAX_EYE_NOSE_MM:g} mm, eyes to mouth <= {presence.MAX_EYE_MOUTH_MM:g} mm (where measured), "
-          f"scan median of nose over cheeks >= {presence.MIN_NOSE_OVER_CHEEKS_MM:g} mm (where seen)")
+          f"scan median of nose over cheeks >= {presence.MIN_NOSE_OVER_CHEEKS_MM:g} mm (where seen), "
+          f"scan median of eye distance <= {presence.MAX_MEDIAN_EYE_DISTANCE_MM:g} mm")
     print(f"2. renders supporting a face, per scan (face present from "
           f"{100 * presence.MIN_SUPPORT_FRACTION:g}% of the renders):")
     for face in (True, False):

@@ -323,6 +323,7 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "same_place_mm": f"{presence.SAME_PLACE_MM:g}",
         "max_eye_nose_mm": f"{presence.MAX_EYE_NOSE_MM:g}",
         "min_nose_over_cheeks_mm": f"{presence.MIN_NOSE_OVER_CHEEKS_MM:g}",
+        "max_median_eye_distance_mm": f"{presence.MAX_MEDIAN_EYE_DISTANCE_MM:g}",
         "cheek_offset": f"{presence.CHEEK_OFFSET:g}",
         "second_look_mm": f"{presence.SECOND_LOOK_MM:g}",
         "max_eye_mouth_mm": f"{presence.MAX_EYE_MOUTH_MM:g}",

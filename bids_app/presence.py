@@ -276,6 +276,15 @@ MAX_EYE_MOUTH_MM = 115.0
 #: though, is hardly lower. Pooled over the scan, as a single render of a flattened or
 #: fragmented nose can fall to 0.
 MIN_NOSE_OVER_CHEEKS_MM = 6.0
+#: Widest median eye distance (mm) of a scan's supporting detections. A detector that frames a
+#: whole face-less head (a plane cut below the brow, the "eyes" on the forehead and the "nose" on
+#: a fragment at the cut) finds eyes far wider apart than any face's. Measured on development
+#: data (``benchmarks/detection.py``, scans with enough support; real heads x alterations, seeds
+#: 3, 6161 and 7373 hard, 2027 and 6161 default): faces 29-70 mm over 276 scans (the landmarks sit
+#: on the closed lids, a median 55-57 mm apart, about 0.9 of an adult's interpupillary distance of
+#: 63 mm), plane cuts framed whole 60-82 mm over 7 scans. At 76 mm: a margin of 6 mm (8%) over the
+#: widest face; 3 of those 7 plane cuts are above it, 2 of the others fail the other checks.
+MAX_MEDIAN_EYE_DISTANCE_MM = 76.0
 #: Fraction of the scan's renders (rounded up, at least one) that must
 #: support a face before the scan is said to show one. At 8 mm, supporting
 #: renders out of 10 were 6-10 on all 186 development scans with a face and
@@ -320,6 +329,8 @@ class ScanDecision:
     """Supporting renders that were needed."""
     over_cheeks: float = float("nan")
     """Median height (mm) of the supporting detections' nose tips over the cheeks beside them."""
+    eye_distance: float = float("nan")
+    """Median eye distance (mm) of the supporting detections."""
 
     @property
     def review(self) -> bool:
@@ -337,6 +348,8 @@ class ScanDecision:
                 "NoseOverCheeksMm": round(float(self.over_cheeks), 1) if np.isfinite(self.over_cheeks) else None,
                 "MinReliefMm": self.min_relief, "EyeDistanceMm": list(EYE_DISTANCE_MM),
                 "MinNoseOverCheeksMm": MIN_NOSE_OVER_CHEEKS_MM,
+                "MedianEyeDistanceMm": round(float(self.eye_distance), 1) if np.isfinite(self.eye_distance) else None,
+                "MaxMedianEyeDistanceMm": MAX_MEDIAN_EYE_DISTANCE_MM,
                 "MaxEyeNoseMm": MAX_EYE_NOSE_MM, "MaxEyeMouthMm": MAX_EYE_MOUTH_MM,
                 "MinSupport": self.need, "SamePlaceMm": SAME_PLACE_MM}
 
@@ -359,7 +372,8 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
     (:data:`EYE_DISTANCE_MM`). The scan shows a face when at least
     :func:`min_support` of its renders have a supporting detection and the
     median height of their nose tips over the cheeks beside them (where seen)
-    is at least :data:`MIN_NOSE_OVER_CHEEKS_MM`. Then each render counts its
+    is at least :data:`MIN_NOSE_OVER_CHEEKS_MM`, and their median eye distance at most
+    :data:`MAX_MEDIAN_EYE_DISTANCE_MM`. Then each render counts its
     first detection that supports a face, or failing that, its first one
     with a human eye distance, a relief of at least ``min_relief / 2`` and
     a nose within :data:`SAME_PLACE_MM` of the scan's nose. ``min_relief <= 0`` turns the 3D check off: every render
@@ -383,12 +397,20 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
     supporting = [geometries[i][j] for i, j in enumerate(strong) if j is not None]
     seen = [g.nose_over_cheeks for g in supporting if np.isfinite(g.nose_over_cheeks)]
     over_cheeks = float(np.median(seen)) if seen else float("nan")
+    eye_distance = float(np.median([g.eye_distance for g in supporting]))
+    evidence = dict(min_relief=min_relief, need=need, over_cheeks=over_cheeks, eye_distance=eye_distance)
+    found = f"{support} of {n} renders show a nose standing {min_relief:g} mm out of a face of human size"
+    if eye_distance > MAX_MEDIAN_EYE_DISTANCE_MM:
+        why = (f"{found}, but their eyes lie a median {eye_distance:.1f} mm apart (at most "
+               f"{MAX_MEDIAN_EYE_DISTANCE_MM:g} on a face): the detector framed the whole head; "
+               "check the renders by eye")
+        return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
+                            reason=why, **evidence)
     if over_cheeks < MIN_NOSE_OVER_CHEEKS_MM:
-        why = (f"{support} of {n} renders show a nose standing {min_relief:g} mm out of a face of human "
-               f"size, but it stands a median {over_cheeks:.1f} mm above the cheeks beside it "
+        why = (f"{found}, but it stands a median {over_cheeks:.1f} mm above the cheeks beside it "
                f"({MIN_NOSE_OVER_CHEEKS_MM:g} needed): a bump on a rounded surface; check the renders by eye")
         return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
-                            reason=why, min_relief=min_relief, need=need, over_cheeks=over_cheeks)
+                            reason=why, **evidence)
     nose = np.median(np.stack([g.nose for g in supporting]), axis=0)
     chosen: list[int | None] = []
     for gs, s in zip(geometries, strong):
@@ -397,8 +419,7 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
                       and np.linalg.norm(g.nose - nose) <= SAME_PLACE_MM), None)
         chosen.append(s)
     return ScanDecision(face=True, support=support, nose=nose, chosen=chosen,
-                        reason=f"{support} of {n} renders show a nose in 3D at one place",
-                        min_relief=min_relief, need=need, over_cheeks=over_cheeks)
+                        reason=f"{support} of {n} renders show a nose in 3D at one place", **evidence)
 
 
 # --------------------------------------------------------------------------- per-feature evidence

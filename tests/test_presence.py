@@ -121,6 +121,21 @@ def test_the_cheek_check_is_pooled_over_the_scan():
     assert not scan_decision([[with_(low)]] * 6 + [[with_(high)]] * 4).face
 
 
+def test_a_whole_head_framed_as_a_face_is_not_one():
+    """Eyes wider apart than on any face, in most supporting renders: the detector framed a whole
+    face-less head (a plane cut with its "eyes" on the forehead). A few wide renders of a face
+    do not undo it: the bound is on the scan's median."""
+    strong = presence.MIN_RELIEF_MM + 5
+    wide, human = presence.MAX_MEDIAN_EYE_DISTANCE_MM + 6, 58.0
+    head = scan_decision([[_geometry(strong, eyes=wide)]] * 6 + [[_geometry(strong, eyes=human)]] * 4)
+    assert not head.face and head.support == 10 and head.review
+    assert "whole head" in head.reason and head.eye_distance == wide
+    assert head.to_json()["MedianEyeDistanceMm"] == wide
+    assert head.to_json()["MaxMedianEyeDistanceMm"] == presence.MAX_MEDIAN_EYE_DISTANCE_MM
+    face = scan_decision([[_geometry(strong, eyes=wide)]] * 4 + [[_geometry(strong, eyes=human)]] * 6)
+    assert face.face and face.eye_distance == human
+
+
 def test_a_nose_landmark_beside_the_tip_still_finds_the_tip():
     pose = _pose(10.0)
     marks = _landmarks(pose, 15.0)
