@@ -123,7 +123,8 @@ def real_head_scans(n_renders: int, model, only: list[str] | None = None):
                 yield (path.name.split(".")[0], name, *measure(*make(), model, n_renders))
 
 
-def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None):
+def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
+                 states: list[str] | None = None):
     """(participant, state, per-render detections) for a simulated cohort: intact, every copy the
     simulator de-identified (``bids_defaced``: mask; ``bids_defaced-<method>``: ``plane``, ``mask``;
     placed with the simulator's true face frame), and a skull-stripped copy of each intact scan.
@@ -131,19 +132,26 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None):
     A second defacing made here with :func:`augment.deface` would be placed by the face frame
     *estimated* on the intact scan; where that frame takes a lower-face fragment for the nose
     tip the cut lands too low and leaves eyes and nose, so its "no face" label would be wrong.
-    The simulator's copies are placed by the truth instead."""
+    The simulator's copies are placed by the truth instead. ``states``: only these (for
+    example ``skullstrip`` after a change to :func:`augment.skull_strip`)."""
     import nibabel as nib
 
     kinds = [("bids", "intact"), ("bids_defaced", "defaced")]
     kinds += [(d.name, d.name.split("-", 1)[1]) for d in sorted(cohort.glob("bids_defaced-*"))
               if d.name.split("-", 1)[1] in ("mask", "plane")]
+    def wanted(state):
+        return states is None or state in states
+
     for kind, state in kinds:
+        if not (wanted(state) or state == "intact" and wanted("skullstrip")):
+            continue
         for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*"))[:limit]:
             sub = f"{cohort.name}/{path.name.split('_')[0]}"
             img = nib.as_closest_canonical(nib.load(path))
             data = np.asarray(img.dataobj, np.float32)
-            yield (sub, state, *measure(data, img.affine, model, n_renders))
-            if state != "intact":
+            if wanted(state):
+                yield (sub, state, *measure(data, img.affine, model, n_renders))
+            if state != "intact" or not wanted("skullstrip"):
                 continue
             try:
                 head = reconstruct_head(data, img.affine, img.header.get_zooms()[:3])
@@ -259,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-renders", type=int, default=10)
     ap.add_argument("--variants", nargs="+", help="only these alterations of the real heads")
     ap.add_argument("--limit", type=int, help="only the first N participants of each cohort")
+    ap.add_argument("--states", nargs="+", help="only these states of the cohorts (intact, defaced, mask, "
+                    "plane, skullstrip)")
     args = ap.parse_args(argv)
     scans: list[dict] = []
     for path in args.rows:
@@ -270,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         model = load_face_model("sface")
         if args.heads:
             sources.append(real_head_scans(args.n_renders, model, args.variants))
-        sources += [cohort_scans(c, args.n_renders, model, args.limit) for c in args.cohort]
+        sources += [cohort_scans(c, args.n_renders, model, args.limit, args.states) for c in args.cohort]
     for source in sources:
         t = time.perf_counter()
         for name, state, renders, second in source:

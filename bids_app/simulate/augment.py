@@ -181,7 +181,9 @@ def skull_strip(data, affine, head: np.ndarray, floor_z: float | None = None):
     """A crude brain extraction, like a skull-stripped image: voxels at least
     10 mm inside ``head`` with grey/white-matter intensity (25-85 % of the
     99th percentile: not CSF, bone or fat), above ``floor_z`` (mm), opened
-    by 3 mm so that the eyes and muscles come off, largest piece, holes
+    by 3 mm so that the eyes and muscles come off, parted from what is
+    left of the face by a wider opening (:data:`BRAIN_CORE_MM`: its largest
+    piece and what lies within that distance of it), largest piece, holes
     filled. No face is left."""
     zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
     it = max(int(round(10.0 / zooms.min())), 1)
@@ -191,11 +193,35 @@ def skull_strip(data, affine, head: np.ndarray, floor_z: float | None = None):
         brain &= _plane_side(data, affine, (0, 0, floor_z), (0, 0, 1)) > 0
     r = max(int(round(3.0 / zooms.min())), 1)
     brain = ndi.binary_opening(brain, structure=ndi.generate_binary_structure(3, 1), iterations=r)
-    lab, n = ndi.label(brain)
-    if n > 1:
-        brain = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
-    brain = ndi.binary_fill_holes(brain)
+    # the brain and what is left of the orbits, the nose and the cheek muscles touch through
+    # necks of tissue that a 3 mm opening keeps: a wider opening parts them, its largest piece
+    # is the brain, and only what lies within that width of it is given back
+    # (distance transforms: the erosion's largest piece, then everything within twice the width
+    # of it, the opening's dilation and the width given back)
+    from bids_app.mri.mask import largest_component
+
+    core = _large_pieces(ndi.distance_transform_edt(brain, sampling=zooms) > BRAIN_CORE_MM)
+    if core.any():
+        brain &= ndi.distance_transform_edt(~core, sampling=zooms) <= 2.0 * BRAIN_CORE_MM
+    brain = ndi.binary_fill_holes(largest_component(brain))
     return np.where(brain, data, 0).astype(np.float32), affine
+
+
+#: Radius (mm) of the opening that parts the brain from the tissue of the face in
+#: :func:`skull_strip`, and the least size of a piece it keeps (fraction of the largest).
+BRAIN_CORE_MM = 7.0
+BRAIN_PIECE = 0.1
+
+
+def _large_pieces(mask: np.ndarray) -> np.ndarray:
+    """The pieces of ``mask`` at least :data:`BRAIN_PIECE` of the largest: the eroded brain may
+    come apart (hemispheres, cerebellum), the eyes and muscles it parts from are far smaller."""
+    labels, n = ndi.label(mask)
+    if n <= 1:
+        return mask.astype(bool, copy=True)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return (sizes >= BRAIN_PIECE * sizes.max())[labels]
 
 
 def add_noise(data, affine, level: float = 0.04, seed: int = 0):
