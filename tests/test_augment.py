@@ -86,15 +86,15 @@ def test_lower_face_noise_relatively_strong(head):
 @pytest.mark.parametrize("label", ["01", "04"])
 def test_skull_strip_leaves_no_face(label):
     """The simulated brain extraction keeps the brain and parts it from the orbits, the nose and
-    the cheek muscles that the intensity band lets through (on these two heads the 3 mm opening
-    alone left tissue 32-40 mm from the nose tip): nothing within 40 mm of the nose tip, a
-    brain-sized volume, the intensities of the brain unchanged and zero elsewhere."""
+    the cheek muscles that the intensity band lets through: nothing within 37 mm of the nose tip
+    (now 53 and 42 mm on these heads; the 3 mm opening alone left tissue 32 mm from it on sub-04),
+    a brain-sized volume, the intensities of the brain unchanged and zero elsewhere."""
     vol = load_head(DEMO / f"sub-{label}" / "anat" / f"sub-{label}_T1w.nii.gz")
     mask = head_mask(vol.data, vol.zooms)
     tip = face_frame(head_surface(mask, vol.affine)).nose_tip
     stripped, affine = augment.skull_strip(vol.data, vol.affine, mask, floor_z=float(tip[2]))
     kept = stripped > 0
     xyz = np.argwhere(kept) @ affine[:3, :3].T + affine[:3, 3]
-    assert np.linalg.norm(xyz - tip, axis=1).min() > 40.0
+    assert np.linalg.norm(xyz - tip, axis=1).min() > 37.0
     assert 700 < kept.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000 < 1800  # mL
     np.testing.assert_array_equal(stripped[kept], vol.data[kept])
