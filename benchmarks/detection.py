@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bids_app import presence  # noqa: E402
-from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
+from bids_app.mri import augment, face_frame, load_head, reconstruct_head  # noqa: E402
 
 #: Alterations of a real head that remove its face.
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
@@ -80,7 +80,9 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
     """Per render, each detection's score and 3D geometry (the participant level's steps), and
     whether a second look was made: when the first renders are ``Review``, the participant level
     renders again aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher and keeps that look if it
-    shows a face ("used"; "not used" otherwise). The renders returned are the ones it keeps."""
+    shows a face ("used"; "not used" otherwise); a scan showing a face is looked at again aimed at
+    the renders' nose where :func:`~bids_app.presence.reaim_needed`, and that look is kept if it
+    shows the face in as many renders or more. The renders returned are the ones it keeps."""
     import nibabel as nib
 
     from bids_app.render import camera_pose, render_views, sample_view_params
@@ -99,12 +101,29 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
         return [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
                 for (detections, found_pass), geoms in zip(found, geometries)], geometries
 
+    def reaimed(frame, rows, geometries, second):
+        """The participant level's look aimed again at the renders' nose, where it keeps that."""
+        decision = presence.scan_decision(geometries)
+        if not decision.face:
+            return rows, second
+        try:
+            aimed = face_frame(head.surface, anterior=frame.anterior, superior=frame.superior,
+                               nose_tip=decision.nose, right=frame.right)
+        except ValueError:
+            return rows, second
+        if not presence.reaim_needed(frame, aimed):
+            return rows, second
+        rows2, geometries2 = look(aimed)
+        new = presence.scan_decision(geometries2)
+        return (rows2, second) if new.face and new.support >= decision.support else (rows, second)
+
     rows, geometries = look(head.frame)
     if not presence.scan_decision(geometries).review:  # a face, or no render found a nose
-        return rows, None
-    rows2, geometries2 = look(head.frame.aimed_higher(presence.SECOND_LOOK_MM))
+        return reaimed(head.frame, rows, geometries, None)
+    higher = head.frame.aimed_higher(presence.SECOND_LOOK_MM)
+    rows2, geometries2 = look(higher)
     if presence.scan_decision(geometries2).face:
-        return rows2, "used"
+        return reaimed(higher, rows2, geometries2, "used")
     return rows, "not used"
 
 

@@ -305,6 +305,24 @@ SAME_PLACE_MM = 12.0
 #: of 10 aimed 30 mm higher; of 85 face-less scans with 1-9 supporting renders, one plane cut
 #: became "face" on its second look.
 SECOND_LOOK_MM = 30.0
+#: Once a scan shows a face, the participant workflow aims its cameras again at the nose that the
+#: renders agree on (``ScanDecision.nose``; the frame's pitch is fitted again from it) when that
+#: moves the frame's nose tip more than :data:`REAIM_MM` or turns its axes more than
+#: :data:`REAIM_DEG` (:func:`reaim_needed`). A face frame that took protruding lips for a
+#: flattened nose aims low and, pitched from the lips, looks up at the face from below, while
+#: the photos it is matched against are frontal. Measured on development seed 7373 (hard mode,
+#: 29 faces): the frame's tip was 1-12 mm from the renders' nose on 21 faces, 22-74 mm on 6
+#: (framed on the mouth or chin), and on two more the re-fitted axes turned 19 and 28 degrees
+#: (seen from below); re-aimed, all 8 were framed frontally with their whole face.
+REAIM_MM = 15.0
+REAIM_DEG = 10.0
+
+
+def reaim_needed(before, after) -> bool:
+    """Whether the face frame ``after`` (aimed at the renders' nose) differs enough from ``before``."""
+    moved = float(np.linalg.norm(np.asarray(after.nose_tip) - np.asarray(before.nose_tip)))
+    turned = float(np.degrees(np.arccos(np.clip(np.dot(after.anterior, before.anterior), -1.0, 1.0))))
+    return moved > REAIM_MM or turned > REAIM_DEG
 
 
 def min_support(n_renders: int) -> int:

@@ -60,6 +60,11 @@ class FaceFrame:
     copies, but 18-26 on skull-stripped ones (gyri stand out too): a QC
     hint, not a face/no-face decision."""
 
+    @property
+    def right(self) -> np.ndarray:
+        """The head's left-right axis (towards its right): ``anterior x superior``."""
+        return np.cross(self.anterior, self.superior)
+
     def aimed_higher(self, mm: float) -> "FaceFrame":
         """The same frame with the camera's aim point ``mm`` further along :attr:`superior`."""
         return replace(self, center=self.center + float(mm) * self.superior)
@@ -332,6 +337,8 @@ def face_frame(
     anterior: np.ndarray | None = None,
     superior: np.ndarray | None = None,
     fit_orientation: bool = True,
+    nose_tip: np.ndarray | None = None,
+    right: np.ndarray | None = None,
 ) -> FaceFrame:
     """Locate the face on a head surface and the head's own axes.
 
@@ -355,7 +362,12 @@ def face_frame(
        ignored. Heads differ by about +-8 degrees here, less than the
        renders' pitch range.
 
-    Steps 2-3 are repeated once in the new frame. The face centre is placed
+    Steps 2-3 are repeated once in the new frame. With ``nose_tip`` (a point
+    found otherwise, e.g. the nose that the face detector's renders agree on),
+    step 2 takes the surface point nearest to it instead of searching (the
+    prominence is then NaN). With ``right`` (a left-right axis already
+    found, :attr:`FaceFrame.right`), step 1 takes it instead of searching.
+    The face centre is placed
     15 mm above the nose tip and 25 mm behind it; the size is the face
     height scale, 1.2 times the head's width (ear to ear) around eye level,
     clipped to 130-260 mm.
@@ -376,11 +388,16 @@ def face_frame(
 
     midline = None
     if fit_orientation:
-        r = symmetry_axis(pts, r)
+        r = symmetry_axis(pts, r) if right is None else _unit(np.asarray(right, float))
         a = _unit(a - r * float(a @ r))
         s = np.cross(r, a)
         midline = float(np.median(pts @ r))
-    tip, prominence = _nose_tip(pts, r, a, s, midline)
+    def find_tip():
+        if nose_tip is None:
+            return _nose_tip(pts, r, a, s, midline)
+        return pts[int(np.argmin(np.linalg.norm(pts - np.asarray(nose_tip, float), axis=1)))], float("nan")
+
+    tip, prominence = find_tip()
     if fit_orientation:
         for _ in range(2):
             pitch = _vault_pitch(pts, r, a, s, tip)
@@ -392,7 +409,7 @@ def face_frame(
             if float(a_new @ a0) < np.cos(np.deg2rad(30.0)):
                 break
             a, s = _unit(a_new), _unit(s_new)
-            tip, prominence = _nose_tip(pts, r, a, s, midline)
+            tip, prominence = find_tip()
             if abs(VAULT_PITCH - pitch) < 1.0:
                 break
 

@@ -137,16 +137,51 @@ def _second_look(surface, frame, views, models: list, settings: Settings):
     record; the caller keeps the new look only if it shows a face (``Used``).
     """
     from bids_app.presence import SECOND_LOOK_MM
-    from bids_app.render import camera_pose, render_views
 
-    higher = frame.aimed_higher(SECOND_LOOK_MM)
-    pictures, depths = render_views(surface, higher, views, with_depth=True)
-    poses = [camera_pose(higher, view) for view in views]
-    found = [_faces_on_renders(model, pictures, depths, poses, settings) for model in models]
-    decision = found[0][2]
+    look = _look(surface, frame.aimed_higher(SECOND_LOOK_MM), views, models, settings)
+    decision = look[4][0][2]
     record = {"RaisedMm": SECOND_LOOK_MM, "Used": bool(decision.face), "Reason": decision.reason,
               "Support": decision.support}
-    return (higher, pictures, depths, poses, found), record
+    return look, record
+
+
+def _look(surface, frame, views, models: list, settings: Settings):
+    """Render ``views`` of ``frame`` and find the face in them: ``(frame, pictures, depths, poses, found)``."""
+    from bids_app.render import camera_pose, render_views
+
+    pictures, depths = render_views(surface, frame, views, with_depth=True)
+    poses = [camera_pose(frame, view) for view in views]
+    found = [_faces_on_renders(model, pictures, depths, poses, settings) for model in models]
+    return frame, pictures, depths, poses, found
+
+
+def _reaimed_look(surface, frame, decision, views, models: list, settings: Settings):
+    """Render and detect again with the cameras aimed at the nose the renders agree on.
+
+    For a scan that shows a face (``decision.face``) whose frame is far from
+    that nose or pitched otherwise once fitted from it
+    (:func:`~bids_app.presence.reaim_needed`). Returns the new look (see
+    :func:`_look`) and the sidecar's ``Reaimed`` record, or ``(None, None)``
+    when the frame is close enough. The caller keeps the new look only if it
+    shows a face in at least as many renders (``Used``).
+    """
+    from bids_app.mri import face_frame
+    from bids_app.presence import reaim_needed
+
+    try:
+        aimed = face_frame(surface, anterior=frame.anterior, superior=frame.superior,
+                           nose_tip=decision.nose, right=frame.right)
+    except ValueError:
+        return None, None
+    if not reaim_needed(frame, aimed):
+        return None, None
+    look = _look(surface, aimed, views, models, settings)
+    new = look[4][0][2]
+    turned = float(np.degrees(np.arccos(np.clip(aimed.anterior @ frame.anterior, -1.0, 1.0))))
+    record = {"MovedMm": round(float(np.linalg.norm(aimed.nose_tip - frame.nose_tip)), 1),
+              "TurnedDeg": round(turned, 1), "Used": bool(new.face and new.support >= decision.support),
+              "Reason": new.reason, "Support": new.support}
+    return look, record
 
 
 def process_anat_image(
@@ -203,6 +238,16 @@ def process_anat_image(
         if second_look["Used"]:
             frame, pictures, depths, poses, found = look
         start = _add_time(result, "second_look", start)
+    reaimed = None
+    if found[0][2].face:  # aimed at the face the renders found, where the frame was far from it
+        look, reaimed = _reaimed_look(surface, frame, found[0][2], views, models, settings)
+        if reaimed is not None:
+            LOGGER.info("%s: %s: cameras aimed again at the renders' nose (moved %g mm, turned %g "
+                        "degrees): %s (%s)", label, image.suffix, reaimed["MovedMm"], reaimed["TurnedDeg"],
+                        reaimed["Reason"], "kept" if reaimed["Used"] else "not kept")
+            if reaimed["Used"]:
+                frame, pictures, depths, poses, found = look
+            start = _add_time(result, "reaim", start)
 
     profile = _profile_json(mask, affine, head.frame)
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
@@ -237,6 +282,7 @@ def process_anat_image(
             "Face": face,
             "FacePresence": decisions[0].to_json(),
             **({"SecondLook": second_look} if second_look else {}),
+            **({"Reaimed": reaimed} if reaimed else {}),
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
             "FaceModel": models[0].info["Name"],
@@ -265,6 +311,7 @@ def process_anat_image(
             out_dir / bidsio.faces_name(image, ".json", desc),
             {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json(),
              **({"SecondLook": second_look} if second_look else {}),
+             **({"Reaimed": reaimed} if reaimed else {}),
              "SourceMetadata": metadata, "FaceProfile": profile},
         )
     result.images += 1
