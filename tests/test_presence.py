@@ -304,3 +304,59 @@ def test_a_face_framed_at_its_mouth_gets_a_second_look(tmp_path):
     assert record["Used"] and found[0][2].face and record["Support"] >= first.need  # measured: 6
     np.testing.assert_allclose(frame.center - head.frame.center, presence.SECOND_LOOK_MM * head.frame.superior)
     np.testing.assert_allclose(frame.nose_tip, head.frame.nose_tip)
+
+
+def test_reaim_needed_by_distance_or_turn():
+    from bids_app.mri.surface import FaceFrame
+
+    def frame(tip, anterior):
+        a = np.asarray(anterior, float) / np.linalg.norm(anterior)
+        s = np.cross([1.0, 0.0, 0.0], a)
+        return FaceFrame(center=np.zeros(3), anterior=a, superior=s, size=190.0,
+                         nose_tip=np.asarray(tip, float), prominence=10.0)
+
+    base = frame([0, 100, 0], [0, 1, 0])
+    near = presence.REAIM_MM - 1
+    assert not presence.reaim_needed(base, frame([0, 100, near], [0, 1, 0]))
+    assert presence.reaim_needed(base, frame([0, 100, presence.REAIM_MM + 1], [0, 1, 0]))
+    turn = np.deg2rad(presence.REAIM_DEG + 2)
+    assert presence.reaim_needed(base, frame([0, 100, 0], [0, np.cos(turn), np.sin(turn)]))
+    turn = np.deg2rad(presence.REAIM_DEG - 2)
+    assert not presence.reaim_needed(base, frame([0, 100, 0], [0, np.cos(turn), np.sin(turn)]))
+
+
+@pytest.mark.slow
+def test_a_face_framed_on_its_mouth_is_aimed_again_at_its_nose(tmp_path):
+    """Simulated hard-mode participant 9 of development seed 7373 (made here from a bundled demo
+    head): its face frame took the mouth for the nose (74 mm from the nose its renders agree on,
+    measured), so the renders show the face from the mouth down, yet enough of them find it.
+    Aimed again at the renders' nose (the frame re-fitted from that tip), the look is kept: its
+    nose tip is that nose, and the face is found in as many renders or more."""
+    from bids_app.config import Settings
+    from bids_app.face import load_face_model
+    from bids_app.mri import load_head, reconstruct_head
+    from bids_app.render import camera_pose, render_views, sample_view_params
+    from bids_app.simulate.cohort import simulate_participant
+    from bids_app.simulate.heads import default_heads
+    from bids_app.simulate.participant import sample_participant
+    from bids_app.workflows.participant import _faces_on_renders, _reaimed_look
+
+    part = sample_participant(8, 7373, default_heads(), mode="hard", label="09")
+    simulate_participant(part, tmp_path / "bids", None)
+    vol = load_head(tmp_path / "bids" / "sub-09" / "anat" / "sub-09_FLAIR.nii.gz")
+    head = reconstruct_head(vol.data, vol.affine, vol.zooms)
+    model = load_face_model("sface")
+    settings = Settings(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out", analysis_level="participant")
+    views = sample_view_params(0, 10)
+    pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
+    poses = [camera_pose(head.frame, view) for view in views]
+    first = _faces_on_renders(model, pictures, depths, poses, settings)[2]
+    assert first.face and np.linalg.norm(first.nose - head.frame.nose_tip) > presence.REAIM_MM
+    look, record = _reaimed_look(head.surface, head.frame, first, views, [model], settings)
+    assert record is not None and record["Used"] and record["MovedMm"] > presence.REAIM_MM
+    frame, found = look[0], look[4]
+    assert found[0][2].face and found[0][2].support >= first.support
+    assert np.linalg.norm(frame.nose_tip - first.nose) < 5.0
+    assert np.linalg.norm(found[0][2].nose - frame.nose_tip) < presence.REAIM_MM  # no third look needed
+    again, none = _reaimed_look(head.surface, frame, found[0][2], views, [model], settings)
+    assert again is None and none is None
