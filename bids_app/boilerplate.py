@@ -326,6 +326,8 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "max_median_eye_distance_mm": f"{presence.MAX_MEDIAN_EYE_DISTANCE_MM:g}",
         "cheek_offset": f"{presence.CHEEK_OFFSET:g}",
         "second_look_mm": f"{presence.SECOND_LOOK_MM:g}",
+        "reaim_mm": f"{presence.REAIM_MM:g}",
+        "reaim_deg": f"{presence.REAIM_DEG:g}",
         "max_eye_mouth_mm": f"{presence.MAX_EYE_MOUTH_MM:g}",
         "n_identities": p["n_identities"],
         "scoring": p["scoring"],
