@@ -308,12 +308,13 @@ SECOND_LOOK_MM = 30.0
 #: Once a scan shows a face, the participant workflow aims its cameras again at the nose that the
 #: renders agree on (``ScanDecision.nose``; the frame's pitch is fitted again from it) when that
 #: moves the frame's nose tip more than :data:`REAIM_MM` or turns its axes more than
-#: :data:`REAIM_DEG` (:func:`reaim_needed`). A face frame that took protruding lips for a
-#: flattened nose aims low and, pitched from the lips, looks up at the face from below, while
-#: the photos it is matched against are frontal. Measured on development seed 7373 (hard mode,
-#: 29 faces): the frame's tip was 1-12 mm from the renders' nose on 21 faces, 22-74 mm on 6
-#: (framed on the mouth or chin), and on two more the re-fitted axes turned 19 and 28 degrees
-#: (seen from below); re-aimed, all 8 were framed frontally with their whole face.
+#: :data:`REAIM_DEG` (:func:`reaim_needed`). A face frame whose tip is not on the nose (the chin
+#: or lips below a flattened nose, a point of the nasal bridge above it) aims off the face and,
+#: pitched from that point, can look up at the face from below, while the photos it is matched
+#: against are frontal. Measured on development seed 7373 (hard mode, 29 faces): the frame's tip
+#: was 1-12 mm from the renders' nose on 21 faces and 20-64 mm on 6 (on two 50-64 mm below it, at
+#: the chin; on four 20-27 mm above it), and on two more the re-fitted axes turned 19 and 28
+#: degrees (seen from below); re-aimed, all 8 were framed frontally with their whole face.
 REAIM_MM = 15.0
 REAIM_DEG = 10.0
 
