@@ -274,12 +274,11 @@ def test_feature_shape_of_landmarks_on_the_background_is_unseen():
     assert all(np.isnan(v) for v in outside.seen.values())
 
 
-@pytest.mark.slow
-def test_a_face_framed_at_its_mouth_gets_a_second_look(tmp_path):
-    """Simulated hard-mode participant 21 of seed 6161 (made here from a bundled demo head, as
-    ``facerisk-simulate --seed 6161 --mode hard`` makes it): a flattened nose above protruding
-    lips, which the face frame takes for the nose, so the renders show the mouth and chin and
-    too few of them find a nose (``Review``). Aimed 30 mm higher, the renders find the face."""
+def _hard_mode_first_look(tmp_path, seed: int, label: str):
+    """Simulated hard-mode participant ``label`` of ``seed`` (made here from a bundled demo head,
+    as ``facerisk-simulate --seed SEED --mode hard`` makes it), reconstructed, with the
+    participant level's first look (10 renders of view seed 0): ``(head, model, settings, views,
+    decision)``."""
     from bids_app.config import Settings
     from bids_app.face import load_face_model
     from bids_app.mri import load_head, reconstruct_head
@@ -287,18 +286,29 @@ def test_a_face_framed_at_its_mouth_gets_a_second_look(tmp_path):
     from bids_app.simulate.cohort import simulate_participant
     from bids_app.simulate.heads import default_heads
     from bids_app.simulate.participant import sample_participant
-    from bids_app.workflows.participant import _faces_on_renders, _second_look
+    from bids_app.workflows.participant import _faces_on_renders
 
-    part = sample_participant(20, 6161, default_heads(), mode="hard", label="21")
+    part = sample_participant(int(label) - 1, seed, default_heads(), mode="hard", label=label)
     simulate_participant(part, tmp_path / "bids", None)
-    vol = load_head(tmp_path / "bids" / "sub-21" / "anat" / "sub-21_FLAIR.nii.gz")
+    vol = load_head(tmp_path / "bids" / f"sub-{label}" / "anat" / f"sub-{label}_FLAIR.nii.gz")
     head = reconstruct_head(vol.data, vol.affine, vol.zooms)
     model = load_face_model("sface")
     settings = Settings(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out", analysis_level="participant")
     views = sample_view_params(0, 10)
     pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
     poses = [camera_pose(head.frame, view) for view in views]
-    first = _faces_on_renders(model, pictures, depths, poses, settings)[2]
+    return head, model, settings, views, _faces_on_renders(model, pictures, depths, poses, settings)[2]
+
+
+@pytest.mark.slow
+def test_a_face_framed_at_its_mouth_gets_a_second_look(tmp_path):
+    """Simulated hard-mode participant 21 of seed 6161 (made here from a bundled demo head, as
+    ``facerisk-simulate --seed 6161 --mode hard`` makes it): a flattened nose above protruding
+    lips, which the face frame takes for the nose, so the renders show the mouth and chin and
+    too few of them find a nose (``Review``). Aimed 30 mm higher, the renders find the face."""
+    from bids_app.workflows.participant import _second_look
+
+    head, model, settings, views, first = _hard_mode_first_look(tmp_path, 6161, "21")
     assert not first.face and first.review  # measured: 2 of 10, 4 needed
     (frame, _, _, _, found), record = _second_look(head.surface, head.frame, views, [model], settings)
     assert record["Used"] and found[0][2].face and record["Support"] >= first.need  # measured: 6
@@ -326,31 +336,15 @@ def test_reaim_needed_by_distance_or_turn():
 
 
 @pytest.mark.slow
-def test_a_face_framed_on_its_mouth_is_aimed_again_at_its_nose(tmp_path):
+def test_a_face_framed_on_its_chin_is_aimed_again_at_its_nose(tmp_path):
     """Simulated hard-mode participant 9 of development seed 7373 (made here from a bundled demo
-    head): its face frame took the mouth for the nose (74 mm from the nose its renders agree on,
-    measured), so the renders show the face from the mouth down, yet enough of them find it.
+    head): its face frame's tip sits on the chin (74 mm from the nose its renders agree on, 64 mm
+    below it, measured), so the renders show the face from low down, yet enough of them find it.
     Aimed again at the renders' nose (the frame re-fitted from that tip), the look is kept: its
     nose tip is that nose, and the face is found in as many renders or more."""
-    from bids_app.config import Settings
-    from bids_app.face import load_face_model
-    from bids_app.mri import load_head, reconstruct_head
-    from bids_app.render import camera_pose, render_views, sample_view_params
-    from bids_app.simulate.cohort import simulate_participant
-    from bids_app.simulate.heads import default_heads
-    from bids_app.simulate.participant import sample_participant
-    from bids_app.workflows.participant import _faces_on_renders, _reaimed_look
+    from bids_app.workflows.participant import _reaimed_look
 
-    part = sample_participant(8, 7373, default_heads(), mode="hard", label="09")
-    simulate_participant(part, tmp_path / "bids", None)
-    vol = load_head(tmp_path / "bids" / "sub-09" / "anat" / "sub-09_FLAIR.nii.gz")
-    head = reconstruct_head(vol.data, vol.affine, vol.zooms)
-    model = load_face_model("sface")
-    settings = Settings(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out", analysis_level="participant")
-    views = sample_view_params(0, 10)
-    pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
-    poses = [camera_pose(head.frame, view) for view in views]
-    first = _faces_on_renders(model, pictures, depths, poses, settings)[2]
+    head, model, settings, views, first = _hard_mode_first_look(tmp_path, 7373, "09")
     assert first.face and np.linalg.norm(first.nose - head.frame.nose_tip) > presence.REAIM_MM
     look, record = _reaimed_look(head.surface, head.frame, first, views, [model], settings)
     assert record is not None and record["Used"] and record["MovedMm"] > presence.REAIM_MM
