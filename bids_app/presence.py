@@ -319,10 +319,17 @@ REAIM_MM = 15.0
 REAIM_DEG = 10.0
 
 
-def reaim_needed(before, after) -> bool:
-    """Whether the face frame ``after`` (aimed at the renders' nose) differs enough from ``before``."""
+def frame_change(before, after) -> tuple[float, float]:
+    """How far (mm) the nose tip of face frame ``after`` is from that of ``before``, and by how
+    many degrees its anterior axis is turned from theirs."""
     moved = float(np.linalg.norm(np.asarray(after.nose_tip) - np.asarray(before.nose_tip)))
     turned = float(np.degrees(np.arccos(np.clip(np.dot(after.anterior, before.anterior), -1.0, 1.0))))
+    return moved, turned
+
+
+def reaim_needed(before, after) -> bool:
+    """Whether the face frame ``after`` (aimed at the renders' nose) differs enough from ``before``."""
+    moved, turned = frame_change(before, after)
     return moved > REAIM_MM or turned > REAIM_DEG
 
 

@@ -392,6 +392,7 @@ def face_frame(
         a = _unit(a - r * float(a @ r))
         s = np.cross(r, a)
         midline = float(np.median(pts @ r))
+
     def find_tip():
         if nose_tip is None:
             return _nose_tip(pts, r, a, s, midline)

@@ -166,7 +166,7 @@ def _reaimed_look(surface, frame, decision, views, models: list, settings: Setti
     shows a face in at least as many renders (``Used``).
     """
     from bids_app.mri import face_frame
-    from bids_app.presence import reaim_needed
+    from bids_app.presence import frame_change, reaim_needed
 
     try:
         aimed = face_frame(surface, anterior=frame.anterior, superior=frame.superior,
@@ -177,9 +177,8 @@ def _reaimed_look(surface, frame, decision, views, models: list, settings: Setti
         return None, None
     look = _look(surface, aimed, views, models, settings)
     new = look[4][0][2]
-    turned = float(np.degrees(np.arccos(np.clip(aimed.anterior @ frame.anterior, -1.0, 1.0))))
-    record = {"MovedMm": round(float(np.linalg.norm(aimed.nose_tip - frame.nose_tip)), 1),
-              "TurnedDeg": round(turned, 1), "Used": bool(new.face and new.support >= decision.support),
+    moved, turned = frame_change(frame, aimed)
+    record = {"MovedMm": round(moved, 1), "TurnedDeg": round(turned, 1), "Used": bool(new.face and new.support >= decision.support),
               "Reason": new.reason, "Support": new.support}
     return look, record
 
