@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bids_app import presence  # noqa: E402
-from bids_app.mri import augment, face_frame, load_head, reconstruct_head  # noqa: E402
+from bids_app.mri import augment, face_frame_at, load_head, reconstruct_head  # noqa: E402
 
 #: Alterations of a real head that remove its face.
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
@@ -107,15 +107,14 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
         if not decision.face:
             return rows, second
         try:
-            aimed = face_frame(head.surface, anterior=frame.anterior, superior=frame.superior,
-                               nose_tip=decision.nose, right=frame.right)
+            aimed = face_frame_at(head.surface, frame, decision.nose)
         except ValueError:
             return rows, second
         if not presence.reaim_needed(frame, aimed):
             return rows, second
         rows2, geometries2 = look(aimed)
-        new = presence.scan_decision(geometries2)
-        return (rows2, second) if new.face and new.support >= decision.support else (rows, second)
+        kept = presence.reaim_kept(decision, presence.scan_decision(geometries2))
+        return (rows2 if kept else rows), second
 
     rows, geometries = look(head.frame)
     if not presence.scan_decision(geometries).review:  # a face, or no render found a nose
@@ -158,6 +157,7 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
     kinds = [("bids", "intact"), ("bids_defaced", "defaced")]
     kinds += [(d.name, d.name.split("-", 1)[1]) for d in sorted(cohort.glob("bids_defaced-*"))
               if d.name.split("-", 1)[1] in ("mask", "plane")]
+
     def wanted(state):
         return states is None or state in states
 

@@ -333,6 +333,11 @@ def reaim_needed(before, after) -> bool:
     return moved > REAIM_MM or turned > REAIM_DEG
 
 
+def reaim_kept(first: "ScanDecision", reaimed: "ScanDecision") -> bool:
+    """Whether the re-aimed look replaces the first: it shows the face in at least as many renders."""
+    return bool(reaimed.face and reaimed.support >= first.support)
+
+
 def min_support(n_renders: int) -> int:
     """Supporting renders needed for a face among ``n_renders`` (:data:`MIN_SUPPORT_FRACTION`)."""
     return max(int(np.ceil(MIN_SUPPORT_FRACTION * n_renders - 1e-9)), 1)

@@ -26,7 +26,7 @@ from .load import HeadVolume, ImageError, load_head
 from .mask import head_mask
 from .overhangs import remove_face_overhangs
 from .reconstruct import HeadReconstruction, reconstruct_head
-from .surface import FaceFrame, face_frame, head_surface
+from .surface import FaceFrame, face_frame, face_frame_at, head_surface
 
 __all__ = [
     "FaceFrame",
@@ -34,6 +34,7 @@ __all__ = [
     "HeadVolume",
     "ImageError",
     "face_frame",
+    "face_frame_at",
     "head_mask",
     "head_surface",
     "load_head",

@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from .mask import block_sums
 
-__all__ = ["FaceFrame", "head_surface", "face_frame", "symmetry_axis"]
+__all__ = ["FaceFrame", "head_surface", "face_frame", "face_frame_at", "symmetry_axis"]
 
 #: Angle (degrees) above the posterior axis of the line from the nose tip to
 #: the centre of the cranial vault, on an upright head (median of the eight
@@ -426,3 +426,14 @@ def face_frame(
     center = tip + 15.0 * s - 25.0 * a
     return FaceFrame(center=center, anterior=a, superior=s, size=size, nose_tip=tip,
                      prominence=prominence)
+
+
+def face_frame_at(surf: pv.PolyData, frame: FaceFrame, nose_tip: np.ndarray) -> FaceFrame:
+    """``frame`` re-fitted with its nose tip at the surface point nearest ``nose_tip``.
+
+    Its left-right axis is kept (no new symmetry search); the pitch is fitted
+    again from the new tip (:func:`face_frame`). For the nose the face
+    detector's renders agree on, when the frame's own tip was elsewhere.
+    """
+    return face_frame(surf, anterior=frame.anterior, superior=frame.superior, nose_tip=nose_tip,
+                      right=frame.right)

@@ -182,9 +182,9 @@ def skull_strip(data, affine, head: np.ndarray, floor_z: float | None = None):
     10 mm inside ``head`` with grey/white-matter intensity (25-85 % of the
     99th percentile: not CSF, bone or fat), above ``floor_z`` (mm), opened
     by 3 mm so that the eyes and muscles come off, parted from what is
-    left of the face by a wider opening (:data:`BRAIN_CORE_MM`: its largest
-    piece and what lies within that distance of it), largest piece, holes
-    filled. No face is left."""
+    left of the face by a wider opening (:data:`BRAIN_CORE_MM`: its pieces of
+    at least :data:`BRAIN_PIECE` of the largest, and what lies within that
+    distance of them), largest piece, holes filled. No face is left."""
     zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
     it = max(int(round(10.0 / zooms.min())), 1)
     p99 = float(np.percentile(data[head], 99))
@@ -194,10 +194,10 @@ def skull_strip(data, affine, head: np.ndarray, floor_z: float | None = None):
     r = max(int(round(3.0 / zooms.min())), 1)
     brain = ndi.binary_opening(brain, structure=ndi.generate_binary_structure(3, 1), iterations=r)
     # the brain and what is left of the orbits, the nose and the cheek muscles touch through
-    # necks of tissue that a 3 mm opening keeps: a wider opening parts them, its largest piece
-    # is the brain, and only what lies within that width of it is given back
-    # (distance transforms: the erosion's largest piece, then everything within twice the width
-    # of it, the opening's dilation and the width given back)
+    # necks of tissue that a 3 mm opening keeps: a wider opening parts them, its large pieces are
+    # the brain, and only what lies within that width of them is given back (distance
+    # transforms: the erosion's large pieces, then everything within twice the width of them,
+    # the opening's dilation and the width given back)
     from bids_app.mri.mask import largest_component
 
     core = _large_pieces(ndi.distance_transform_edt(brain, sampling=zooms) > BRAIN_CORE_MM)

@@ -165,12 +165,11 @@ def _reaimed_look(surface, frame, decision, views, models: list, settings: Setti
     when the frame is close enough. The caller keeps the new look only if it
     shows a face in at least as many renders (``Used``).
     """
-    from bids_app.mri import face_frame
-    from bids_app.presence import frame_change, reaim_needed
+    from bids_app.mri import face_frame_at
+    from bids_app.presence import frame_change, reaim_kept, reaim_needed
 
     try:
-        aimed = face_frame(surface, anterior=frame.anterior, superior=frame.superior,
-                           nose_tip=decision.nose, right=frame.right)
+        aimed = face_frame_at(surface, frame, decision.nose)
     except ValueError:
         return None, None
     if not reaim_needed(frame, aimed):
@@ -178,7 +177,7 @@ def _reaimed_look(surface, frame, decision, views, models: list, settings: Setti
     look = _look(surface, aimed, views, models, settings)
     new = look[4][0][2]
     moved, turned = frame_change(frame, aimed)
-    record = {"MovedMm": round(moved, 1), "TurnedDeg": round(turned, 1), "Used": bool(new.face and new.support >= decision.support),
+    record = {"MovedMm": round(moved, 1), "TurnedDeg": round(turned, 1), "Used": reaim_kept(decision, new),
               "Reason": new.reason, "Support": new.support}
     return look, record
 
