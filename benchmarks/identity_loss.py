@@ -25,8 +25,8 @@ Usage::
     facerisk-simulate COHORT --n 50 --seed 1 --mode hard
     python benchmarks/identity_loss.py COHORT --work WORK [--variants full slices dim pads noise all]
 
-Each variant costs a simulation and a participant level run (about 5-7 min
-for 50 participants on 2 cores).
+Each variant costs a simulation and a participant level run (3-9 min each
+for 50 participants on this 2-core machine, shared; README "Where the hard mode loses identity").
 """
 
 from __future__ import annotations
