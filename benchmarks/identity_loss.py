@@ -130,14 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             bids = args.work / variant / "bids"
             scan(parts, variant, bids, contrast)
-        if not (deriv / "dataset_description.json").is_file():
-            cmd = [sys.executable, "-m", "bids_app", str(bids), str(deriv), "participant",
-                   "--photos-dir", str(args.cohort / "photos"), "--modality", contrast,
-                   "--nprocs", str(args.nprocs), "--n-renders", "10", "--face-model", "sface",
-                   "--skip-bids-validator", "--participant-label", *labels]
-            deriv.parent.mkdir(parents=True, exist_ok=True)
-            with open(deriv.parent / "participant.log", "w") as log:
-                subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+        # the participant level resumes: participants already done are not run again
+        cmd = [sys.executable, "-m", "bids_app", str(bids), str(deriv), "participant",
+               "--photos-dir", str(args.cohort / "photos"), "--modality", contrast,
+               "--nprocs", str(args.nprocs), "--n-renders", "10", "--face-model", "sface",
+               "--skip-bids-validator", "--participant-label", *labels]
+        deriv.parent.mkdir(parents=True, exist_ok=True)
+        with open(deriv.parent / "participant.log", "a") as log:
+            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
         r = measure(deriv, args.cohort, contrast, labels)
         ret = r["retention"]
         line = (f"{variant:7s} off  top1 {100 * r['top1']:5.1f}% ({100 * r['top1_ci'][0]:.0f}-"
