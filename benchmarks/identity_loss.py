@@ -32,7 +32,6 @@ for 50 participants on this 2-core machine, shared; README "Where the hard mode 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import subprocess
@@ -98,12 +97,10 @@ def scan(parts, variant: str, bids_dir: Path, contrast: str) -> None:
             simulate_participant(switched_off(part, variant), bids_dir, None)
 
 
-def measure(deriv: Path, cohort: Path, contrast: str, labels: list[str]) -> dict:
-    with open(cohort / "truth.tsv") as f:
-        truth = {r["participant_id"][4:]: r for r in csv.DictReader(f, delimiter="\t")}
-    subjects = sorted(labels)
+def measure(deriv: Path, contrast: str, bases: dict[str, str]) -> dict:
+    """Top-1/top-5 and margin retention of the participants ``bases`` (label -> base head)."""
+    subjects = sorted(bases)
     gallery, photos, _ = accuracy.load_embeddings(deriv, subjects, contrast, "sface")
-    bases = {s: truth[s]["base_head"] for s in subjects}
     top = accuracy.metrics(gallery, photos, subjects, bases, 10)
     m = accuracy.identity_margins(gallery, photos, subjects)
     return {**top, "retention": accuracy.margin_retention(m["m_render"], m["m_photo"])}
@@ -120,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     truth, parts = participants(args.cohort)
     parts = parts[: args.limit] if args.limit else parts
     labels = [p.label for p in parts]
+    bases = {row["participant_id"][4:]: row["base_head"] for row in truth["participants"]
+             if row["participant_id"][4:] in labels}
     contrast = truth["contrast"]
     rows = []
     for variant in args.variants:
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         deriv.parent.mkdir(parents=True, exist_ok=True)
         with open(deriv.parent / "participant.log", "a") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-        r = measure(deriv, args.cohort, contrast, labels)
+        r = measure(deriv, contrast, bases)
         ret = r["retention"]
         line = (f"{variant:7s} off  top1 {100 * r['top1']:5.1f}% ({100 * r['top1_ci'][0]:.0f}-"
                 f"{100 * r['top1_ci'][1]:.0f})  top5 {100 * r['top5']:5.1f}% ({100 * r['top5_ci'][0]:.0f}-"

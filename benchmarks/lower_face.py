@@ -45,12 +45,11 @@ STRENGTHS = {"dim": {}, "strong": {"low": 0.2, "noise": 0.06, "start_mm": 0.0},
              "noisy": {"low": 0.25, "noise": 0.08}}
 
 
-def lower_face(shape, affine, frame) -> np.ndarray:
-    """Voxels 5-75 mm below the nose tip and in front of a plane 35 mm behind it."""
-    ijk = np.indices(shape).reshape(3, -1).T
-    rel = ijk @ affine[:3, :3].T + affine[:3, 3] - frame.nose_tip
-    down, front = rel @ frame.superior, rel @ frame.anterior
-    return ((down > -75) & (down < -5) & (front > -35)).reshape(shape)
+def lower_face(data, affine, frame) -> np.ndarray:
+    """Voxels of ``data``'s grid 5-75 mm below the nose tip and in front of a plane 35 mm behind it."""
+    down = augment._plane_side(data, affine, frame.nose_tip, frame.superior)
+    front = augment._plane_side(data, affine, frame.nose_tip, frame.anterior)
+    return (down > -75) & (down < -5) & (front > -35)
 
 
 def skin(mask: np.ndarray) -> np.ndarray:
@@ -59,8 +58,9 @@ def skin(mask: np.ndarray) -> np.ndarray:
 
 def distances(ref: np.ndarray, test: np.ndarray, region: np.ndarray, zooms) -> dict[str, float]:
     """Skin-to-skin distances (mm) within ``region``, both ways."""
-    to_test = ndi.distance_transform_edt(~skin(test), sampling=zooms)[skin(ref) & region]
-    to_ref = ndi.distance_transform_edt(~skin(ref), sampling=zooms)[skin(test) & region]
+    ref_skin, test_skin = skin(ref), skin(test)
+    to_test = ndi.distance_transform_edt(~test_skin, sampling=zooms)[ref_skin & region]
+    to_ref = ndi.distance_transform_edt(~ref_skin, sampling=zooms)[test_skin & region]
     out = {"miss": float(to_test.mean()), "miss_over_2mm": float((to_test > 2).mean())}
     out["extra"] = float(to_ref.mean()) if to_ref.size else float("nan")
     out["extra_over_2mm"] = float((to_ref > 2).mean()) if to_ref.size else float("nan")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         frame = reconstruct_head(data, affine, zooms).frame
         flair, _ = augment.remap_contrast(data, affine, "FLAIR")
         ref = head_mask(flair, zooms)
-        region = lower_face(data.shape, affine, frame)
+        region = lower_face(data, affine, frame)
         line = [path.name.split("_")[0].ljust(20)]
         for name, kw in STRENGTHS.items():
             dimmed, _ = augment.dim_lower_face(flair, affine, frame.nose_tip, frame.anterior,
