@@ -40,7 +40,8 @@ from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
 from participant_speed import default_heads  # noqa: E402  (the same heads: demo + ../shared)
 
 FACE_VARIANTS = ["T1w", "FLAIR", "T2w", "PD", "bias", "LIA", "LPS", "oblique", "aniso1.5",
-                 "aniso3", "pitch15", "roll15", "noise", "frame", "goggles", "cheekpads", "cutnose", "dimlowerface"]
+                 "aniso3", "pitch15", "roll15", "noise", "frame", "goggles", "cheekpads", "cutnose", "dimlowerface",
+                 "spikes"]
 NO_FACE_VARIANTS = ["deface", "skullstrip"]
 
 
@@ -66,6 +67,7 @@ def variants(vol, mask, frame) -> dict[str, Callable[[], tuple[np.ndarray, np.nd
         "cheekpads": lambda: augment.add_cheek_pads(d, a, mask, tip),
         "cutnose": lambda: augment.cut_below(d, a, float(tip[2]) - 8.0),
         "dimlowerface": lambda: augment.dim_lower_face(*augment.remap_contrast(d, a, "FLAIR"), tip, frame.anterior, frame.superior),
+        "spikes": lambda: augment.add_spikes(d, a, 1e-4),
         "deface": lambda: augment.deface(d, a, tip, frame.anterior, frame.superior),
         "skullstrip": lambda: augment.skull_strip(d, a, mask, floor_z=float(tip[2])),
     }

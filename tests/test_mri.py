@@ -12,6 +12,7 @@ from bids_app.mri import (
     ImageError, augment, face_frame, head_mask, head_surface, load_head, reconstruct_head,
     remove_face_overhangs,
 )
+from bids_app.mri import mask as mask_module
 from bids_app.mri.overhangs import _front_layers
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
@@ -238,6 +239,21 @@ def test_noise_and_clutter_stay_out(head03):
     cluttered = head_mask(clutter, vol.zooms)
     assert added.sum() > 500
     assert (cluttered & added).sum() < 0.05 * added.sum()
+
+
+
+def test_spike_voxels_do_not_decide_the_mask(head03, monkeypatch):
+    vol, mask, frame = head03
+    # one voxel in 10,000 at a thousand times the maximum (about 200 voxels)
+    spiked, _ = augment.add_spikes(vol.data, vol.affine, fraction=1e-4)
+    assert (spiked > vol.data.max()).sum() > 100
+    face = _face_region(vol, frame)
+    kept = head_mask(spiked, vol.zooms)
+    assert _dice(kept, mask) > 0.99
+    assert _dice(kept & face, mask & face) > 0.97
+    # without the clip the spikes set the thresholds and the head is lost
+    monkeypatch.setattr(mask_module, "MAX_INTENSITY", np.inf)
+    assert _dice(head_mask(spiked, vol.zooms), mask) < 0.5
 
 
 def _front_layers_mm2(mask, affine, frame) -> list[int]:

@@ -28,7 +28,7 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "lower_face_gain", "dim_lower_face", "add_frame",
+    "deface", "skull_strip", "add_noise", "add_spikes", "lower_face_gain", "dim_lower_face", "add_frame",
     "add_goggles", "add_cheek_pads",
 ]
 
@@ -232,6 +232,17 @@ def add_noise(data, affine, level: float = 0.04, seed: int = 0):
     re = data + rng.normal(0, s, data.shape)
     im = rng.normal(0, s, data.shape)
     return np.sqrt(re * re + im * im).astype(np.float32), affine
+
+
+
+def add_spikes(data, affine, fraction: float = 1e-4, level: float = 1000.0, seed: int = 0):
+    """Spike voxels: ``fraction`` of the voxels, anywhere in the image, set to
+    ``level`` times the image's maximum (corrupt or hot voxels, as left by
+    a faulty conversion or a reconstruction glitch)."""
+    rng = np.random.default_rng(seed)
+    out = np.array(data, dtype=np.float32)
+    out[rng.random(out.shape) < fraction] = np.float32(level * float(out.max()))
+    return out, affine
 
 
 def lower_face_gain(shape: Sequence[int], affine, nose_tip: Sequence[float],
