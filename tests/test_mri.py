@@ -76,6 +76,20 @@ def test_load_errors_name_file_and_reason(tmp_path, case):
     assert str(path) in str(info.value)
 
 
+
+def test_load_names_datalad_files_without_content(tmp_path):
+    # what a DataLad clone holds before `datalad get`: a symbolic link into the
+    # annex (locked files) or a pointer file (unlocked files)
+    link = tmp_path / "sub-01_T1w.nii.gz"
+    link.symlink_to("../.git/annex/objects/Xx/Yy/MD5E-s9186560--5c1b.nii.gz/MD5E-s9186560--5c1b.nii.gz")
+    pointer = tmp_path / "sub-02_T1w.nii.gz"
+    pointer.write_text("/annex/objects/MD5E-s9186560--5c1b.nii.gz\n")
+    for path in (link, pointer):
+        with pytest.raises(ImageError, match="datalad get") as info:
+            load_head(path)
+        assert str(path) in str(info.value)
+
+
 def test_load_replaces_some_nonfinite(tmp_path):
     data = np.zeros((16, 16, 16), np.float32)
     data[4:12, 4:12, 4:12] = 1

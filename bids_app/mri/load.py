@@ -37,6 +37,16 @@ class HeadVolume(NamedTuple):
     """Voxel size in mm along the three axes of :attr:`data`."""
 
 
+def _is_annex_pointer(name: str) -> bool:
+    """Whether the file is a git-annex pointer (a short text naming an annex object)."""
+    try:
+        with open(name, "rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return False
+    return len(head) < 1024 and b"/annex/objects/" in head
+
+
 def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     """Load a 3D head image and reorient it to the closest canonical (RAS+) order.
 
@@ -61,8 +71,14 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     try:
         img = nib.load(name)
     except FileNotFoundError:
+        if os.path.islink(name):
+            raise ImageError(f"{name}: a broken symbolic link to {os.readlink(name)} (a DataLad / "
+                             "git-annex file whose content is not here? `datalad get` it)") from None
         raise ImageError(f"{name}: file not found") from None
     except Exception as exc:  # nibabel raises many kinds for corrupt files
+        if _is_annex_pointer(name):
+            raise ImageError(f"{name}: a git-annex pointer, not the image (a DataLad file whose "
+                             "content is not here? `datalad get` it)") from None
         raise ImageError(f"{name}: cannot be read as an image ({exc})") from None
 
     shape = tuple(int(n) for n in img.shape)
