@@ -47,16 +47,22 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bids_app import presence  # noqa: E402
+from bids_app.config import Settings  # noqa: E402
 from bids_app.mri import augment, face_frame_at, load_head, reconstruct_head  # noqa: E402
+
+#: The participant level's default detection settings, for its turned look
+#: (:func:`bids_app.workflows.participant.best_turned_frame`).
+TRIAL_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_level="participant")
 
 #: Alterations of a real head that remove its face.
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
-           "deface-1x1x3"}
+           "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down"}
 
 
 def extra_variants(vol, mask, frame) -> dict:
     """Harder alterations than robustness.py's: dim noisy lower faces on FLAIR, thick slices,
-    and the no-face alterations on FLAIR-like and thick-slice copies."""
+    the no-face alterations on FLAIR-like and thick-slice copies, and headers wrong about how
+    the head lies (with and without a face)."""
     d, a = vol.data, vol.affine
     tip, ant, sup = frame.nose_tip, frame.anterior, frame.superior
 
@@ -73,6 +79,13 @@ def extra_variants(vol, mask, frame) -> dict:
         "deface-FLAIR-noise": lambda: augment.add_noise(*augment.deface(*flair(), tip, ant, sup), 0.03),
         "skullstrip-FLAIR": lambda: augment.skull_strip(*flair(), mask, floor_z=float(tip[2])),
         "deface-1x1x3": lambda: augment.resample(*augment.deface(d, a, tip, ant, sup), (1.0, 1.0, 3.0)),
+        # headers wrong about how the head lies: the face points up, down, sideways
+        "header-face-up": lambda: augment.turn_voxels(d, a, 1, (1, 2)),
+        "header-upside-down": lambda: augment.turn_voxels(d, a, 2, (1, 2)),
+        "header-face-left": lambda: augment.turn_voxels(d, a, 1, (0, 1)),
+        "deface-header-face-up": lambda: augment.turn_voxels(*augment.deface(d, a, tip, ant, sup), 1, (1, 2)),
+        "skullstrip-header-upside-down": lambda: augment.turn_voxels(
+            *augment.skull_strip(d, a, mask, floor_z=float(tip[2])), 2, (1, 2)),
     }
 
 
@@ -86,7 +99,7 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
     import nibabel as nib
 
     from bids_app.render import camera_pose, render_views, sample_view_params
-    from bids_app.workflows.participant import detect_in_3d
+    from bids_app.workflows.participant import best_turned_frame, detect_in_3d
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     try:
@@ -116,14 +129,26 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
         kept = presence.reaim_kept(decision, presence.scan_decision(geometries2))
         return (rows2 if kept else rows), second
 
+    def turned(rows, geometries, second):
+        """The participant level's look in the head's own axes, for a scan that shows no face."""
+        if presence.scan_decision(geometries).face:
+            return rows, second
+        best = best_turned_frame(head.surface, head.frame, views, model, TRIAL_SETTINGS)
+        if best is None:
+            return rows, second
+        rows2, geometries2 = look(best)
+        return (rows2, "turned") if presence.scan_decision(geometries2).face else (rows, second)
+
     rows, geometries = look(head.frame)
     if not presence.scan_decision(geometries).review:  # a face, or no render found a nose
-        return reaimed(head.frame, rows, geometries, None)
+        if presence.scan_decision(geometries).face:
+            return reaimed(head.frame, rows, geometries, None)
+        return turned(rows, geometries, None)
     higher = head.frame.aimed_higher(presence.SECOND_LOOK_MM)
     rows2, geometries2 = look(higher)
     if presence.scan_decision(geometries2).face:
         return reaimed(higher, rows2, geometries2, "used")
-    return rows, "not used"
+    return turned(rows, geometries, "not used")
 
 
 def real_head_scans(n_renders: int, model, only: list[str] | None = None):

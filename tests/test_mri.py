@@ -10,7 +10,7 @@ import pytest
 
 from bids_app.mri import (
     ImageError, augment, face_frame, head_mask, head_surface, load_head, reconstruct_head,
-    remove_face_overhangs,
+    remove_face_overhangs, turned_frames,
 )
 from bids_app.mri import mask as mask_module
 from bids_app.mri.overhangs import _front_layers
@@ -268,6 +268,44 @@ def test_spike_voxels_do_not_decide_the_mask(head03, monkeypatch):
     # without the clip the spikes set the thresholds and the head is lost
     monkeypatch.setattr(mask_module, "MAX_INTENSITY", np.inf)
     assert _dice(head_mask(spiked, vol.zooms), mask) < 0.5
+
+
+
+def _turned_point(point, shape, affine, k, axes):
+    """Where the voxel under world ``point`` lands after :func:`augment.turn_voxels` (same affine)."""
+    marker = np.zeros(shape, bool)
+    ijk = np.round(np.linalg.solve(affine, np.r_[point, 1.0])[:3]).astype(int)
+    marker[tuple(ijk)] = True
+    turned = np.argwhere(np.rot90(marker, k, axes))[0]
+    return affine[:3, :3] @ turned + affine[:3, 3]
+
+
+@pytest.mark.parametrize("k, axes", [(1, (1, 2)), (2, (1, 2)), (1, (0, 1))])
+def test_turned_frames_find_the_face_a_wrong_header_hides(head03, k, axes):
+    vol, mask, frame = head03
+    data, affine = augment.turn_voxels(vol.data, vol.affine, k, axes)
+    turned_mask = head_mask(data, vol.zooms)
+    surface = head_surface(turned_mask, affine)
+    header = face_frame(surface)
+    tip = _turned_point(frame.nose_tip, vol.data.shape, vol.affine, k, axes)
+    # the header's axes lead the frame away from the nose
+    assert np.linalg.norm(header.nose_tip - tip) > 30
+    candidates = turned_frames(surface, header)
+    assert 1 <= len(candidates) <= 8
+    assert all(_angle(c.anterior, header.anterior) >= 45 for c in candidates)
+    # one of them is on the nose, facing the way the nose points
+    best = min(candidates, key=lambda c: np.linalg.norm(c.nose_tip - tip))
+    assert np.linalg.norm(best.nose_tip - tip) < 8
+    centre = _turned_point(frame.nose_tip - 60 * frame.anterior, vol.data.shape, vol.affine, k, axes)
+    assert _angle(best.anterior, tip - centre) < 25
+
+
+def test_turned_frames_leave_the_header_frame_out(head03):
+    vol, mask, frame = head03
+    surface = head_surface(mask, vol.affine)
+    candidates = turned_frames(surface, frame)
+    assert all(_angle(c.anterior, frame.anterior) >= 45 for c in candidates)
+    assert all(np.linalg.norm(c.nose_tip - frame.nose_tip) > 10 for c in candidates)
 
 
 def _front_layers_mm2(mask, affine, frame) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -354,3 +355,29 @@ def test_a_face_framed_on_its_chin_is_aimed_again_at_its_nose(tmp_path):
     assert np.linalg.norm(found[0][2].nose - frame.nose_tip) < presence.REAIM_MM  # no third look needed
     again, none = _reaimed_look(head.surface, frame, found[0][2], views, [model], settings)
     assert again is None and none is None
+
+
+@pytest.mark.slow
+def test_a_face_a_wrong_header_turned_upside_down_is_found_in_the_heads_own_axes(tmp_path):
+    """Demo sub-03 with its voxels turned 180 degrees against the affine (the face points down
+    and back in world space): the header's frame shows no face in any render; the look in the
+    head's own axes finds it in at least as many renders as a face needs, and is kept."""
+    from bids_app.config import Settings
+    from bids_app.face import load_face_model
+    from bids_app.mri import augment, load_head, reconstruct_head
+    from bids_app.render import sample_view_params
+    from bids_app.workflows.participant import _look, _turned_look
+
+    demo = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
+    vol = load_head(demo / "sub-03" / "anat" / "sub-03_T1w.nii.gz")
+    data, affine = augment.turn_voxels(vol.data, vol.affine, 2, (1, 2))
+    head = reconstruct_head(data, affine, vol.zooms)
+    model = load_face_model("sface")
+    settings = Settings(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant")
+    views = sample_view_params(0, 10)
+    first = _look(head.surface, head.frame, views, [model], settings)[4][0][2]
+    assert not first.face  # measured: no render finds a nose
+    look, record = _turned_look(head.surface, head.frame, views, [model], settings)
+    assert record is not None and record["Used"] and record["TurnedDeg"] > 90
+    decision = look[4][0][2]
+    assert decision.face and decision.support >= decision.need

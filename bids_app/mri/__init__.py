@@ -26,7 +26,7 @@ from .load import HeadVolume, ImageError, load_head
 from .mask import head_mask
 from .overhangs import remove_face_overhangs
 from .reconstruct import HeadReconstruction, reconstruct_head
-from .surface import FaceFrame, face_frame, face_frame_at, head_surface
+from .surface import FaceFrame, face_frame, face_frame_at, head_surface, turned_frames
 
 __all__ = [
     "FaceFrame",
@@ -40,4 +40,5 @@ __all__ = [
     "load_head",
     "reconstruct_head",
     "remove_face_overhangs",
+    "turned_frames",
 ]

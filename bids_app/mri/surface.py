@@ -236,6 +236,12 @@ def symmetry_axis(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
     surface point) is searched within ``max_deg`` of ``prior`` (Nelder-Mead
     from a coarse grid). Returned with the sign of ``prior``.
     """
+    return _symmetry_fit(pts, prior, max_deg=max_deg, n_points=n_points, seed=seed)[0]
+
+
+def _symmetry_fit(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
+                  n_points: int = 3000, seed: int = 0) -> tuple[np.ndarray, float]:
+    """:func:`symmetry_axis` and its cost (mean mirror distance, mm): how well the plane fits."""
     from scipy.optimize import minimize
     from scipy.spatial import cKDTree
 
@@ -263,7 +269,47 @@ def symmetry_axis(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
     res = minimize(cost, np.array(best), method="Nelder-Mead",
                    options={"xatol": 0.3, "fatol": 1e-3, "initial_simplex":
                             np.array(best) + np.array([[0, 0], [6.0, 0], [0, 6.0]]), "maxfev": 80})
-    return normal(res.x)
+    return normal(res.x), float(res.fun)
+
+
+#: A turned frame (:func:`turned_frame`) is only worth a look when its
+#: anterior axis is at least this far (degrees) from the frame that missed.
+MIN_TURN_DEG = 45.0
+
+
+def turned_frames(surf: pv.PolyData, frame: FaceFrame) -> list[FaceFrame]:
+    """Face frames in the other orientations the head allows, found without the image header.
+
+    :func:`face_frame` takes the header's anterior and superior axes as a
+    prior (within 30 degrees). When the header is wrong about how the head
+    lies (voxels stored turned by 90 or 180 degrees against their affine,
+    as some converters and hand-made files do), its cameras look at the
+    neck or the crown, and a face would be called face-less. The head's
+    left-right axis is read from the head alone (the plane of mirror
+    symmetry that fits best, :func:`symmetry_axis` searched around each of
+    the three image axes); each of the four directions along the other two
+    image axes, with either superior axis across it, is then a prior for
+    :func:`face_frame`. Returned: those fitted frames whose anterior axis is
+    at least :data:`MIN_TURN_DEG` from ``frame``'s (up to eight; which one
+    shows the face is for the face detector to say).
+    """
+    pts = np.asarray(surf.points, dtype=float)
+    fits = [_symmetry_fit(pts, axis) for axis in np.eye(3)]
+    r0 = min(fits, key=lambda fit: fit[1])[0]
+    frames = []
+    for index in np.argsort(np.abs(r0))[:2]:  # the two image axes furthest from left-right
+        for sign in (1.0, -1.0):
+            a = np.zeros(3)
+            a[index] = sign
+            a = _unit(a - r0 * float(a @ r0))
+            for up in (1.0, -1.0):
+                try:
+                    turned = face_frame(surf, anterior=a, superior=up * np.cross(r0, a), right=up * r0)
+                except ValueError:
+                    continue
+                if float(turned.anterior @ frame.anterior) <= np.cos(np.deg2rad(MIN_TURN_DEG)):
+                    frames.append(turned)
+    return frames
 
 
 def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,

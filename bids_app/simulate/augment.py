@@ -28,7 +28,7 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "add_spikes", "lower_face_gain", "dim_lower_face", "add_frame",
+    "deface", "skull_strip", "add_noise", "add_spikes", "turn_voxels", "lower_face_gain", "dim_lower_face", "add_frame",
     "add_goggles", "add_cheek_pads",
 ]
 
@@ -233,6 +233,16 @@ def add_noise(data, affine, level: float = 0.04, seed: int = 0):
     im = rng.normal(0, s, data.shape)
     return np.sqrt(re * re + im * im).astype(np.float32), affine
 
+
+
+
+def turn_voxels(data, affine, k: int = 1, axes: tuple[int, int] = (1, 2)):
+    """A header that is wrong about how the head lies: the voxel array turned
+    by ``k`` x 90 degrees in the plane of ``axes`` (:func:`numpy.rot90`) and
+    the affine kept, so that in world space the face points up, down or
+    sideways instead of anterior (as some converters and hand-made files
+    leave it). Unlike :func:`reorient`, the world is not kept."""
+    return np.ascontiguousarray(np.rot90(np.asarray(data, np.float32), k, axes)), affine
 
 
 def add_spikes(data, affine, fraction: float = 1e-4, level: float = 1000.0, seed: int = 0):

@@ -182,6 +182,55 @@ def _reaimed_look(surface, frame, decision, views, models: list, settings: Setti
     return look, record
 
 
+
+def _turned_look(surface, frame, views, models: list, settings: Settings):
+    """Render and detect again in the head's own frame, found without the image header.
+
+    For a scan that shows no face in the frame the header's axes led to: the
+    header may be wrong about how the head lies. Each of the other
+    orientations the head allows is tried on a few renders with the first
+    model (:func:`best_turned_frame`); the one with the most renders showing
+    a face in 3D (at least one) gets the full look. Returns that look
+    (see :func:`_look`) and the sidecar's ``Turned`` record, or
+    ``(None, None)`` when no orientation shows a face in its trial renders.
+    The caller keeps the new look only if it shows a face (``Used``).
+    """
+    from bids_app.presence import frame_change
+
+    best = best_turned_frame(surface, frame, views, models[0], settings)
+    if best is None:
+        return None, None
+    look = _look(surface, best, views, models, settings)
+    decision = look[4][0][2]
+    _, degrees = frame_change(frame, best)
+    record = {"TurnedDeg": round(degrees, 1), "Used": bool(decision.face), "Reason": decision.reason,
+              "Support": decision.support}
+    return look, record
+
+
+
+#: Renders per orientation tried by :func:`best_turned_frame` before the full look.
+TURNED_TRIAL_VIEWS = 3
+
+
+def best_turned_frame(surface, frame, views, model, settings: Settings):
+    """Of the orientations :func:`bids_app.mri.turned_frames` finds, the one whose first
+    :data:`TURNED_TRIAL_VIEWS` renders show a face in 3D most often (at least once), or None."""
+    from bids_app.mri import turned_frames
+    from bids_app.render import camera_pose, render_views
+
+    trial = views[:TURNED_TRIAL_VIEWS]
+    best, best_support = None, 0
+    for candidate in turned_frames(surface, frame):
+        pictures, depths = render_views(surface, candidate, trial, with_depth=True)
+        poses = [camera_pose(candidate, view) for view in trial]
+        _, _, decision = _faces_on_renders(model, pictures, depths, poses, settings)
+        support = sum(chosen is not None for chosen in decision.chosen)
+        if support > best_support:
+            best, best_support = candidate, support
+    return best
+
+
 def process_anat_image(
     image: bidsio.AnatImage, settings: Settings, models: list, result: ParticipantResult,
     written: dict[Path, np.ndarray] | None = None,
@@ -246,6 +295,17 @@ def process_anat_image(
             if reaimed["Used"]:
                 frame, pictures, depths, poses, found = look
             start = _add_time(result, "reaim", start)
+    turned = None
+    if not found[0][2].face:  # no face where the header says the front is: try the head's own axes
+        look, turned = _turned_look(surface, frame, views, models, settings)
+        if turned is not None:
+            (LOGGER.warning if turned["Used"] else LOGGER.info)(
+                "%s: %s: cameras turned to the head's own axes (%g degrees from the header's front): "
+                "%s (%s)", label, image.suffix, turned["TurnedDeg"], turned["Reason"],
+                "kept: the image header's orientation is wrong" if turned["Used"] else "not kept")
+            if turned["Used"]:
+                frame, pictures, depths, poses, found = look
+        start = _add_time(result, "turned", start)
 
     profile = _profile_json(mask, affine, head.frame)
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
@@ -281,6 +341,7 @@ def process_anat_image(
             "FacePresence": decisions[0].to_json(),
             **({"SecondLook": second_look} if second_look else {}),
             **({"Reaimed": reaimed} if reaimed else {}),
+            **({"Turned": turned} if turned else {}),
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
             "FaceModel": models[0].info["Name"],
@@ -310,6 +371,7 @@ def process_anat_image(
             {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json(),
              **({"SecondLook": second_look} if second_look else {}),
              **({"Reaimed": reaimed} if reaimed else {}),
+             **({"Turned": turned} if turned else {}),
              "SourceMetadata": metadata, "FaceProfile": profile},
         )
     result.images += 1
