@@ -137,7 +137,8 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
         if best is None:
             return rows, second
         rows2, geometries2 = look(best)
-        return (rows2, "turned") if presence.scan_decision(geometries2).face else (rows, second)
+        kept = presence.turned_kept(presence.scan_decision(geometries2), n_renders)
+        return (rows2, "turned") if kept else (rows, second)
 
     rows, geometries = look(head.frame)
     if not presence.scan_decision(geometries).review:  # a face, or no render found a nose

@@ -381,3 +381,15 @@ def test_a_face_a_wrong_header_turned_upside_down_is_found_in_the_heads_own_axes
     assert record is not None and record["Used"] and record["TurnedDeg"] > 90
     decision = look[4][0][2]
     assert decision.face and decision.support >= decision.need
+
+
+def test_a_turned_look_needs_more_renders_than_a_first_look():
+    def decision(face, support):
+        return presence.ScanDecision(face=face, support=support, nose=np.zeros(3), chosen=[None] * 10,
+                                     reason="", need=presence.min_support(10))
+
+    need = int(np.ceil(presence.TURNED_MIN_SUPPORT_FRACTION * 10))
+    assert need > presence.min_support(10)  # 6 of 10 against 4
+    assert presence.turned_kept(decision(True, need), 10)
+    assert not presence.turned_kept(decision(True, need - 1), 10)  # a face for a first look, not here
+    assert not presence.turned_kept(decision(False, 10), 10)

@@ -193,9 +193,12 @@ def _turned_look(surface, frame, views, models: list, settings: Settings):
     a face in 3D (at least one) gets the full look. Returns that look
     (see :func:`_look`) and the sidecar's ``Turned`` record, or
     ``(None, None)`` when no orientation shows a face in its trial renders.
-    The caller keeps the new look only if it shows a face (``Used``).
+    The caller keeps the new look only if it shows a face in
+    :data:`~bids_app.presence.TURNED_MIN_SUPPORT_FRACTION` of the renders
+    (``Used``); a face in fewer is not kept but marked ``Review`` (check the
+    renders by eye).
     """
-    from bids_app.presence import frame_change
+    from bids_app.presence import frame_change, turned_kept
 
     best = best_turned_frame(surface, frame, views, models[0], settings)
     if best is None:
@@ -203,8 +206,9 @@ def _turned_look(surface, frame, views, models: list, settings: Settings):
     look = _look(surface, best, views, models, settings)
     decision = look[4][0][2]
     _, degrees = frame_change(frame, best)
-    record = {"TurnedDeg": round(degrees, 1), "Used": bool(decision.face), "Reason": decision.reason,
-              "Support": decision.support}
+    used = turned_kept(decision, len(views))
+    record = {"TurnedDeg": round(degrees, 1), "Used": used, "Reason": decision.reason,
+              "Support": decision.support, "Review": bool(decision.face and not used)}
     return look, record
 
 
@@ -299,10 +303,12 @@ def process_anat_image(
     if not found[0][2].face:  # no face where the header says the front is: try the head's own axes
         look, turned = _turned_look(surface, frame, views, models, settings)
         if turned is not None:
-            (LOGGER.warning if turned["Used"] else LOGGER.info)(
+            (LOGGER.warning if turned["Used"] or turned["Review"] else LOGGER.info)(
                 "%s: %s: cameras turned to the head's own axes (%g degrees from the header's front): "
                 "%s (%s)", label, image.suffix, turned["TurnedDeg"], turned["Reason"],
-                "kept: the image header's orientation is wrong" if turned["Used"] else "not kept")
+                "kept: the image header's orientation is wrong" if turned["Used"] else
+                "not kept, too few renders for overruling the header; check the renders by eye"
+                if turned["Review"] else "not kept")
             if turned["Used"]:
                 frame, pictures, depths, poses, found = look
         start = _add_time(result, "turned", start)
