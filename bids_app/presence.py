@@ -338,7 +338,6 @@ def reaim_kept(first: "ScanDecision", reaimed: "ScanDecision") -> bool:
     return bool(reaimed.face and reaimed.support >= first.support)
 
 
-
 #: Share of the renders that must support a face for a turned look (cameras in the head's own
 #: axes, the header's orientation overruled) to be kept. Higher than a first look's 40%: the
 #: header is trusted unless the other orientation shows the face clearly. Measured on the real

@@ -272,7 +272,7 @@ def _symmetry_fit(pts: np.ndarray, prior: np.ndarray, *, max_deg: float = 30.0,
     return normal(res.x), float(res.fun)
 
 
-#: A turned frame (:func:`turned_frame`) is only worth a look when its
+#: A turned frame (:func:`turned_frames`) is only worth a look when its
 #: anterior axis is at least this far (degrees) from the frame that missed.
 MIN_TURN_DEG = 45.0
 

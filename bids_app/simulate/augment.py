@@ -28,8 +28,8 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "add_spikes", "turn_voxels", "lower_face_gain", "dim_lower_face", "add_frame",
-    "add_goggles", "add_cheek_pads",
+    "deface", "skull_strip", "add_noise", "add_spikes", "turn_voxels", "lower_face_gain", "dim_lower_face",
+    "add_frame", "add_goggles", "add_cheek_pads",
 ]
 
 #: Piecewise-linear remaps of T1w intensity (fractions of the head's 99th
@@ -232,8 +232,6 @@ def add_noise(data, affine, level: float = 0.04, seed: int = 0):
     re = data + rng.normal(0, s, data.shape)
     im = rng.normal(0, s, data.shape)
     return np.sqrt(re * re + im * im).astype(np.float32), affine
-
-
 
 
 def turn_voxels(data, affine, k: int = 1, axes: tuple[int, int] = (1, 2)):

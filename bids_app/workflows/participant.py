@@ -182,7 +182,6 @@ def _reaimed_look(surface, frame, decision, views, models: list, settings: Setti
     return look, record
 
 
-
 def _turned_look(surface, frame, views, models: list, settings: Settings):
     """Render and detect again in the head's own frame, found without the image header.
 
@@ -210,7 +209,6 @@ def _turned_look(surface, frame, views, models: list, settings: Settings):
     record = {"TurnedDeg": round(degrees, 1), "Used": used, "Reason": decision.reason,
               "Support": decision.support, "Review": bool(decision.face and not used)}
     return look, record
-
 
 
 #: Renders per orientation tried by :func:`best_turned_frame` before the full look.
@@ -313,7 +311,9 @@ def process_anat_image(
                 frame, pictures, depths, poses, found = look
         start = _add_time(result, "turned", start)
 
-    profile = _profile_json(mask, affine, head.frame)
+    # the face where the header's axes put it, or in the head's own axes where those showed it
+    face_at = frame if turned and turned["Used"] else head.frame
+    profile = _profile_json(mask, affine, face_at)
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
     decisions = []
@@ -366,7 +366,7 @@ def process_anat_image(
     # and where the head mask and the face were found in the scan.
     qc_name = f"{image.stem}_desc-qc{{}}_{image.suffix}.png"
     atomic_write_png(out_dir / qc_name.format("renders"), render_mosaic(pictures, found_faces))
-    atomic_write_png(out_dir / qc_name.format("mask"), mask_overlay(data, mask, affine, head.frame))
+    atomic_write_png(out_dir / qc_name.format("mask"), mask_overlay(data, mask, affine, face_at))
     _add_time(result, "qc", start)
 
     for number, model in enumerate(models):
