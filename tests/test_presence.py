@@ -393,3 +393,17 @@ def test_a_turned_look_needs_more_renders_than_a_first_look():
     assert presence.turned_kept(decision(True, need), 10)
     assert not presence.turned_kept(decision(True, need - 1), 10)  # a face for a first look, not here
     assert not presence.turned_kept(decision(False, 10), 10)
+
+
+def test_a_turned_face_too_weak_to_keep_is_marked_for_review():
+    from bids_app.workflows.participant import _presence_json
+
+    first = presence.ScanDecision(face=False, support=0, nose=np.full(3, np.nan), chosen=[None] * 10,
+                                  reason="0 of 10 renders show a nose", need=4)
+    assert _presence_json(first, None)["Review"] is False
+    weak = {"TurnedDeg": 112.0, "Used": False, "Reason": "4 of 10 renders show a nose in 3D at one place",
+            "Support": 4, "Review": True}
+    record = _presence_json(first, weak)
+    assert record["Review"] is True and record["FacePresent"] is False
+    assert "head's own axes: 4 of 10" in record["Reason"]
+    assert _presence_json(first, {**weak, "Review": False})["Review"] is False

@@ -211,6 +211,17 @@ def _turned_look(surface, frame, views, models: list, settings: Settings):
     return look, record
 
 
+
+def _presence_json(decision, turned: dict | None) -> dict:
+    """The sidecar's ``FacePresence``: the scan decision, marked ``Review`` also where a turned
+    look found a face in too few renders to overrule the header (a person should look)."""
+    record = decision.to_json()
+    if turned is not None and turned["Review"]:
+        record["Review"] = True
+        record["Reason"] += f"; in the head's own axes: {turned['Reason']} (check the renders by eye)"
+    return record
+
+
 #: Renders per orientation tried by :func:`best_turned_frame` before the full look.
 TURNED_TRIAL_VIEWS = 3
 
@@ -344,7 +355,7 @@ def process_anat_image(
             **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
-            "FacePresence": decisions[0].to_json(),
+            "FacePresence": _presence_json(decisions[0], turned),
             **({"SecondLook": second_look} if second_look else {}),
             **({"Reaimed": reaimed} if reaimed else {}),
             **({"Turned": turned} if turned else {}),
@@ -374,7 +385,8 @@ def process_anat_image(
         atomic_write_npy(out_dir / bidsio.faces_name(image, ".npy", desc), embeddings[number])
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
-            {**_embedding_sidecar(model, rows[number], [source]), "FacePresence": decisions[number].to_json(),
+            {**_embedding_sidecar(model, rows[number], [source]),
+             "FacePresence": _presence_json(decisions[number], turned),
              **({"SecondLook": second_look} if second_look else {}),
              **({"Reaimed": reaimed} if reaimed else {}),
              **({"Turned": turned} if turned else {}),
