@@ -95,7 +95,9 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
     renders again aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher and keeps that look if it
     shows a face ("used"; "not used" otherwise); a scan showing a face is looked at again aimed at
     the renders' nose where :func:`~bids_app.presence.reaim_needed`, and that look is kept if it
-    shows the face in as many renders or more. The renders returned are the ones it keeps."""
+    shows the face in as many renders or more; a scan still showing no face gets the look in the
+    head's own axes ("turned", kept under :func:`~bids_app.presence.turned_kept`). The renders
+    returned are the ones it keeps."""
     import nibabel as nib
 
     from bids_app.render import camera_pose, render_views, sample_view_params
@@ -129,10 +131,8 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
         kept = presence.reaim_kept(decision, presence.scan_decision(geometries2))
         return (rows2 if kept else rows), second
 
-    def turned(rows, geometries, second):
+    def turned(rows, second):
         """The participant level's look in the head's own axes, for a scan that shows no face."""
-        if presence.scan_decision(geometries).face:
-            return rows, second
         best = best_turned_frame(head.surface, head.frame, views, model, TRIAL_SETTINGS)
         if best is None:
             return rows, second
@@ -141,15 +141,16 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
         return (rows2, "turned") if kept else (rows, second)
 
     rows, geometries = look(head.frame)
-    if not presence.scan_decision(geometries).review:  # a face, or no render found a nose
-        if presence.scan_decision(geometries).face:
-            return reaimed(head.frame, rows, geometries, None)
-        return turned(rows, geometries, None)
+    first = presence.scan_decision(geometries)
+    if first.face:
+        return reaimed(head.frame, rows, geometries, None)
+    if not first.review:  # no render found a nose
+        return turned(rows, None)
     higher = head.frame.aimed_higher(presence.SECOND_LOOK_MM)
     rows2, geometries2 = look(higher)
     if presence.scan_decision(geometries2).face:
         return reaimed(higher, rows2, geometries2, "used")
-    return turned(rows, geometries, "not used")
+    return turned(rows, "not used")
 
 
 def real_head_scans(n_renders: int, model, only: list[str] | None = None):

@@ -350,13 +350,17 @@ TURNED_MIN_SUPPORT_FRACTION = 0.6
 
 def turned_kept(turned: "ScanDecision", n_renders: int) -> bool:
     """Whether a turned look replaces the first: a face in :data:`TURNED_MIN_SUPPORT_FRACTION` of the renders."""
-    need = max(int(np.ceil(TURNED_MIN_SUPPORT_FRACTION * n_renders - 1e-9)), 1)
-    return bool(turned.face and turned.support >= need)
+    return bool(turned.face and turned.support >= _renders_needed(TURNED_MIN_SUPPORT_FRACTION, n_renders))
 
 
 def min_support(n_renders: int) -> int:
     """Supporting renders needed for a face among ``n_renders`` (:data:`MIN_SUPPORT_FRACTION`)."""
-    return max(int(np.ceil(MIN_SUPPORT_FRACTION * n_renders - 1e-9)), 1)
+    return _renders_needed(MIN_SUPPORT_FRACTION, n_renders)
+
+
+def _renders_needed(fraction: float, n_renders: int) -> int:
+    """``fraction`` of ``n_renders``, rounded up, at least one."""
+    return max(int(np.ceil(fraction * n_renders - 1e-9)), 1)
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,6 @@ def _turned_look(surface, frame, views, models: list, settings: Settings):
     return look, record
 
 
-
 def _presence_json(decision, turned: dict | None) -> dict:
     """The sidecar's ``FacePresence``: the scan decision, marked ``Review`` also where a turned
     look found a face in too few renders to overrule the header (a person should look)."""
