@@ -229,6 +229,29 @@ def test_fast_ranking_equals_full_matrix_with_ties_and_nan_rows(scoring, dtype):
 
 
 @pytest.mark.parametrize("scoring", rank.SCORINGS)
+def test_worker_threads_on_identity_chunks_give_the_same_ranking(scoring, monkeypatch):
+    # a gallery of many chunks (45 identities, 7 per chunk): each worker thread folds whole
+    # chunks with single-threaded products; exact-tie data, so every value must be the same
+    from bids_app.rank import blocked
+    monkeypatch.setattr(blocked, "IDENTITY_CHUNK", 7)
+    rng = np.random.default_rng(11)
+    p, pi, g, gi = _tied_cohort(rng, 40, 45, 6, np.float32)
+    truth = rng.integers(-1, 45, 40)
+    ref_r, ref_own, ref_idx, usable, ref_sc = _dense_reference(p, pi, 40, g, gi, 45, truth, scoring, 3, "max", 5)
+    for workers in (1, 2, 3):
+        got = rank.rank_gallery(p, pi, 40, g, gi, 45, truth, scoring=scoring, top_k=3, block_bytes=3000,
+                                workers=workers)
+        np.testing.assert_array_equal(got.ranks, ref_r)
+        np.testing.assert_array_equal(got.match_index, ref_idx)
+        np.testing.assert_array_equal(got.match_score[usable], ref_sc[usable])
+    # the chunked similarities themselves, one chunk per worker call
+    slabs = [np.ascontiguousarray(np.nan_to_num(g[i::4][:10])) for i in range(4)]
+    whole = blocked._best_render_similarity(np.nan_to_num(p[:30]), slabs)
+    np.testing.assert_array_equal(blocked._best_render_similarity(np.nan_to_num(p[:30]), slabs, workers=2, chunk=3),
+                                  whole)
+
+
+@pytest.mark.parametrize("scoring", rank.SCORINGS)
 def test_fast_ranking_equals_full_matrix_with_exclusion_and_groups(scoring):
     # the linkage case: an identity excluded per person, identities collapsed into groups
     rng = np.random.default_rng(3)

@@ -7,11 +7,15 @@ is bounded whatever the cohort size.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from threadpoolctl import threadpool_limits
 
 from ._codes import TiePolicy, as_codes, check_ties, check_top_k, row_segments
 from .scoring import NEJM_TOP_K, SCORINGS, person_scores, true_ranks
@@ -26,6 +30,10 @@ DEFAULT_BLOCK_BYTES = 256 << 20  # 256 MiB
 #: float64 copies in :func:`person_scores` (about 4 x 8 bytes).
 _NEJM_EXTRA_BYTES = 2
 _DENSE_EXTRA_BYTES = 32
+#: Identities per product when the best render similarity is computed by
+#: several threads: a chunk's similarities to a block of photos stay in cache
+#: while the maximum over its renders is taken (``benchmarks/rank_int8.py`` times both ways).
+IDENTITY_CHUNK = 4096
 
 
 class RankResult(dict):
@@ -94,14 +102,39 @@ def _render_slabs(g: NDArray, ident: NDArray[np.intp], n_identities: int) -> tup
     return slabs, missing
 
 
-def _best_render_similarity(rows: NDArray, slabs: list[NDArray]) -> NDArray:
-    """``(rows, identities)``: the best similarity over each identity's renders (BLAS products)."""
-    conf = np.matmul(rows, slabs[0].T)
-    if len(slabs) > 1:
-        tmp = np.empty_like(conf)
-        for slab in slabs[1:]:
-            np.matmul(rows, slab.T, out=tmp)
-            np.maximum(conf, tmp, out=conf)
+def _fold_renders(rows: NDArray, slabs: list[NDArray], out: NDArray, tmp: NDArray) -> None:
+    """``out[:] = max over slabs of rows @ slab.T``: the best render of each of the slabs' identities."""
+    np.matmul(rows, slabs[0].T, out=out)
+    for slab in slabs[1:]:
+        np.matmul(rows, slab.T, out=tmp)
+        np.maximum(out, tmp, out=out)
+
+
+def _best_render_similarity(rows: NDArray, slabs: list[NDArray], *, workers: int = 1,
+                            chunk: int | None = None) -> NDArray:
+    """``(rows, identities)``: the best similarity over each identity's renders (BLAS products).
+
+    With ``workers > 1`` and more than one ``chunk`` of identities, each
+    worker thread folds whole chunks (one single-threaded product per slab,
+    then the maximum, while the chunk is in cache); otherwise one product
+    per slab over all identities. Every similarity is the same dot product
+    either way (the products split only the identities), so the values are
+    the same (``chunk``: :data:`IDENTITY_CHUNK` by default).
+    """
+    n_id = slabs[0].shape[0]
+    chunk = IDENTITY_CHUNK if chunk is None else int(chunk)
+    conf = np.empty((rows.shape[0], n_id), np.result_type(rows, slabs[0]))
+    if workers <= 1 or n_id <= chunk:
+        _fold_renders(rows, slabs, conf, np.empty_like(conf) if len(slabs) > 1 else conf)
+        return conf
+
+    def fold(start: int) -> None:
+        stop = min(start + chunk, n_id)
+        _fold_renders(rows, [s[start:stop] for s in slabs], conf[:, start:stop],
+                      np.empty((rows.shape[0], stop - start), conf.dtype))
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fold, range(0, n_id, chunk)))  # list(): raise a worker's error here
     return conf
 
 
@@ -247,6 +280,7 @@ def rank_gallery(
     n_groups: int | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> RankResult:
     """Rank every person's true identity without holding the full similarity matrix.
 
@@ -307,6 +341,11 @@ def rank_gallery(
         Budget for the per-block working arrays.
     progress : callable, optional
         Called after every block as ``progress(photos_done, photos_total)``.
+    workers : int, optional
+        Threads for the similarities of a gallery of more than
+        :data:`IDENTITY_CHUNK` identities (default: the CPUs this process
+        may use); each runs single-threaded BLAS products on its own chunks
+        of identities. The result does not depend on it.
     """
     p = np.asarray(probes)
     g = np.asarray(gallery)
@@ -371,32 +410,37 @@ def rank_gallery(
     # per probe row: similarity + one slab product, and the scoring's own working arrays
     row_bytes = n_identities * (2 * np.dtype(dtype).itemsize + (_NEJM_EXTRA_BYTES if nejm else _DENSE_EXTRA_BYTES))
     rows_per_block = max(1, int(block_bytes // row_bytes))
+
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(int(workers), -(-n_identities // IDENTITY_CHUNK)))
     fill = -np.inf if nejm else np.nan
     cum_all = np.cumsum(counts_p[persons_with])
-
-    a = 0
-    while a < persons_with.size:
-        # persons [a, b) of those with probes, about rows_per_block probe rows
-        base = cum_all[a - 1] if a else 0
-        b = a + max(1, int(np.searchsorted(cum_all[a:] - base, rows_per_block, side="right")))
-        block_persons = persons_with[a:b]
-        r0 = starts_p[block_persons[0]]
-        r1 = starts_p[block_persons[-1]] + counts_p[block_persons[-1]]
-        conf = _best_render_similarity(p_sorted[r0:r1], slabs)
-        if missing.size:
-            conf[:, missing] = fill
-        local = np.repeat(np.arange(block_persons.size), counts_p[block_persons])
-        if exclude is not None:
-            ex = exclude[block_persons][local]
-            hit = np.flatnonzero(ex >= 0)
-            conf[hit, ex[hit]] = fill
-        block = _Block(conf=conf, local=local, n_persons=block_persons.size, truth=truth[block_persons])
-        ranks, true_score, idx, sc = (_nejm_block if nejm else _dense_block)(block, how)
-        result["ranks"][block_persons] = ranks
-        result["true_score"][block_persons] = true_score
-        result["match_index"][block_persons] = idx
-        result["match_score"][block_persons] = sc
-        if progress is not None:
-            progress(int(r1), int(p_sorted.shape[0]))
-        a = b
+    # the threads share the CPUs: BLAS itself runs one thread in each
+    with threadpool_limits(1, user_api="blas") if workers > 1 else nullcontext():
+        a = 0
+        while a < persons_with.size:
+            # persons [a, b) of those with probes, about rows_per_block probe rows
+            base = cum_all[a - 1] if a else 0
+            b = a + max(1, int(np.searchsorted(cum_all[a:] - base, rows_per_block, side="right")))
+            block_persons = persons_with[a:b]
+            r0 = starts_p[block_persons[0]]
+            r1 = starts_p[block_persons[-1]] + counts_p[block_persons[-1]]
+            conf = _best_render_similarity(p_sorted[r0:r1], slabs, workers=workers)
+            if missing.size:
+                conf[:, missing] = fill
+            local = np.repeat(np.arange(block_persons.size), counts_p[block_persons])
+            if exclude is not None:
+                ex = exclude[block_persons][local]
+                hit = np.flatnonzero(ex >= 0)
+                conf[hit, ex[hit]] = fill
+            block = _Block(conf=conf, local=local, n_persons=block_persons.size, truth=truth[block_persons])
+            ranks, true_score, idx, sc = (_nejm_block if nejm else _dense_block)(block, how)
+            result["ranks"][block_persons] = ranks
+            result["true_score"][block_persons] = true_score
+            result["match_index"][block_persons] = idx
+            result["match_score"][block_persons] = sc
+            if progress is not None:
+                progress(int(r1), int(p_sorted.shape[0]))
+            a = b
     return result
