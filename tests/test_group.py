@@ -229,11 +229,11 @@ def test_fast_ranking_equals_full_matrix_with_ties_and_nan_rows(scoring, dtype):
 
 
 @pytest.mark.parametrize("scoring", rank.SCORINGS)
-def test_worker_threads_on_identity_chunks_give_the_same_ranking(scoring, monkeypatch):
-    # a gallery of many chunks (45 identities, 7 per chunk): each worker thread folds whole
-    # chunks with single-threaded products; exact-tie data, so every value must be the same
+def test_worker_threads_on_tiles_give_the_same_ranking(scoring, monkeypatch):
+    # many tiles (5 photos x 7 identities): each worker thread folds whole tiles with
+    # single-threaded products; exact-tie data, so every value must be the same
     from bids_app.rank import blocked
-    monkeypatch.setattr(blocked, "IDENTITY_CHUNK", 7)
+    monkeypatch.setattr(blocked, "TILE", (5, 7))
     rng = np.random.default_rng(11)
     p, pi, g, gi = _tied_cohort(rng, 40, 45, 6, np.float32)
     truth = rng.integers(-1, 45, 40)
@@ -244,10 +244,10 @@ def test_worker_threads_on_identity_chunks_give_the_same_ranking(scoring, monkey
         np.testing.assert_array_equal(got.ranks, ref_r)
         np.testing.assert_array_equal(got.match_index, ref_idx)
         np.testing.assert_array_equal(got.match_score[usable], ref_sc[usable])
-    # the chunked similarities themselves, one chunk per worker call
+    # the tiled similarities themselves
     slabs = [np.ascontiguousarray(np.nan_to_num(g[i::4][:10])) for i in range(4)]
     whole = blocked._best_render_similarity(np.nan_to_num(p[:30]), slabs)
-    np.testing.assert_array_equal(blocked._best_render_similarity(np.nan_to_num(p[:30]), slabs, workers=2, chunk=3),
+    np.testing.assert_array_equal(blocked._best_render_similarity(np.nan_to_num(p[:30]), slabs, workers=2, chunk=(4, 3)),
                                   whole)
 
 

@@ -30,10 +30,10 @@ DEFAULT_BLOCK_BYTES = 256 << 20  # 256 MiB
 #: float64 copies in :func:`person_scores` (about 4 x 8 bytes).
 _NEJM_EXTRA_BYTES = 2
 _DENSE_EXTRA_BYTES = 32
-#: Identities per product when the best render similarity is computed by
-#: several threads: a chunk's similarities to a block of photos stay in cache
-#: while the maximum over its renders is taken (``benchmarks/rank_int8.py`` times both ways).
-IDENTITY_CHUNK = 4096
+#: Tile (photos, identities) of one product when the best render similarity is
+#: computed by several threads: a tile's similarities stay in cache while the
+#: maximum over its renders is taken (``benchmarks/rank_int8.py`` times both ways).
+TILE = (512, 4096)
 
 
 class RankResult(dict):
@@ -111,30 +111,32 @@ def _fold_renders(rows: NDArray, slabs: list[NDArray], out: NDArray, tmp: NDArra
 
 
 def _best_render_similarity(rows: NDArray, slabs: list[NDArray], *, workers: int = 1,
-                            chunk: int | None = None) -> NDArray:
+                            chunk: tuple[int, int] | None = None) -> NDArray:
     """``(rows, identities)``: the best similarity over each identity's renders (BLAS products).
 
-    With ``workers > 1`` and more than one ``chunk`` of identities, each
-    worker thread folds whole chunks (one single-threaded product per slab,
-    then the maximum, while the chunk is in cache); otherwise one product
-    per slab over all identities. Every similarity is the same dot product
-    either way (the products split only the identities), so the values are
-    the same (``chunk``: :data:`IDENTITY_CHUNK` by default).
+    With ``workers > 1``, worker threads fold tiles of ``chunk`` (rows,
+    identities; :data:`TILE` by default): one single-threaded product per
+    slab, then the maximum, while the tile is in cache; otherwise one
+    product per slab over the whole block. Every similarity is the same dot
+    product either way (the tiles split only the rows and the identities),
+    so the values are the same.
     """
-    n_id = slabs[0].shape[0]
-    chunk = IDENTITY_CHUNK if chunk is None else int(chunk)
-    conf = np.empty((rows.shape[0], n_id), np.result_type(rows, slabs[0]))
-    if workers <= 1 or n_id <= chunk:
+    n_rows, n_id = rows.shape[0], slabs[0].shape[0]
+    tile_rows, tile_ids = TILE if chunk is None else chunk
+    conf = np.empty((n_rows, n_id), np.result_type(rows, slabs[0]))
+    if workers <= 1 or (n_rows <= tile_rows and n_id <= tile_ids):
         _fold_renders(rows, slabs, conf, np.empty_like(conf) if len(slabs) > 1 else conf)
         return conf
 
-    def fold(start: int) -> None:
-        stop = min(start + chunk, n_id)
-        _fold_renders(rows, [s[start:stop] for s in slabs], conf[:, start:stop],
-                      np.empty((rows.shape[0], stop - start), conf.dtype))
+    def fold(tile: tuple[int, int]) -> None:
+        r, i = tile
+        r1, i1 = min(r + tile_rows, n_rows), min(i + tile_ids, n_id)
+        _fold_renders(rows[r:r1], [s[i:i1] for s in slabs], conf[r:r1, i:i1],
+                      np.empty((r1 - r, i1 - i), conf.dtype))
 
+    tiles = [(r, i) for r in range(0, n_rows, tile_rows) for i in range(0, n_id, tile_ids)]
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(fold, range(0, n_id, chunk)))  # list(): raise a worker's error here
+        list(pool.map(fold, tiles))  # list(): raise a worker's error here
     return conf
 
 
@@ -342,10 +344,9 @@ def rank_gallery(
     progress : callable, optional
         Called after every block as ``progress(photos_done, photos_total)``.
     workers : int, optional
-        Threads for the similarities of a gallery of more than
-        :data:`IDENTITY_CHUNK` identities (default: the CPUs this process
-        may use); each runs single-threaded BLAS products on its own chunks
-        of identities. The result does not depend on it.
+        Threads for the similarities (default: the CPUs this process may
+        use); each runs single-threaded BLAS products on its own tiles of
+        photos and identities (:data:`TILE`). The result does not depend on it.
     """
     p = np.asarray(probes)
     g = np.asarray(gallery)
@@ -413,7 +414,7 @@ def rank_gallery(
 
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, min(int(workers), -(-n_identities // IDENTITY_CHUNK)))
+    workers = max(1, int(workers))
     fill = -np.inf if nejm else np.nan
     cum_all = np.cumsum(counts_p[persons_with])
     # the threads share the CPUs: BLAS itself runs one thread in each
