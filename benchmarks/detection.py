@@ -56,13 +56,13 @@ TRIAL_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_lev
 
 #: Alterations of a real head that remove its face.
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
-           "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down"}
+           "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down", "deface-ghost"}
 
 
 def extra_variants(vol, mask, frame) -> dict:
     """Harder alterations than robustness.py's: dim noisy lower faces on FLAIR, thick slices,
-    the no-face alterations on FLAIR-like and thick-slice copies, and headers wrong about how
-    the head lies (with and without a face)."""
+    the no-face alterations on FLAIR-like and thick-slice copies, headers wrong about how the
+    head lies and ghosts (with and without a face)."""
     d, a = vol.data, vol.affine
     tip, ant, sup = frame.nose_tip, frame.anterior, frame.superior
 
@@ -86,6 +86,10 @@ def extra_variants(vol, mask, frame) -> dict:
         "deface-header-face-up": lambda: augment.turn_voxels(*augment.deface(d, a, tip, ant, sup), 1, (1, 2)),
         "skullstrip-header-upside-down": lambda: augment.turn_voxels(
             *augment.skull_strip(d, a, mask, floor_z=float(tip[2])), 2, (1, 2)),
+        # a Nyquist ghost (a third of the signal, half the field of view along A-P), with and
+        # without a face
+        "ghost-third": lambda: augment.add_ghost(d, a, 0.33, axis=1),
+        "deface-ghost": lambda: augment.add_ghost(*augment.deface(d, a, tip, ant, sup), 0.33, axis=1),
     }
 
 

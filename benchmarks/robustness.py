@@ -41,7 +41,7 @@ from participant_speed import default_heads  # noqa: E402  (the same heads: demo
 
 FACE_VARIANTS = ["T1w", "FLAIR", "T2w", "PD", "bias", "LIA", "LPS", "oblique", "aniso1.5",
                  "aniso3", "pitch15", "roll15", "noise", "frame", "goggles", "cheekpads", "cutnose", "dimlowerface",
-                 "spikes"]
+                 "spikes", "ghost"]
 NO_FACE_VARIANTS = ["deface", "skullstrip"]
 
 
@@ -68,6 +68,7 @@ def variants(vol, mask, frame) -> dict[str, Callable[[], tuple[np.ndarray, np.nd
         "cutnose": lambda: augment.cut_below(d, a, float(tip[2]) - 8.0),
         "dimlowerface": lambda: augment.dim_lower_face(*augment.remap_contrast(d, a, "FLAIR"), tip, frame.anterior, frame.superior),
         "spikes": lambda: augment.add_spikes(d, a, 1e-4),
+        "ghost": lambda: augment.add_ghost(d, a, 0.25, axis=1),
         "deface": lambda: augment.deface(d, a, tip, frame.anterior, frame.superior),
         "skullstrip": lambda: augment.skull_strip(d, a, mask, floor_z=float(tip[2])),
     }

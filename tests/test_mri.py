@@ -13,6 +13,7 @@ from bids_app.mri import (
     remove_face_overhangs, turned_frames,
 )
 from bids_app.mri import mask as mask_module
+from bids_app.mri.ghosts import find_ghosts
 from bids_app.mri.overhangs import _front_layers
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
@@ -269,6 +270,30 @@ def test_spike_voxels_do_not_decide_the_mask(head03, monkeypatch):
     monkeypatch.setattr(mask_module, "MAX_INTENSITY", np.inf)
     assert _dice(head_mask(spiked, vol.zooms), mask) < 0.5
 
+
+
+@pytest.mark.parametrize("label", sorted(HEADS))
+def test_no_ghost_found_in_clean_heads(label):
+    vol = load_head(HEADS[label])
+    assert find_ghosts(vol.data, vol.zooms) == []
+
+
+def test_ghost_in_front_of_the_face_is_found_and_removed(head03):
+    vol, mask, frame = head03
+    # a fourth of the signal at half the field of view along A-P: in sub-03's tight field of
+    # view the ghost of the back of the head lies in front of the face
+    ghosted, _ = augment.add_ghost(vol.data, vol.affine, 0.25, axis=1)
+    ghosts = find_ghosts(ghosted, vol.zooms)
+    assert [(g.axis, g.fraction) for g in ghosts] == [(1, "1/2")]
+    assert ghosts[0].amplitude == pytest.approx(0.25, abs=0.04)
+    head = reconstruct_head(ghosted, vol.affine, vol.zooms)
+    assert head.ghosts == tuple(ghosts)
+    assert np.linalg.norm(head.frame.nose_tip - frame.nose_tip) < 5.0
+    face = _face_region(vol, frame)
+    assert _dice(head.mask & face, mask & face) > 0.9
+    # without the removal the mask grows into the ghost and the face is lost (meaningful test)
+    plain = head_mask(ghosted, vol.zooms)
+    assert _dice(plain & face, mask & face) < 0.8
 
 
 def _turned_point(point, shape, affine, k, axes):

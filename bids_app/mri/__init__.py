@@ -8,7 +8,8 @@ are pure functions of arrays and meshes::
     surf = head_surface(mask, vol.affine)
     frame = face_frame(surf)
 
-or all at once, with clutter in front of the upper face removed
+or all at once, with ghosts of the head in the air subtracted first
+(:mod:`bids_app.mri.ghosts`) and clutter in front of the upper face removed
 (:func:`remove_face_overhangs`): ``reconstruct_head(vol.data, vol.affine, vol.zooms)``.
 
 Nothing assumes how the head sits in the image: the mask is segmented on a

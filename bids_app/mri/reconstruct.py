@@ -1,9 +1,10 @@
 """From a head image to the face surface the renders are made of.
 
 One function, :func:`reconstruct_head`, chains the steps every caller needs
-in the same order (the participant workflow and the benchmarks): head mask,
-skin surface, face frame, and, where clutter stands in front of the upper
-face with air behind it, its removal followed by a second surface pass.
+in the same order (the participant workflow and the benchmarks): ghosts of
+the head in the air taken out where there are any, head mask, skin surface,
+face frame, and, where clutter stands in front of the upper face with air
+behind it, its removal followed by a second surface pass.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyvista as pv
 
+from .ghosts import Ghost, find_ghosts, remove_ghosts
 from .mask import head_mask
 from .overhangs import remove_face_overhangs
 from .surface import FaceFrame, face_frame, head_surface
@@ -32,6 +34,9 @@ class HeadReconstruction:
     clutter_voxels: int
     """Voxels removed by :func:`remove_face_overhangs` (0 on the heads of
     people without anything in front of their face)."""
+    ghosts: tuple[Ghost, ...] = ()
+    """Ghosts of the head found in the air and subtracted before masking
+    (:mod:`bids_app.mri.ghosts`; empty on a scan without them)."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the ``"mask"`` and ``"surface"`` stages (the clutter
     removal and second surface pass count as ``"surface"``)."""
@@ -46,6 +51,9 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
         If no head or no face can be found.
     """
     start = time.perf_counter()
+    ghosts = tuple(find_ghosts(data, zooms))
+    if ghosts:
+        data = remove_ghosts(data, ghosts)
     mask = head_mask(data, zooms)
     masked = time.perf_counter()
     surface = head_surface(mask, affine)
@@ -56,4 +64,4 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
         frame = face_frame(surface)
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
-                              seconds=seconds)
+                              ghosts=ghosts, seconds=seconds)

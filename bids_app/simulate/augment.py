@@ -253,6 +253,16 @@ def add_spikes(data, affine, fraction: float = 1e-4, level: float = 1000.0, seed
     return out, affine
 
 
+def add_ghost(data, affine, amplitude: float = 0.25, axis: int = 1, fraction: float = 0.5):
+    """A ghost: the image plus ``amplitude`` times itself shifted by ``fraction``
+    of the field of view along voxel ``axis`` (a Nyquist ghost along the
+    phase-encoding axis, added in magnitude). In a tight field of view the
+    ghost of the back of the head lies in front of the face."""
+    d = np.asarray(data, dtype=np.float32)
+    shift = int(round(fraction * d.shape[axis]))
+    return (d + np.float32(amplitude) * np.roll(d, shift, axis=axis)).astype(np.float32), affine
+
+
 def lower_face_gain(shape: Sequence[int], affine, nose_tip: Sequence[float],
                     superior: Sequence[float] = (0, 0, 1), *, low: float = 0.3,
                     start_mm: float = 5.0, end_mm: float = 65.0) -> np.ndarray:

@@ -278,6 +278,10 @@ def process_anat_image(
     if head.clutter_voxels:
         LOGGER.info("%s: removed %d voxels of clutter standing in front of the face",
                     label, head.clutter_voxels)
+    if head.ghosts:
+        LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
+                       image.path.name, ", ".join(f"{g.fraction} of the field of view along voxel axis "
+                                                  f"{g.axis}, amplitude {g.amplitude:.2f}" for g in head.ghosts))
     for stage, seconds in head.seconds.items():
         result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + seconds
     start = time.perf_counter()
@@ -360,6 +364,7 @@ def process_anat_image(
             **({"Turned": turned} if turned else {}),
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
+            "GhostsRemoved": [g.to_json() for g in head.ghosts],
             "FaceModel": models[0].info["Name"],
             "DetectionThreshold": settings.render_min_score,
         }
