@@ -41,6 +41,8 @@ MIN_AMPLITUDE = 0.08
 MIN_CORRELATION = 0.8
 #: Grid (mm) the search runs on.
 GRID_MM = 4.0
+#: The voxel axes of a volume from :func:`~bids_app.mri.load_head` (closest RAS+ order).
+AXIS_NAMES = ("left-right", "front-back", "up-down")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Ghost:
     fraction: str
     amplitude: float
     correlation: float
+
+    def describe(self) -> str:
+        direction = AXIS_NAMES[self.axis] if 0 <= self.axis < 3 else f"axis {self.axis}"
+        return f"{self.fraction} of the field of view {direction}, amplitude {self.amplitude:.2f}"
 
     def to_json(self) -> dict:
         return {"Axis": self.axis, "ShiftVoxels": self.shift, "FieldOfView": self.fraction,

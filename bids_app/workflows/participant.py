@@ -280,8 +280,7 @@ def process_anat_image(
                     label, head.clutter_voxels)
     if head.ghosts:
         LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
-                       image.path.name, ", ".join(f"{g.fraction} of the field of view along voxel axis "
-                                                  f"{g.axis}, amplitude {g.amplitude:.2f}" for g in head.ghosts))
+                       image.path.name, "; ".join(g.describe() for g in head.ghosts))
     for stage, seconds in head.seconds.items():
         result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + seconds
     start = time.perf_counter()
