@@ -90,6 +90,11 @@ def extra_variants(vol, mask, frame) -> dict:
         # without a face
         "ghost-third": lambda: augment.add_ghost(d, a, 0.33, axis=1),
         "deface-ghost": lambda: augment.add_ghost(*augment.deface(d, a, tip, ant, sup), 0.33, axis=1),
+        # k-space ghosting at full intensity (several ghosts of different phase), and a face
+        # folded onto the back of the head by a field of view too short (aliasing)
+        "kspace-ghosts": lambda: augment.kspace_ghosts(d, a, 4, 1.0, axis=1),
+        "fold-15mm": lambda: augment.fold_front(d, a, 15.0),
+        "fold-35mm": lambda: augment.fold_front(d, a, 35.0),
     }
 
 

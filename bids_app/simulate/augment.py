@@ -263,6 +263,52 @@ def add_ghost(data, affine, amplitude: float = 0.25, axis: int = 1, fraction: fl
     return (d + np.float32(amplitude) * np.roll(d, shift, axis=axis)).astype(np.float32), affine
 
 
+def kspace_ghosts(data, affine, n_ghosts: int = 4, intensity: float = 1.0, axis: int = 1,
+                  keep_centre: float = 0.02):
+    """Ghosts made in k-space: every ``n_ghosts``-th line along ``axis`` scaled by
+    ``1 - intensity`` except the central ``keep_centre`` of k-space (as TorchIO's
+    ``RandomGhosting`` does); several ghosts at multiples of 1/``n_ghosts`` of the field
+    of view, each with its own phase, then the magnitude."""
+    d = np.asarray(data, dtype=np.float32)
+    k = np.fft.fftshift(np.fft.fftn(d))
+    original = k.copy()
+    lines = [slice(None)] * 3
+    lines[axis] = slice(None, None, int(n_ghosts))
+    k[tuple(lines)] *= 1.0 - float(intensity)
+    n = d.shape[axis]
+    half = max(int(keep_centre * n / 2), 1)
+    centre = [slice(None)] * 3
+    centre[axis] = slice(n // 2 - half, n // 2 + half)
+    k[tuple(centre)] = original[tuple(centre)]
+    return np.abs(np.fft.ifftn(np.fft.ifftshift(k))).astype(np.float32), affine
+
+
+def fold_front(data, affine, beyond_mm: float, axis: int = 1):
+    """Aliasing in a field of view too short along ``axis`` (voxel axis, increasing towards
+    the face): the field of view ends ``beyond_mm`` before the head's front and what lies
+    beyond it is folded onto the other end (added), 3 voxels behind the back of the head
+    or at the image's edge. Returns the cropped image and its affine."""
+    d = np.asarray(data, dtype=np.float32)
+    zoom = float(np.linalg.norm(np.asarray(affine)[:3, axis]))
+    other = tuple(a for a in range(3) if a != axis)
+    profile = d.max(axis=other) > 0.2 * float(np.percentile(d, 99))
+    inside = np.flatnonzero(profile)
+    back, front = int(inside[0]), int(inside[-1])
+    beyond = int(round(beyond_mm / zoom))
+    start = max(back - beyond - 3, 0)
+    stop = front + 1 - beyond
+    out = np.take(d, np.arange(start, stop), axis=axis).copy()
+    folded = np.take(d, np.arange(stop, front + 1), axis=axis)
+    head = [slice(None)] * 3
+    head[axis] = slice(0, folded.shape[axis])
+    out[tuple(head)] += folded
+    shift = np.zeros(4)
+    shift[axis] = start
+    new_affine = np.array(affine, dtype=float)
+    new_affine[:3, 3] = (np.asarray(affine, dtype=float) @ np.r_[shift[:3], 1.0])[:3]
+    return out, new_affine
+
+
 def lower_face_gain(shape: Sequence[int], affine, nose_tip: Sequence[float],
                     superior: Sequence[float] = (0, 0, 1), *, low: float = 0.3,
                     start_mm: float = 5.0, end_mm: float = 65.0) -> np.ndarray:
