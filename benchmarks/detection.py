@@ -89,6 +89,7 @@ def extra_variants(vol, mask, frame) -> dict:
         # a Nyquist ghost (a third of the signal, half the field of view along A-P), with and
         # without a face
         "ghost-third": lambda: augment.add_ghost(d, a, 0.33, axis=1),
+        "FLAIR-ghost": lambda: augment.add_ghost(*flair(), 0.25, axis=1),
         "deface-ghost": lambda: augment.add_ghost(*augment.deface(d, a, tip, ant, sup), 0.33, axis=1),
         # k-space ghosting at full intensity (several ghosts of different phase), and a face
         # folded onto the back of the head by a field of view too short (aliasing)

@@ -6,8 +6,8 @@ the BIDS folders given), :func:`bids_app.mri.ghosts.find_ghosts` is run with
 its thresholds off to get the fit of every shift, and again as the App runs
 it. Prints, per source, the scans in which a ghost is kept and the
 distribution of the best correlation of any shift (median, 99th percentile,
-maximum), to compare with ``MIN_CORRELATION`` (0.8; the ghosts of
-``augment.add_ghost`` at 20-40% fit at 0.96-0.99).
+maximum), to compare with ``MIN_CORRELATION`` (0.7; the ghosts of
+``augment.add_ghost`` at 20-40% fit at 0.81-0.99).
 
     python benchmarks/ghosts.py                       # the 8 real heads (demo + ../shared)
     python benchmarks/ghosts.py COHORT/bids COHORT/bids_defaced
