@@ -87,13 +87,12 @@ def find_ghosts(data: np.ndarray, zooms: Sequence[float]) -> list[Ghost]:
             # the shift on the coarse grid is fractional: interpolate between the two nearest
             exact = k * n_full / g / factors[axis]
             low = int(np.floor(exact))
-            weight = np.float32(exact - low)
-            shifted = ((1 - weight) * np.roll(coarse, low, axis=axis)
-                       + weight * np.roll(coarse, low + 1, axis=axis))
             source = np.roll(core, int(round(exact)), axis=axis) & outside
             if source.sum() < 50:
                 continue
-            x = shifted[source].astype(float)
+            weight = exact - low
+            x = ((1 - weight) * np.roll(coarse, low, axis=axis)[source].astype(float)
+                 + weight * np.roll(coarse, low + 1, axis=axis)[source].astype(float))
             y = coarse[source].astype(float)
             amplitude = float((x * y).sum() / max((x * x).sum(), 1e-12))
             if amplitude < MIN_AMPLITUDE or x.std() == 0 or y.std() == 0:
