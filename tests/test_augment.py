@@ -98,3 +98,25 @@ def test_skull_strip_leaves_no_face(label):
     assert np.linalg.norm(xyz - tip, axis=1).min() > 37.0
     assert 700 < kept.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000 < 1800  # mL
     np.testing.assert_array_equal(stripped[kept], vol.data[kept])
+
+
+def test_field_of_view_crops_keep_world_positions(head):
+    """crop_front ends the image the given mm before the head's front; crop_to_content keeps the
+    box of non-zero voxels; both leave every kept voxel at its world position."""
+    vol, _, _ = head
+    data, affine = np.asarray(vol.data, np.float32), vol.affine
+
+    def world(aff, ijk):
+        return aff[:3, :3] @ np.asarray(ijk, float) + aff[:3, 3]
+
+    front, front_affine = augment.crop_front(data, affine, 15.0)
+    zoom = float(np.linalg.norm(affine[:3, 1]))
+    bright = np.flatnonzero(data.max(axis=(0, 2)) > 0.2 * np.percentile(data, 99))
+    assert front.shape[1] == bright[-1] + 1 - round(15.0 / zoom)
+    np.testing.assert_array_equal(front, data[:, :front.shape[1]])
+    np.testing.assert_allclose(front_affine, affine)
+    padded = np.zeros((data.shape[0] + 7, data.shape[1] + 5, data.shape[2] + 3), np.float32)
+    padded[3:-4, 2:-3, 1:-2] = data + 1.0  # every voxel of the head image non-zero, air around it
+    box, box_affine = augment.crop_to_content(padded, affine)
+    np.testing.assert_array_equal(box, data + 1.0)
+    np.testing.assert_allclose(world(box_affine, (0, 0, 0)), world(affine, (3, 2, 1)))

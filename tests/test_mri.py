@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from bids_app.mri import (
-    ImageError, augment, face_frame, head_mask, head_surface, load_head, reconstruct_head,
+    ImageError, augment, face_frame, head_mask, head_surface, image_edge_cut, load_head, reconstruct_head,
     remove_face_overhangs, turned_frames,
 )
+from bids_app.presence import MIN_FACE_CUT_MM2
 from bids_app.mri import mask as mask_module
 from bids_app.mri.ghosts import find_ghosts
 from bids_app.mri.overhangs import _front_layers
@@ -294,6 +295,24 @@ def test_ghost_in_front_of_the_face_is_found_and_removed(head03):
     # without the removal the mask grows into the ghost and the face is lost (meaningful test)
     plain = head_mask(ghosted, vol.zooms)
     assert _dice(plain & face, mask & face) < 0.8
+
+
+def test_a_face_cut_by_the_field_of_view_is_told_from_a_defaced_one(head03):
+    """The image's edge cuts the front of the head where the field of view ends inside the face
+    (no air in front), not where defacing removed the face (inside the image): demo sub-03 with
+    the image ending 15 mm behind its nose tip, and defaced, then cropped to its non-zero voxels."""
+    vol, mask, frame = head03
+    assert image_edge_cut(mask, vol.affine, frame.anterior)[0] == 0  # the image holds the head
+    data, affine = augment.crop_front(vol.data, vol.affine, 15.0)
+    cut = reconstruct_head(data, affine, vol.zooms)
+    area, points = image_edge_cut(cut.mask, affine, cut.frame.anterior)
+    assert cut.face_cut and area == cut.face_cut_mm2 >= MIN_FACE_CUT_MM2  # measured 585 mm^2
+    behind = (frame.nose_tip - points) @ frame.anterior  # the cut lies 15 mm behind the nose tip
+    assert np.all(np.abs(behind - 15.0) < 3.0) and np.linalg.norm(frame.nose_tip - points.mean(0)) < 30.0
+    defaced = augment.deface(vol.data, vol.affine, frame.nose_tip, frame.anterior, frame.superior)
+    for data, affine in (defaced, augment.crop_to_content(*defaced)):
+        head = reconstruct_head(data, affine, vol.zooms)
+        assert not head.face_cut and head.face_cut_mm2 < MIN_FACE_CUT_MM2 / 4  # measured 0
 
 
 def _turned_point(point, shape, affine, k, axes):

@@ -24,7 +24,7 @@ the tests.
 """
 
 from .load import HeadVolume, ImageError, load_head
-from .mask import head_mask
+from .mask import head_mask, image_edge_cut
 from .overhangs import remove_face_overhangs
 from .reconstruct import HeadReconstruction, reconstruct_head
 from .surface import FaceFrame, face_frame, face_frame_at, head_surface, turned_frames
@@ -38,6 +38,7 @@ __all__ = [
     "face_frame_at",
     "head_mask",
     "head_surface",
+    "image_edge_cut",
     "load_head",
     "reconstruct_head",
     "remove_face_overhangs",

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["head_mask", "skin_threshold", "largest_component", "fill_holes", "bias_scale"]
+__all__ = ["head_mask", "image_edge_cut", "skin_threshold", "largest_component", "fill_holes", "bias_scale"]
 
 
 def _otsu(values: np.ndarray, nbins: int = 256) -> float:
@@ -378,3 +378,37 @@ def head_mask(
     out = np.zeros(vol.shape, dtype=bool)
     out[box_t] = mask
     return out
+
+
+
+def image_edge_cut(mask: np.ndarray, affine: np.ndarray, direction: Sequence[float], *,
+                   min_cos: float = 0.7) -> tuple[float, np.ndarray]:
+    """Where the image's edge cuts the head on the side facing ``direction``: the cut's area
+    (mm^2) and its voxels' centres (world mm, ``(n, 3)``; none where the head does not reach
+    that edge).
+
+    Counts the mask's voxels in the outermost layer of every face of the voxel
+    grid whose outward normal (in world space, from ``affine``) is within
+    about 45 degrees of ``direction`` (cosine at least ``min_cos``), each as
+    the area of one voxel face. Along the face's anterior axis it tells a face
+    cut by the field of view (the nose or more outside the image) from a face
+    cut by defacing, which lies inside the image: 0 mm^2 on a head the image
+    holds whole.
+    """
+    axes = np.asarray(affine, dtype=float)[:3, :3]
+    lengths = np.linalg.norm(axes, axis=0)
+    unit = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
+    area, points = 0.0, []
+    for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        for outward, index in ((1.0, mask.shape[axis] - 1), (-1.0, 0)):
+            if outward * float(axes[:, axis] @ unit) / lengths[axis] < min_cos:
+                continue
+            ij = np.argwhere(np.take(mask, index, axis=axis))
+            if not len(ij):
+                continue
+            area += len(ij) * float(np.prod(lengths[others]))
+            ijk = np.empty((len(ij), 3))
+            ijk[:, others], ijk[:, axis] = ij, index
+            points.append(ijk @ axes.T + np.asarray(affine, dtype=float)[:3, 3])
+    return area, np.concatenate(points) if points else np.empty((0, 3))

@@ -4,7 +4,9 @@ One function, :func:`reconstruct_head`, chains the steps every caller needs
 in the same order (the participant workflow and the benchmarks): ghosts of
 the head in the air taken out where there are any, head mask, skin surface,
 face frame, and, where clutter stands in front of the upper face with air
-behind it, its removal followed by a second surface pass.
+behind it, its removal followed by a second surface pass. Where the image's
+edge cuts off the front of the head (a field of view that ends inside the
+face), the cut is measured.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyvista as pv
 
+from bids_app.presence import MIN_FACE_CUT_MM2
+
 from .ghosts import Ghost, find_ghosts, remove_ghosts
-from .mask import head_mask
+from .mask import head_mask, image_edge_cut
 from .overhangs import remove_face_overhangs
 from .surface import FaceFrame, face_frame, head_surface
 
@@ -37,9 +41,17 @@ class HeadReconstruction:
     ghosts: tuple[Ghost, ...] = ()
     """Ghosts of the head found in the air and subtracted before masking
     (:mod:`bids_app.mri.ghosts`; empty on a scan without them)."""
+    face_cut_mm2: float = 0.0
+    """Area (mm^2) of the head on the image's edge in front of the face
+    (:func:`~bids_app.mri.mask.image_edge_cut` along the frame's anterior axis)."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the ``"mask"`` and ``"surface"`` stages (the clutter
     removal and second surface pass count as ``"surface"``)."""
+
+    @property
+    def face_cut(self) -> bool:
+        """The image's edge cuts off the front of the head (:data:`bids_app.presence.MIN_FACE_CUT_MM2`)."""
+        return self.face_cut_mm2 >= MIN_FACE_CUT_MM2
 
 
 def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float]) -> HeadReconstruction:
@@ -62,6 +74,8 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     if clutter:
         surface = head_surface(mask, affine)
         frame = face_frame(surface)
+    cut_mm2, _ = image_edge_cut(mask, affine, frame.anterior)
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
-                              ghosts=ghosts, seconds=seconds)
+                              ghosts=ghosts, face_cut_mm2=cut_mm2,
+                              seconds=seconds)

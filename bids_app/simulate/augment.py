@@ -283,20 +283,46 @@ def kspace_ghosts(data, affine, n_ghosts: int = 4, intensity: float = 1.0, axis:
     return np.abs(np.fft.ifftn(np.fft.ifftshift(k))).astype(np.float32), affine
 
 
+def _head_extent(d: np.ndarray, affine, beyond_mm: float, axis: int) -> tuple[int, int, int]:
+    """Along voxel ``axis``: the head's first and last voxel (bright voxels, 0.2 of the 99th
+    percentile), and the end of a field of view stopping ``beyond_mm`` before the last."""
+    zoom = float(np.linalg.norm(np.asarray(affine)[:3, axis]))
+    other = tuple(a for a in range(3) if a != axis)
+    inside = np.flatnonzero(d.max(axis=other) > 0.2 * float(np.percentile(d, 99)))
+    back, front = int(inside[0]), int(inside[-1])
+    return back, front, front + 1 - int(round(beyond_mm / zoom))
+
+
+def crop_front(data, affine, beyond_mm: float, axis: int = 1):
+    """A field of view that ends ``beyond_mm`` before the head's front along ``axis`` (voxel
+    axis, increasing towards the face), without aliasing: what lies beyond is not in the image
+    (a slab placed too far back, an image cropped into the face). Returns the cropped image
+    and its affine (the same: the first voxel is kept)."""
+    d = np.asarray(data, dtype=np.float32)
+    stop = _head_extent(d, affine, beyond_mm, axis)[2]
+    return np.take(d, np.arange(stop), axis=axis).copy(), np.array(affine, dtype=float)
+
+
+def crop_to_content(data, affine, level: float = 0.0):
+    """The image cropped to the bounding box of its voxels above ``level`` (0: the non-zero
+    voxels, as tools that crop a skull-stripped or masked image do). Returns the image and its
+    affine (moved to the box's first voxel)."""
+    d = np.asarray(data, dtype=np.float32)
+    inside = np.argwhere(d > level)
+    first, last = inside.min(axis=0), inside.max(axis=0) + 1
+    new_affine = np.array(affine, dtype=float)
+    new_affine[:3, 3] = (np.asarray(affine, dtype=float) @ np.r_[first, 1.0])[:3]
+    return d[tuple(slice(a, b) for a, b in zip(first, last))].copy(), new_affine
+
+
 def fold_front(data, affine, beyond_mm: float, axis: int = 1):
     """Aliasing in a field of view too short along ``axis`` (voxel axis, increasing towards
     the face): the field of view ends ``beyond_mm`` before the head's front and what lies
     beyond it is folded onto the other end (added), 3 voxels behind the back of the head
     or at the image's edge. Returns the cropped image and its affine."""
     d = np.asarray(data, dtype=np.float32)
-    zoom = float(np.linalg.norm(np.asarray(affine)[:3, axis]))
-    other = tuple(a for a in range(3) if a != axis)
-    profile = d.max(axis=other) > 0.2 * float(np.percentile(d, 99))
-    inside = np.flatnonzero(profile)
-    back, front = int(inside[0]), int(inside[-1])
-    beyond = int(round(beyond_mm / zoom))
-    start = max(back - beyond - 3, 0)
-    stop = front + 1 - beyond
+    back, front, stop = _head_extent(d, affine, beyond_mm, axis)
+    start = max(back - (front + 1 - stop) - 3, 0)
     out = np.take(d, np.arange(start, stop), axis=axis).copy()
     folded = np.take(d, np.arange(stop, front + 1), axis=axis)
     head = [slice(None)] * 3
