@@ -297,6 +297,24 @@ MIN_SUPPORT_FRACTION = 0.4
 SAME_PLACE_MM = 12.0
 
 
+#: A head counts as cut by the image's edge in front (:attr:`bids_app.mri.HeadReconstruction.face_cut`)
+#: from this much of it (mm^2) on the image's anterior edge (:func:`bids_app.mri.image_edge_cut`).
+#: Measured (``README``, "Faces cut by the field of view"; development data): 0 mm^2 on 7 of the 8
+#: real heads (Colin27, whose image ends at its nose: 447) and on 359 of 360 simulated scans,
+#: intact and defaced (the other: 28); on images without a face cropped to the head, 0-302 mm^2
+#: for skull-stripped brains cropped to their non-zero voxels (61: 8 real heads, 53 simulated) and
+#: 207-508 for real defaced heads cut at their front; on faces whose field of view ends 15 mm
+#: inside them, up to 11,933 mm^2 (68), and of the 14 that only the lower nose thresholds below
+#: found, the smallest 545 and 734, the others 3,211 or more. 400 lies above every cropped brain
+#: (whose gyri the lower thresholds can take for a nose: one at 254 mm^2 did) and below those faces.
+MIN_FACE_CUT_MM2 = 400.0
+#: Where the image's edge cuts off the front of the head (``cut_by_edge`` of :func:`scan_decision`),
+#: the nose may be cut with it: its relief and its height over the cheeks need only this fraction
+#: of their thresholds, and a scan with no face decided is marked ``Review``. Measured: with the
+#: field of view ending 15 mm inside the face, faces found on 7 of 8 real heads (6 with the full
+#: thresholds) and 59 of 60 simulated ones (47); unchanged on every face-less scan.
+EDGE_CUT_FRACTION = 0.5
+
 #: When a scan's renders find a nose in too few of them (``FacePresence.Review``), the participant
 #: workflow's cameras look again aimed this many mm higher
 #: (:meth:`~bids_app.mri.surface.FaceFrame.aimed_higher`).
@@ -382,15 +400,20 @@ class ScanDecision:
     """Median height (mm) of the supporting detections' nose tips over the cheeks beside them."""
     eye_distance: float = float("nan")
     """Median eye distance (mm) of the supporting detections."""
+    cut_by_edge: bool = False
+    """The image's edge cuts off the front of the head (thresholds scaled by :data:`EDGE_CUT_FRACTION`)."""
+    min_over_cheeks: float = MIN_NOSE_OVER_CHEEKS_MM
+    """The nose's height over the cheeks that was needed (mm)."""
 
     @property
     def review(self) -> bool:
-        """No face decided, but some render found a nose in 3D: a person should look at the renders.
+        """No face decided, but some render found a nose in 3D, or the image's edge cuts off the
+        front of the head: a person should look at the renders.
 
         Measured: 14 of 99 development scans without a face had 1-2 such renders, and one held-out
         simulated face (a dim, fragmented lower face, the detector framing the brow) had 3 of 10.
         """
-        return not self.face and self.support > 0
+        return not self.face and (self.support > 0 or self.cut_by_edge)
 
     def to_json(self) -> dict[str, object]:
         return {"FacePresent": self.face, "Support": self.support, "Review": self.review,
@@ -398,7 +421,7 @@ class ScanDecision:
                 "Reason": self.reason,
                 "NoseOverCheeksMm": round(float(self.over_cheeks), 1) if np.isfinite(self.over_cheeks) else None,
                 "MinReliefMm": self.min_relief, "EyeDistanceMm": list(EYE_DISTANCE_MM),
-                "MinNoseOverCheeksMm": MIN_NOSE_OVER_CHEEKS_MM,
+                "MinNoseOverCheeksMm": self.min_over_cheeks, "CutByImageEdge": self.cut_by_edge,
                 "MedianEyeDistanceMm": round(float(self.eye_distance), 1) if np.isfinite(self.eye_distance) else None,
                 "MaxMedianEyeDistanceMm": MAX_MEDIAN_EYE_DISTANCE_MM,
                 "MaxEyeNoseMm": MAX_EYE_NOSE_MM, "MaxEyeMouthMm": MAX_EYE_MOUTH_MM,
@@ -414,7 +437,7 @@ def _plausible(g: FaceGeometry) -> bool:
 
 
 def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
-                  min_relief: float = MIN_RELIEF_MM) -> ScanDecision:
+                  min_relief: float = MIN_RELIEF_MM, cut_by_edge: bool = False) -> ScanDecision:
     """Pool the detections of one scan's renders into a face / no-face decision.
 
     ``geometries[i]`` holds :func:`face_geometry` of render ``i``'s
@@ -428,7 +451,9 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
     first detection that supports a face, or failing that, its first one
     with a human eye distance, a relief of at least ``min_relief / 2`` and
     a nose within :data:`SAME_PLACE_MM` of the scan's nose. ``min_relief <= 0`` turns the 3D check off: every render
-    with a detection counts (``support`` counts them).
+    with a detection counts (``support`` counts them). ``cut_by_edge`` (the image's edge cuts off
+    the front of the head, the nose perhaps with it): the relief and the height over the cheeks
+    need :data:`EDGE_CUT_FRACTION` of their thresholds, and no face decided is a ``Review``.
     """
     n = len(geometries)
     if min_relief <= 0:
@@ -436,30 +461,37 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
         support = sum(c is not None for c in chosen)
         return ScanDecision(face=support > 0, support=support, nose=np.full(3, np.nan), chosen=chosen,
                             reason="3D check turned off", min_relief=0.0, need=1)
+    min_over_cheeks = MIN_NOSE_OVER_CHEEKS_MM
+    if cut_by_edge:
+        min_relief, min_over_cheeks = EDGE_CUT_FRACTION * min_relief, EDGE_CUT_FRACTION * min_over_cheeks
+    edge = dict(cut_by_edge=cut_by_edge, min_over_cheeks=min_over_cheeks)
+    cut_note = ("; the image's edge cuts off the front of the head: a face cut by the image's edge can "
+                "still be recognisable, check the renders by eye" if cut_by_edge else "")
     strong = [next((j for j, g in enumerate(gs) if g.relief >= min_relief and _plausible(g)), None)
               for gs in geometries]
     support = sum(s is not None for s in strong)
     need = min_support(n)
     if support < need:
         why = (f"{support} of {n} renders show a nose standing {min_relief:g} mm out of a face "
-               f"of human size; {need} needed" + ("; check the renders by eye" if support else ""))
+               f"of human size; {need} needed"
+               + (cut_note or ("; check the renders by eye" if support else "")))
         return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
-                            reason=why, min_relief=min_relief, need=need)
+                            reason=why, min_relief=min_relief, need=need, **edge)
     supporting = [geometries[i][j] for i, j in enumerate(strong) if j is not None]
     seen = [g.nose_over_cheeks for g in supporting if np.isfinite(g.nose_over_cheeks)]
     over_cheeks = float(np.median(seen)) if seen else float("nan")
     eye_distance = float(np.median([g.eye_distance for g in supporting]))
-    evidence = dict(min_relief=min_relief, need=need, over_cheeks=over_cheeks, eye_distance=eye_distance)
+    evidence = dict(min_relief=min_relief, need=need, over_cheeks=over_cheeks, eye_distance=eye_distance, **edge)
     found = f"{support} of {n} renders show a nose standing {min_relief:g} mm out of a face of human size"
     if eye_distance > MAX_MEDIAN_EYE_DISTANCE_MM:
         why = (f"{found}, but their eyes lie a median {eye_distance:.1f} mm apart (at most "
                f"{MAX_MEDIAN_EYE_DISTANCE_MM:g} on a face): the detector framed the whole head; "
-               "check the renders by eye")
+               "check the renders by eye" + cut_note)
         return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
                             reason=why, **evidence)
-    if over_cheeks < MIN_NOSE_OVER_CHEEKS_MM:
+    if over_cheeks < min_over_cheeks:
         why = (f"{found}, but it stands a median {over_cheeks:.1f} mm above the cheeks beside it "
-               f"({MIN_NOSE_OVER_CHEEKS_MM:g} needed): a bump on a rounded surface; check the renders by eye")
+               f"({min_over_cheeks:g} needed): a bump on a rounded surface; check the renders by eye" + cut_note)
         return ScanDecision(face=False, support=support, nose=np.full(3, np.nan), chosen=[None] * n,
                             reason=why, **evidence)
     nose = np.median(np.stack([g.nose for g in supporting]), axis=0)
@@ -470,7 +502,9 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
                       and np.linalg.norm(g.nose - nose) <= SAME_PLACE_MM), None)
         chosen.append(s)
     return ScanDecision(face=True, support=support, nose=nose, chosen=chosen,
-                        reason=f"{support} of {n} renders show a nose in 3D at one place", **evidence)
+                        reason=f"{support} of {n} renders show a nose in 3D at one place"
+                        + ("; the image's edge cuts off the front of the head (nose thresholds "
+                           f"{EDGE_CUT_FRACTION:g} of the usual)" if cut_by_edge else ""), **evidence)
 
 
 # --------------------------------------------------------------------------- per-feature evidence

@@ -96,6 +96,20 @@ def test_face_partial_removed_from_the_per_feature_evidence():
     assert got[2].counts.cut == 3 and got[2].confidence in ("high", "medium")
 
 
+def test_no_face_on_a_head_cut_by_the_image_edge_is_checked_by_eye():
+    """The participant level decided no face, but the image's edge cuts off the front of the head
+    (``CutByImageEdge``, a field of view ending inside the face): check by eye, saying why; a
+    head the image holds whole with the same renders is fine."""
+    cut, whole = _record("01", 0), _record("02", 0)
+    cut.presence.update({"CutByImageEdge": True, "FaceCutMm2": 6320.0, "Review": True})
+    got = audit_images([cut, whole], [None, None])
+    assert [v.verdict for v in got] == ["removed", "removed"]
+    assert got[0].action == "check by eye" and got[0].confidence == "low" and got[0].cut_by_edge
+    assert "field of view cuts off the front of the head" in got[0].reason
+    assert "6320 mm^2" in got[0].evidence and got[0].to_json()["cut_by_edge"] is True
+    assert got[1].action == "fine" and not got[1].cut_by_edge
+
+
 def _profile(rng, cut_below: float | None = None) -> np.ndarray:
     """A face profile (23 x 19 cells of 4 mm, mm from the nose tip), NaN below ``cut_below`` mm."""
     zs, xs = np.mgrid[-48:41:4, -36:37:4].astype(float)

@@ -236,6 +236,24 @@ def test_scan_decision_needs_eyes_nose_and_mouth_where_a_face_has_them():
     assert no_mouth.face and no_mouth.support == 10
 
 
+def test_a_head_cut_by_the_image_edge_needs_less_nose_and_is_reviewed():
+    """A field of view that ends inside the face cuts the nose with it: where the image's edge cuts
+    off the front of the head, the nose's relief and height over the cheeks need
+    EDGE_CUT_FRACTION of their thresholds, and a scan with no face decided is a Review."""
+    lowered = dataclasses.replace(_geometry(0.75 * presence.MIN_RELIEF_MM),
+                                  nose_over_cheeks=0.75 * presence.MIN_NOSE_OVER_CHEEKS_MM)
+    assert not scan_decision([[lowered]] * 10).face
+    cut = scan_decision([[lowered]] * 10, cut_by_edge=True)
+    assert cut.face and cut.support == 10 and "image's edge" in cut.reason
+    assert cut.min_relief == presence.EDGE_CUT_FRACTION * presence.MIN_RELIEF_MM
+    record = cut.to_json()
+    assert record["CutByImageEdge"] is True
+    assert record["MinNoseOverCheeksMm"] == presence.EDGE_CUT_FRACTION * presence.MIN_NOSE_OVER_CHEEKS_MM
+    flat = scan_decision([[_geometry(1.0)]] * 10, cut_by_edge=True)  # cut flat: nothing stands out
+    assert not flat.face and flat.support == 0 and flat.review and "check the renders by eye" in flat.reason
+    assert not scan_decision([[_geometry(1.0)]] * 10).review  # the same renders of a head the image holds
+
+
 def test_scan_decision_turned_off_keeps_every_detection():
     d = scan_decision([[_geometry(0.0, eyes=10.0)], [], [_geometry(-3.0)]], min_relief=0)
     assert d.chosen == [0, None, 0] and d.support == 2
@@ -407,3 +425,30 @@ def test_a_turned_face_too_weak_to_keep_is_marked_for_review():
     assert record["Review"] is True and record["FacePresent"] is False
     assert "head's own axes: 4 of 10" in record["Reason"]
     assert _presence_json(first, {**weak, "Review": False})["Review"] is False
+
+
+@pytest.mark.slow
+def test_a_face_whose_field_of_view_ends_inside_it_is_found(tmp_path):
+    """Demo sub-04 with the image ending 15 mm behind its nose tip (``augment.crop_front``): the
+    nose is cut flat by the image's edge, so with the full thresholds too few renders find it
+    (measured: 1 of 10, and "no face"); the head is cut by the image's edge, and with the lower
+    nose thresholds of such a head the face is found (measured: 9 of 10 renders)."""
+    from bids_app.config import Settings
+    from bids_app.face import load_face_model
+    from bids_app.mri import augment, load_head, reconstruct_head
+    from bids_app.render import sample_view_params
+    from bids_app.workflows.participant import _look, _presence_json
+
+    demo = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
+    vol = load_head(demo / "sub-04" / "anat" / "sub-04_T1w.nii.gz")
+    head = reconstruct_head(*augment.crop_front(vol.data, vol.affine, 15.0), vol.zooms)
+    assert head.face_cut
+    model = load_face_model("sface")
+    settings = Settings(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant")
+    views = sample_view_params(0, 10)
+    full = _look(head.surface, head.frame, views, [model], settings)[4][0][2]
+    assert not full.face and full.support < full.need
+    cut = _look(head.surface, head.frame, views, [model], settings, cut=True)[4][0][2]
+    assert cut.face and cut.support >= cut.need + 2 and cut.cut_by_edge
+    record = _presence_json(cut, None, head.face_cut_mm2)
+    assert record["CutByImageEdge"] is True and record["FaceCutMm2"] >= presence.MIN_FACE_CUT_MM2

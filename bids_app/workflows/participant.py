@@ -82,7 +82,7 @@ def detect_in_3d(model, pictures, depths, poses, min_score: float):
     return found, geometries
 
 
-def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
+def _faces_on_renders(model, pictures, depths, poses, settings: Settings, cut: bool = False):
     """Detect the face in every render of one scan and keep what is a face in 3D.
 
     A face detector trained on photos can take shading on a face-less
@@ -94,6 +94,10 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
     face of human size at one place. Detections that do not count are
     recorded as rejected, with the reason.
 
+    ``cut``: the image's edge cuts off the front of the head
+    (:attr:`bids_app.mri.HeadReconstruction.face_cut`; the nose thresholds are
+    lowered, see :func:`bids_app.presence.scan_decision`).
+
     Returns the kept detection (or None) and the sidecar ``Face`` record of
     each render, and the scan decision.
     """
@@ -101,7 +105,7 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
     from bids_app.render import VIEW_ANGLE
 
     found, geometries = detect_in_3d(model, pictures, depths, poses, settings.render_min_score)
-    decision = scan_decision(geometries, min_relief=settings.min_nose_relief)
+    decision = scan_decision(geometries, min_relief=settings.min_nose_relief, cut_by_edge=cut)
     kept, faces = [], []
     for (detections, found_pass), geoms, chosen, depth, pose in zip(found, geometries, decision.chosen,
                                                                      depths, poses):
@@ -127,7 +131,7 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings):
     return kept, faces, decision
 
 
-def _second_look(surface, frame, views, models: list, settings: Settings):
+def _second_look(surface, frame, views, models: list, settings: Settings, cut: bool = False):
     """Render and detect again with the cameras aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher.
 
     For a scan whose renders found a nose in too few of them (``Review``): the
@@ -138,24 +142,24 @@ def _second_look(surface, frame, views, models: list, settings: Settings):
     """
     from bids_app.presence import SECOND_LOOK_MM
 
-    look = _look(surface, frame.aimed_higher(SECOND_LOOK_MM), views, models, settings)
+    look = _look(surface, frame.aimed_higher(SECOND_LOOK_MM), views, models, settings, cut)
     decision = look[4][0][2]
     record = {"RaisedMm": SECOND_LOOK_MM, "Used": bool(decision.face), "Reason": decision.reason,
               "Support": decision.support}
     return look, record
 
 
-def _look(surface, frame, views, models: list, settings: Settings):
+def _look(surface, frame, views, models: list, settings: Settings, cut: bool = False):
     """Render ``views`` of ``frame`` and find the face in them: ``(frame, pictures, depths, poses, found)``."""
     from bids_app.render import camera_pose, render_views
 
     pictures, depths = render_views(surface, frame, views, with_depth=True)
     poses = [camera_pose(frame, view) for view in views]
-    found = [_faces_on_renders(model, pictures, depths, poses, settings) for model in models]
+    found = [_faces_on_renders(model, pictures, depths, poses, settings, cut) for model in models]
     return frame, pictures, depths, poses, found
 
 
-def _reaimed_look(surface, frame, decision, views, models: list, settings: Settings):
+def _reaimed_look(surface, frame, decision, views, models: list, settings: Settings, cut: bool = False):
     """Render and detect again with the cameras aimed at the nose the renders agree on.
 
     For a scan that shows a face (``decision.face``) whose frame is far from
@@ -174,7 +178,7 @@ def _reaimed_look(surface, frame, decision, views, models: list, settings: Setti
         return None, None
     if not reaim_needed(frame, aimed):
         return None, None
-    look = _look(surface, aimed, views, models, settings)
+    look = _look(surface, aimed, views, models, settings, cut)
     new = look[4][0][2]
     moved, turned = frame_change(frame, aimed)
     record = {"MovedMm": round(moved, 1), "TurnedDeg": round(turned, 1), "Used": reaim_kept(decision, new),
@@ -211,10 +215,12 @@ def _turned_look(surface, frame, views, models: list, settings: Settings):
     return look, record
 
 
-def _presence_json(decision, turned: dict | None) -> dict:
+def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0) -> dict:
     """The sidecar's ``FacePresence``: the scan decision, marked ``Review`` also where a turned
-    look found a face in too few renders to overrule the header (a person should look)."""
+    look found a face in too few renders to overrule the header (a person should look), and the
+    area of the head the image's edge cuts off in front (``FaceCutMm2``)."""
     record = decision.to_json()
+    record["FaceCutMm2"] = round(float(cut_mm2), 1)
     if turned is not None and turned["Review"]:
         record["Review"] = True
         record["Reason"] += f"; in the head's own axes: {turned['Reason']} (check the renders by eye)"
@@ -281,6 +287,11 @@ def process_anat_image(
     if head.ghosts:
         LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
                        image.path.name, "; ".join(g.describe() for g in head.ghosts))
+    cut = head.face_cut
+    if cut:
+        LOGGER.warning("%s: %s: the image's edge cuts off %.0f mm^2 of the front of the head (a field of view "
+                       "ending inside the face): the nose may be cut with it, its thresholds are lowered",
+                       label, image.path.name, head.face_cut_mm2)
     for stage, seconds in head.seconds.items():
         result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + seconds
     start = time.perf_counter()
@@ -289,11 +300,11 @@ def process_anat_image(
     start = _add_time(result, "render", start)
 
     poses = [camera_pose(frame, view) for view in views]
-    found = [_faces_on_renders(model, pictures, depths, poses, settings) for model in models]
+    found = [_faces_on_renders(model, pictures, depths, poses, settings, cut) for model in models]
     start = _add_time(result, "faces", start)
     second_look = None
     if found[0][2].review:  # no face decided, yet some renders found a nose
-        look, second_look = _second_look(surface, frame, views, models, settings)
+        look, second_look = _second_look(surface, frame, views, models, settings, cut)
         (LOGGER.warning if second_look["Used"] else LOGGER.info)(
             "%s: %s: second look, cameras aimed %g mm higher: %s (%s)", label, image.suffix,
             second_look["RaisedMm"], second_look["Reason"], "kept" if second_look["Used"] else "not kept")
@@ -302,7 +313,7 @@ def process_anat_image(
         start = _add_time(result, "second_look", start)
     reaimed = None
     if found[0][2].face:  # aimed at the face the renders found, where the frame was far from it
-        look, reaimed = _reaimed_look(surface, frame, found[0][2], views, models, settings)
+        look, reaimed = _reaimed_look(surface, frame, found[0][2], views, models, settings, cut)
         if reaimed is not None:
             LOGGER.info("%s: %s: cameras aimed again at the renders' nose (moved %g mm, turned %g "
                         "degrees): %s (%s)", label, image.suffix, reaimed["MovedMm"], reaimed["TurnedDeg"],
@@ -357,7 +368,7 @@ def process_anat_image(
             **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
-            "FacePresence": _presence_json(decisions[0], turned),
+            "FacePresence": _presence_json(decisions[0], turned, head.face_cut_mm2),
             **({"SecondLook": second_look} if second_look else {}),
             **({"Reaimed": reaimed} if reaimed else {}),
             **({"Turned": turned} if turned else {}),
@@ -389,7 +400,7 @@ def process_anat_image(
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
             {**_embedding_sidecar(model, rows[number], [source]),
-             "FacePresence": _presence_json(decisions[number], turned),
+             "FacePresence": _presence_json(decisions[number], turned, head.face_cut_mm2),
              **({"SecondLook": second_look} if second_look else {}),
              **({"Reaimed": reaimed} if reaimed else {}),
              **({"Turned": turned} if turned else {}),

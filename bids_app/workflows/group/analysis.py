@@ -116,7 +116,8 @@ def _participant_info(person: Participant, mri_sets, photo_sets) -> dict:
         "renders_detected": n_detected,
         "detect_fraction": (n_detected / n_total) if n_total else None,
         "detect_best_score": max(det_scores) if det_scores and n_detected else None,
-        # the participant level decided "no face" but some render found a nose in 3D
+        # the participant level decided "no face" but some render found a nose in 3D, or the image's
+        # edge cuts off the front of the head
         "face_review": any(s.sidecar.get("FacePresence", {}).get("Review") for s in person.mri),
         "photos_total": sum(len(v) for v in photo_sets),
         "photos_detected": sum(int(ok.sum()) for ok in photo_ok),
@@ -308,7 +309,8 @@ def _detection_summary(info: dict, subjects: list[str], n_identities: int) -> di
         "flagged": [f"sub-{s}" for s in visible][:MAX_FLAGGED],
         "flag_rule": "a face was detected in at least one MRI render",
         "review": [f"sub-{s}" for s in with_mri if info[s].get("face_review")][:MAX_FLAGGED],
-        "review_rule": "no face decided, but some render found a nose in 3D: look at its renders",
+        "review_rule": ("no face decided, but some render found a nose in 3D, or the image's edge cuts "
+                        "off the front of the head: look at its renders"),
     }
 
 
