@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bids_app import presence  # noqa: E402
 from bids_app.config import Settings  # noqa: E402
 from bids_app.mri import augment, face_frame_at, load_head, reconstruct_head  # noqa: E402
+from bids_app.presence import MIN_FACE_CUT_MM2  # noqa: E402
 
 #: The participant level's default detection settings, for its turned look
 #: (:func:`bids_app.workflows.participant.best_turned_frame`).
@@ -56,7 +57,8 @@ TRIAL_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_lev
 
 #: Alterations of a real head that remove its face.
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
-           "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down", "deface-ghost"}
+           "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down", "deface-ghost",
+           "skullstrip-cropped", "deface-cropped", "deface-tight"}
 
 
 def extra_variants(vol, mask, frame) -> dict:
@@ -96,18 +98,31 @@ def extra_variants(vol, mask, frame) -> dict:
         "kspace-ghosts": lambda: augment.kspace_ghosts(d, a, 4, 1.0, axis=1),
         "fold-15mm": lambda: augment.fold_front(d, a, 15.0),
         "fold-35mm": lambda: augment.fold_front(d, a, 35.0),
+        # a field of view that ends inside the face (no aliasing), and face-less images whose
+        # front touches the image's edge: cropped to their non-zero voxels, or cut at the front
+        # of what the defacing left
+        "crop-5mm": lambda: augment.crop_front(d, a, 5.0),
+        "crop-15mm": lambda: augment.crop_front(d, a, 15.0),
+        "crop-35mm": lambda: augment.crop_front(d, a, 35.0),
+        "skullstrip-cropped": lambda: augment.crop_to_content(*augment.skull_strip(d, a, mask,
+                                                                                   floor_z=float(tip[2]))),
+        "deface-cropped": lambda: augment.crop_to_content(*augment.deface(d, a, tip, ant, sup)),
+        "deface-tight": lambda: augment.crop_front(*augment.deface(d, a, tip, ant, sup), 0.0),
     }
 
 
-def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str | None]:
+def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str | None, float, bool]:
     """Per render, each detection's score and 3D geometry (the participant level's steps), and
     whether a second look was made: when the first renders are ``Review``, the participant level
     renders again aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher and keeps that look if it
     shows a face ("used"; "not used" otherwise); a scan showing a face is looked at again aimed at
-    the renders' nose where :func:`~bids_app.presence.reaim_needed`, and that look is kept if it
-    shows the face in as many renders or more; a scan still showing no face gets the look in the
-    head's own axes ("turned", kept under :func:`~bids_app.presence.turned_kept`). The renders
-    returned are the ones it keeps."""
+    the renders' nose where
+    :func:`~bids_app.presence.reaim_needed`, and that look is kept if it shows the face in as many
+    renders or more; a scan still showing no face gets the look in the head's own axes ("turned",
+    kept under :func:`~bids_app.presence.turned_kept`). The renders returned are the ones it keeps;
+    then the area (mm^2) the image's edge cuts off the front of the head (the participant level's
+    ``FaceCutMm2``) and whether the kept look's decision used the lower nose thresholds of a cut
+    head (``cut_by_edge`` of :func:`~bids_app.presence.scan_decision`)."""
     import nibabel as nib
 
     from bids_app.render import camera_pose, render_views, sample_view_params
@@ -117,50 +132,52 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
     try:
         head = reconstruct_head(np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
     except ValueError:
-        return [[] for _ in range(n_renders)], None
+        return [[] for _ in range(n_renders)], None, float("nan"), False
     views = sample_view_params(0, n_renders)
+    cut = head.face_cut
 
-    def look(frame):
+    def look(frame, cut_by_edge=cut):
         pictures, depths = render_views(head.surface, frame, views, with_depth=True)
         found, geometries = detect_in_3d(model, pictures, depths, [camera_pose(frame, v) for v in views], 0.5)
-        return [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
-                for (detections, found_pass), geoms in zip(found, geometries)], geometries
+        rows = [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
+                for (detections, found_pass), geoms in zip(found, geometries)]
+        return rows, presence.scan_decision(geometries, cut_by_edge=cut_by_edge)
 
-    def reaimed(frame, rows, geometries, second):
+    def done(rows, second, cut_by_edge=cut):
+        return rows, second, head.face_cut_mm2, cut_by_edge
+
+    def reaimed(frame, rows, decision, second):
         """The participant level's look aimed again at the renders' nose, where it keeps that."""
-        decision = presence.scan_decision(geometries)
-        if not decision.face:
-            return rows, second
         try:
             aimed = face_frame_at(head.surface, frame, decision.nose)
         except ValueError:
-            return rows, second
+            return done(rows, second)
         if not presence.reaim_needed(frame, aimed):
-            return rows, second
-        rows2, geometries2 = look(aimed)
-        kept = presence.reaim_kept(decision, presence.scan_decision(geometries2))
-        return (rows2 if kept else rows), second
+            return done(rows, second)
+        rows2, decision2 = look(aimed)
+        return done(rows2 if presence.reaim_kept(decision, decision2) else rows, second)
 
     def turned(rows, second):
         """The participant level's look in the head's own axes, for a scan that shows no face."""
         best = best_turned_frame(head.surface, head.frame, views, model, TRIAL_SETTINGS)
         if best is None:
-            return rows, second
-        rows2, geometries2 = look(best)
-        kept = presence.turned_kept(presence.scan_decision(geometries2), n_renders)
-        return (rows2, "turned") if kept else (rows, second)
+            return done(rows, second)
+        rows2, decision2 = look(best, cut_by_edge=False)
+        if presence.turned_kept(decision2, n_renders):
+            return done(rows2, "turned", False)
+        return done(rows, second)
 
-    rows, geometries = look(head.frame)
-    first = presence.scan_decision(geometries)
+    rows, first = look(head.frame)
     if first.face:
-        return reaimed(head.frame, rows, geometries, None)
-    if not first.review:  # no render found a nose
-        return turned(rows, None)
-    higher = head.frame.aimed_higher(presence.SECOND_LOOK_MM)
-    rows2, geometries2 = look(higher)
-    if presence.scan_decision(geometries2).face:
-        return reaimed(higher, rows2, geometries2, "used")
-    return turned(rows, "not used")
+        return reaimed(head.frame, rows, first, None)
+    second = None
+    if first.review:
+        higher = head.frame.aimed_higher(presence.SECOND_LOOK_MM)
+        rows2, decision2 = look(higher)
+        if decision2.face:
+            return reaimed(higher, rows2, decision2, "used")
+        second = "not used"
+    return turned(rows, second)
 
 
 def real_head_scans(n_renders: int, model, only: list[str] | None = None):
@@ -178,11 +195,18 @@ def real_head_scans(n_renders: int, model, only: list[str] | None = None):
                 yield (path.name.split(".")[0], name, *measure(*make(), model, n_renders))
 
 
+#: Copies made here of each intact scan of a cohort (the cohorts' own scans hold the whole head):
+#: skull-stripped, skull-stripped and cropped to its non-zero voxels (the brain touches the image's
+#: edge), and the field of view ending 15 mm inside the face.
+COHORT_COPIES = ("skullstrip", "skullstrip-cropped", "crop-15mm")
+
+
 def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
                  states: list[str] | None = None):
-    """(participant, state, per-render detections) for a simulated cohort: intact, every copy the
-    simulator de-identified (``bids_defaced``: mask; ``bids_defaced-<method>``: ``plane``, ``mask``;
-    placed with the simulator's true face frame), and a skull-stripped copy of each intact scan.
+    """(participant, state, per-render detections, ...) for a simulated cohort: intact, every copy
+    the simulator de-identified (``bids_defaced``: mask; ``bids_defaced-<method>``: ``plane``,
+    ``mask``; placed with the simulator's true face frame), and the :data:`COHORT_COPIES` of each
+    intact scan.
 
     A second defacing made here with :func:`augment.deface` would be placed by the face frame
     *estimated* on the intact scan; where that frame takes a lower-face fragment for the nose
@@ -199,7 +223,8 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
         return states is None or state in states
 
     for kind, state in kinds:
-        if not (wanted(state) or state == "intact" and wanted("skullstrip")):
+        copies = [c for c in COHORT_COPIES if state == "intact" and wanted(c)]
+        if not (wanted(state) or copies):
             continue
         for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*"))[:limit]:
             sub = f"{cohort.name}/{path.name.split('_')[0]}"
@@ -207,15 +232,20 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
             data = np.asarray(img.dataobj, np.float32)
             if wanted(state):
                 yield (sub, state, *measure(data, img.affine, model, n_renders))
-            if state != "intact" or not wanted("skullstrip"):
+            if not copies:
                 continue
             try:
                 head = reconstruct_head(data, img.affine, img.header.get_zooms()[:3])
             except ValueError:
                 continue
-            yield (sub, "skullstrip", *measure(*augment.skull_strip(data, img.affine, head.mask,
-                                                                     floor_z=float(head.frame.nose_tip[2])),
-                                               model, n_renders))
+
+            def stripped():
+                return augment.skull_strip(data, img.affine, head.mask, floor_z=float(head.frame.nose_tip[2]))
+
+            makers = {"skullstrip": stripped, "skullstrip-cropped": lambda: augment.crop_to_content(*stripped()),
+                      "crop-15mm": lambda: augment.crop_front(data, img.affine, 15.0)}
+            for copy in copies:
+                yield (sub, copy, *measure(*makers[copy](), model, n_renders))
 
 
 def _geometry(row: dict) -> presence.FaceGeometry:
@@ -245,11 +275,14 @@ def report(scans: list[dict]) -> None:
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     missed = []
     second_looks: dict[bool, list[tuple[str, str]]] = {True: [], False: []}  # (scan, "used" or "not used")
+    cuts: dict[bool, list[float]] = {True: [], False: []}  # FaceCutMm2 per scan
+    cut_scans: list[str] = []
     for scan in scans:
         face = scan["state"] not in NO_FACE
         renders = scan["renders"]
         first[face] += [dets[0] for dets in renders if dets]
-        decision = presence.scan_decision([[_geometry(d) for d in dets] for dets in renders])
+        decision = presence.scan_decision([[_geometry(d) for d in dets] for dets in renders],
+                                          cut_by_edge=bool(scan.get("cut")))
         support[face].append(decision.support)
         if decision.support >= decision.need:
             over_cheeks[face].append(decision.over_cheeks)
@@ -263,7 +296,15 @@ def report(scans: list[dict]) -> None:
         if scan.get("second_look"):
             second_looks[face].append((f"{scan['source']} {scan['state']}", scan["second_look"]))
         if face and counted <= 2 or not face and counted:
-            missed.append(f"{scan['source']} {scan['state']}: {counted}/{len(renders)} ({decision.reason})")
+            missed.append(f"{scan['source']} {scan['state']}: {counted}/{len(renders)}"
+                          f"{' Review' if decision.review else ''} ({decision.reason})")
+        cut_mm2 = scan.get("face_cut_mm2")
+        if cut_mm2 is not None and np.isfinite(cut_mm2):
+            cuts[face].append(cut_mm2)
+            if cut_mm2 >= MIN_FACE_CUT_MM2:
+                cut_scans.append(f"{'face   ' if face else 'no face'} {scan['source']} {scan['state']}: "
+                                 f"{cut_mm2:.0f} mm^2, {counted}/{len(renders)} renders, "
+                                 f"{'face' if decision.face else 'Review' if decision.review else 'no face'}")
     print("1. first detection of each render with a detection: percentiles 0 1 5 50 95 99 100")
     for face in (True, False):
         kind = "face   " if face else "no face"
@@ -308,6 +349,12 @@ def report(scans: list[dict]) -> None:
         print(f"   second looks (aimed {presence.SECOND_LOOK_MM:g} mm higher after a Review) on "
               f"{'faces' if face else 'face-less scans'}: {len(second_looks[face])}, kept {used}"
               + "".join(f"\n      {name}: {status}" for name, status in second_looks[face]))
+    print(f"4. area (mm^2) of the head on the image's edge in front of the face, percentiles "
+          f"0 1 5 50 95 99 100 (cut from {MIN_FACE_CUT_MM2:g}):")
+    for face in (True, False):
+        print(f"   {'face   ' if face else 'no face'} {percentiles_text(cuts[face], '7.0f')}")
+    for line in cut_scans:
+        print("   " + line)
     if missed:
         print("scans a person would judge otherwise (face with 0-2 renders counted, or no face with any):")
         for line in missed:
@@ -339,8 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         sources += [cohort_scans(c, args.n_renders, model, args.limit, args.states) for c in args.cohort]
     for source in sources:
         t = time.perf_counter()
-        for name, state, renders, second in source:
-            scans.append({"source": name, "state": state, "renders": renders, "second_look": second})
+        for name, state, renders, second, cut_mm2, cut in source:
+            scans.append({"source": name, "state": state, "renders": renders, "second_look": second,
+                          "face_cut_mm2": cut_mm2, "cut": cut})
             n_face = sum(bool(r) for r in renders)
             print(f"  {name:28s} {state:20s} detector fired in {n_face:2d}/{len(renders)}  "
                   f"({time.perf_counter() - t:.1f} s)", flush=True)
