@@ -108,6 +108,11 @@ def extra_variants(vol, mask, frame) -> dict:
                                                                                    floor_z=float(tip[2]))),
         "deface-cropped": lambda: augment.crop_to_content(*augment.deface(d, a, tip, ant, sup)),
         "deface-tight": lambda: augment.crop_front(*augment.deface(d, a, tip, ant, sup), 0.0),
+        # a field of view that ends below at the nose tip, 10 and 20 mm above it (zeroed, as a slab
+        # resampled into a larger grid): the nose cut from below, the mouth and chin gone
+        "cut-at-nose": lambda: augment.cut_below(d, a, float(tip[2])),
+        "cut-nose+10mm": lambda: augment.cut_below(d, a, float(tip[2]) + 10.0),
+        "cut-nose+20mm": lambda: augment.cut_below(d, a, float(tip[2]) + 20.0),
     }
 
 
