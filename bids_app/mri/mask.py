@@ -380,7 +380,6 @@ def head_mask(
     return out
 
 
-
 def image_edge_cut(mask: np.ndarray, affine: np.ndarray, direction: Sequence[float], *,
                    min_cos: float = 0.7) -> tuple[float, np.ndarray]:
     """Where the image's edge cuts the head on the side facing ``direction``: the cut's area

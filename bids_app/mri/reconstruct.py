@@ -77,5 +77,4 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     cut_mm2, _ = image_edge_cut(mask, affine, frame.anterior)
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
-                              ghosts=ghosts, face_cut_mm2=cut_mm2,
-                              seconds=seconds)
+                              ghosts=ghosts, face_cut_mm2=cut_mm2, seconds=seconds)
