@@ -452,8 +452,10 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
     with a human eye distance, a relief of at least ``min_relief / 2`` and
     a nose within :data:`SAME_PLACE_MM` of the scan's nose. ``min_relief <= 0`` turns the 3D check off: every render
     with a detection counts (``support`` counts them). ``cut_by_edge`` (the image's edge cuts off
-    the front of the head, the nose perhaps with it): the relief and the height over the cheeks
-    need :data:`EDGE_CUT_FRACTION` of their thresholds, and no face decided is a ``Review``.
+    the front of the head, the nose perhaps with it): where the thresholds find no face, the
+    relief and the height over the cheeks need :data:`EDGE_CUT_FRACTION` of them (lower
+    thresholds only add faces: weaker detections could pull the median height over the cheeks
+    down), and no face decided is a ``Review``.
     """
     n = len(geometries)
     if min_relief <= 0:
@@ -461,9 +463,19 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
         support = sum(c is not None for c in chosen)
         return ScanDecision(face=support > 0, support=support, nose=np.full(3, np.nan), chosen=chosen,
                             reason="3D check turned off", min_relief=0.0, need=1)
-    min_over_cheeks = MIN_NOSE_OVER_CHEEKS_MM
     if cut_by_edge:
-        min_relief, min_over_cheeks = EDGE_CUT_FRACTION * min_relief, EDGE_CUT_FRACTION * min_over_cheeks
+        full = _pooled(geometries, min_relief, MIN_NOSE_OVER_CHEEKS_MM, cut_by_edge=True)
+        if full.face:
+            return full
+        return _pooled(geometries, EDGE_CUT_FRACTION * min_relief, EDGE_CUT_FRACTION * MIN_NOSE_OVER_CHEEKS_MM,
+                       cut_by_edge=True)
+    return _pooled(geometries, min_relief, MIN_NOSE_OVER_CHEEKS_MM, cut_by_edge=False)
+
+
+def _pooled(geometries: Sequence[Sequence[FaceGeometry]], min_relief: float, min_over_cheeks: float, *,
+            cut_by_edge: bool) -> ScanDecision:
+    """:func:`scan_decision` with these thresholds of the nose's relief and height over the cheeks."""
+    n = len(geometries)
     edge = dict(cut_by_edge=cut_by_edge, min_over_cheeks=min_over_cheeks)
     cut_note = ("; the image's edge cuts off the front of the head: a face cut by the image's edge can "
                 "still be recognisable, check the renders by eye" if cut_by_edge else "")
@@ -503,8 +515,8 @@ def scan_decision(geometries: Sequence[Sequence[FaceGeometry]], *,
         chosen.append(s)
     return ScanDecision(face=True, support=support, nose=nose, chosen=chosen,
                         reason=f"{support} of {n} renders show a nose in 3D at one place"
-                        + ("; the image's edge cuts off the front of the head (nose thresholds "
-                           f"{EDGE_CUT_FRACTION:g} of the usual)" if cut_by_edge else ""), **evidence)
+                        + ("; the image's edge cuts off the front of the head" if cut_by_edge else ""),
+                        **evidence)
 
 
 # --------------------------------------------------------------------------- per-feature evidence
