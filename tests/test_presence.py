@@ -252,6 +252,12 @@ def test_a_head_cut_by_the_image_edge_needs_less_nose_and_is_reviewed():
     flat = scan_decision([[_geometry(1.0)]] * 10, cut_by_edge=True)  # cut flat: nothing stands out
     assert not flat.face and flat.support == 0 and flat.review and "check the renders by eye" in flat.reason
     assert not scan_decision([[_geometry(1.0)]] * 10).review  # the same renders of a head the image holds
+    # lower thresholds only add faces: weak detections with no height over the cheeks would pull
+    # the median under even the lowered threshold, but the usual thresholds already find the face
+    strong = dataclasses.replace(_geometry(presence.MIN_RELIEF_MM + 5), nose_over_cheeks=10.0)
+    weak = dataclasses.replace(lowered, nose_over_cheeks=0.0)
+    mixed = [[strong]] * 4 + [[weak]] * 6
+    assert scan_decision(mixed).face and scan_decision(mixed, cut_by_edge=True).face
 
 
 def test_scan_decision_turned_off_keeps_every_detection():
