@@ -394,7 +394,7 @@ def image_edge_cut(mask: np.ndarray, affine: np.ndarray, direction: Sequence[flo
     cut by defacing, which lies inside the image: 0 mm^2 on a head the image
     holds whole.
     """
-    axes = np.asarray(affine, dtype=float)[:3, :3]
+    axes, origin = np.asarray(affine, dtype=float)[:3, :3], np.asarray(affine, dtype=float)[:3, 3]
     lengths = np.linalg.norm(axes, axis=0)
     unit = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
     area, points = 0.0, []
@@ -409,5 +409,5 @@ def image_edge_cut(mask: np.ndarray, affine: np.ndarray, direction: Sequence[flo
             area += len(ij) * float(np.prod(lengths[others]))
             ijk = np.empty((len(ij), 3))
             ijk[:, others], ijk[:, axis] = ij, index
-            points.append(ijk @ axes.T + np.asarray(affine, dtype=float)[:3, 3])
+            points.append(ijk @ axes.T + origin)
     return area, np.concatenate(points) if points else np.empty((0, 3))

@@ -134,8 +134,8 @@ def _faces_on_renders(model, pictures, depths, poses, settings: Settings, cut: b
 def _second_look(surface, frame, views, models: list, settings: Settings, cut: bool = False):
     """Render and detect again with the cameras aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher.
 
-    For a scan whose renders found a nose in too few of them (``Review``): the
-    face frame may have aimed at the mouth (a flattened nose above protruding
+    For a scan whose renders found a nose in too few of them, or whose front the
+    image's edge cuts with no face found (``Review``): the face frame may have aimed at the mouth (a flattened nose above protruding
     lips taken for the nose), so that no render shows the eyes. Returns the new
     ``(frame, pictures, depths, poses, found)`` and the sidecar's ``SecondLook``
     record; the caller keeps the new look only if it shows a face (``Used``).
@@ -303,7 +303,7 @@ def process_anat_image(
     found = [_faces_on_renders(model, pictures, depths, poses, settings, cut) for model in models]
     start = _add_time(result, "faces", start)
     second_look = None
-    if found[0][2].review:  # no face decided, yet some renders found a nose
+    if found[0][2].review:  # no face decided, yet some renders found a nose (or the image's edge cuts the head)
         look, second_look = _second_look(surface, frame, views, models, settings, cut)
         (LOGGER.warning if second_look["Used"] else LOGGER.info)(
             "%s: %s: second look, cameras aimed %g mm higher: %s (%s)", label, image.suffix,
