@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections import defaultdict
@@ -48,12 +49,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bids_app import presence  # noqa: E402
 from bids_app.config import Settings  # noqa: E402
-from bids_app.mri import augment, face_frame_at, load_head, reconstruct_head  # noqa: E402
+from bids_app.mri import augment, load_head, reconstruct_head  # noqa: E402
 from bids_app.presence import MIN_FACE_CUT_MM2  # noqa: E402
 
-#: The participant level's default detection settings, for its turned look
-#: (:func:`bids_app.workflows.participant.best_turned_frame`).
-TRIAL_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_level="participant")
+#: The participant level's default detection settings.
+DEFAULT_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_level="participant")
 
 #: Alterations of a real head that remove its face.
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
@@ -117,72 +117,34 @@ def extra_variants(vol, mask, frame) -> dict:
 
 
 def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str | None, float, bool]:
-    """Per render, each detection's score and 3D geometry (the participant level's steps), and
-    whether a second look was made: when the first renders are ``Review``, the participant level
-    renders again aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher and keeps that look if it
-    shows a face ("used"; "not used" otherwise); a scan showing a face is looked at again aimed at
-    the renders' nose where
-    :func:`~bids_app.presence.reaim_needed`, and that look is kept if it shows the face in as many
-    renders or more; a scan still showing no face gets the look in the head's own axes ("turned",
-    kept under :func:`~bids_app.presence.turned_kept`). The renders returned are the ones it keeps;
-    then the area (mm^2) the image's edge cuts off the front of the head (the participant level's
-    ``FaceCutMm2``) and whether the kept look's decision used the lower nose thresholds of a cut
+    """The participant level's looks at one scan (:func:`bids_app.workflows.face_search.search_face`,
+    view seed 0): per render of the look it keeps, each detection's score and 3D geometry; which
+    further look was kept ("used": the second look, aimed higher, after ``Review``; "not used": that
+    look made and not kept; "turned": the look in the head's own axes; None otherwise; a re-aimed
+    look kept is not named); the area (mm^2) the image's edge cuts off the front of the head
+    (``FaceCutMm2``); and whether the kept look's decision used the lower nose thresholds of a cut
     head (``cut_by_edge`` of :func:`~bids_app.presence.scan_decision`)."""
     import nibabel as nib
 
-    from bids_app.render import camera_pose, render_views, sample_view_params
-    from bids_app.workflows.participant import best_turned_frame, detect_in_3d
+    from bids_app.render import sample_view_params
+    from bids_app.workflows.face_search import search_face
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     try:
         head = reconstruct_head(np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
     except ValueError:
         return [[] for _ in range(n_renders)], None, float("nan"), False
-    views = sample_view_params(0, n_renders)
-    cut = head.face_cut
-
-    def look(frame, cut_by_edge=cut):
-        pictures, depths = render_views(head.surface, frame, views, with_depth=True)
-        found, geometries = detect_in_3d(model, pictures, depths, [camera_pose(frame, v) for v in views], 0.5)
-        rows = [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
-                for (detections, found_pass), geoms in zip(found, geometries)]
-        return rows, presence.scan_decision(geometries, cut_by_edge=cut_by_edge)
-
-    def done(rows, second, cut_by_edge=cut):
-        return rows, second, head.face_cut_mm2, cut_by_edge
-
-    def reaimed(frame, rows, decision, second):
-        """The participant level's look aimed again at the renders' nose, where it keeps that."""
-        try:
-            aimed = face_frame_at(head.surface, frame, decision.nose)
-        except ValueError:
-            return done(rows, second)
-        if not presence.reaim_needed(frame, aimed):
-            return done(rows, second)
-        rows2, decision2 = look(aimed)
-        return done(rows2 if presence.reaim_kept(decision, decision2) else rows, second)
-
-    def turned(rows, second):
-        """The participant level's look in the head's own axes, for a scan that shows no face."""
-        best = best_turned_frame(head.surface, head.frame, views, model, TRIAL_SETTINGS)
-        if best is None:
-            return done(rows, second)
-        rows2, decision2 = look(best, cut_by_edge=False)
-        if presence.turned_kept(decision2, n_renders):
-            return done(rows2, "turned", False)
-        return done(rows, second)
-
-    rows, first = look(head.frame)
-    if first.face:
-        return reaimed(head.frame, rows, first, None)
-    second = None
-    if first.review:
-        higher = head.frame.aimed_higher(presence.SECOND_LOOK_MM)
-        rows2, decision2 = look(higher)
-        if decision2.face:
-            return reaimed(higher, rows2, decision2, "used")
-        second = "not used"
-    return turned(rows, second)
+    search = search_face(head, sample_view_params(0, n_renders), [model], DEFAULT_SETTINGS)
+    finding = search.look.findings[0]
+    rows = [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
+            for (detections, found_pass), geoms in zip(finding.detections, finding.geometries)]
+    if search.turned is not None and search.turned["Used"]:
+        second = "turned"
+    elif search.second_look is not None:
+        second = "used" if search.second_look["Used"] else "not used"
+    else:
+        second = None
+    return rows, second, head.face_cut_mm2, finding.decision.cut_by_edge
 
 
 def real_head_scans(n_renders: int, model, only: list[str] | None = None):
@@ -378,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--states", nargs="+", help="only these states of the cohorts (intact, defaced, mask, "
                     "plane, skullstrip)")
     args = ap.parse_args(argv)
+    logging.getLogger("facerisk").setLevel(logging.ERROR)  # the looks' log lines: the tables say it
     scans: list[dict] = []
     for path in args.rows:
         scans += json.loads(path.read_text())

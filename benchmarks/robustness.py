@@ -80,7 +80,7 @@ def faces_found(data, affine, model, n_renders: int, min_relief: float) -> dict:
 
     from bids_app.presence import scan_decision
     from bids_app.render import camera_pose, render_views, sample_view_params
-    from bids_app.workflows.participant import detect_in_3d
+    from bids_app.workflows.face_search import detect_in_3d
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     data = np.asarray(img.dataobj, np.float32)

@@ -307,11 +307,11 @@ def _hard_mode_first_look(tmp_path, seed: int, label: str):
     from bids_app.config import Settings
     from bids_app.face import load_face_model
     from bids_app.mri import load_head, reconstruct_head
-    from bids_app.render import camera_pose, render_views, sample_view_params
+    from bids_app.render import sample_view_params
     from bids_app.simulate.cohort import simulate_participant
     from bids_app.simulate.heads import default_heads
     from bids_app.simulate.participant import sample_participant
-    from bids_app.workflows.participant import _faces_on_renders
+    from bids_app.workflows.face_search import look
 
     part = sample_participant(int(label) - 1, seed, default_heads(), mode="hard", label=label)
     simulate_participant(part, tmp_path / "bids", None)
@@ -320,9 +320,7 @@ def _hard_mode_first_look(tmp_path, seed: int, label: str):
     model = load_face_model("sface")
     settings = Settings(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out", analysis_level="participant")
     views = sample_view_params(0, 10)
-    pictures, depths = render_views(head.surface, head.frame, views, with_depth=True)
-    poses = [camera_pose(head.frame, view) for view in views]
-    return head, model, settings, views, _faces_on_renders(model, pictures, depths, poses, settings)[2]
+    return head, model, settings, views, look(head.surface, head.frame, views, [model], settings).decision
 
 
 @pytest.mark.slow
@@ -331,12 +329,13 @@ def test_a_face_framed_at_its_mouth_gets_a_second_look(tmp_path):
     ``facerisk-simulate --seed 6161 --mode hard`` makes it): a flattened nose above protruding
     lips, which the face frame takes for the nose, so the renders show the mouth and chin and
     too few of them find a nose (``Review``). Aimed 30 mm higher, the renders find the face."""
-    from bids_app.workflows.participant import _second_look
+    from bids_app.workflows.face_search import second_look
 
     head, model, settings, views, first = _hard_mode_first_look(tmp_path, 6161, "21")
     assert not first.face and first.review  # measured: 2 of 10, 4 needed
-    (frame, _, _, _, found), record = _second_look(head.surface, head.frame, views, [model], settings)
-    assert record["Used"] and found[0][2].face and record["Support"] >= first.need  # measured: 6
+    higher, record = second_look(head.surface, head.frame, views, [model], settings)
+    frame = higher.frame
+    assert record["Used"] and higher.decision.face and record["Support"] >= first.need  # measured: 6
     np.testing.assert_allclose(frame.center - head.frame.center, presence.SECOND_LOOK_MM * head.frame.superior)
     np.testing.assert_allclose(frame.nose_tip, head.frame.nose_tip)
 
@@ -367,17 +366,17 @@ def test_a_face_framed_on_its_chin_is_aimed_again_at_its_nose(tmp_path):
     below it, measured), so the renders show the face from low down, yet enough of them find it.
     Aimed again at the renders' nose (the frame re-fitted from that tip), the look is kept: its
     nose tip is that nose, and the face is found in as many renders or more."""
-    from bids_app.workflows.participant import _reaimed_look
+    from bids_app.workflows.face_search import reaimed_look
 
     head, model, settings, views, first = _hard_mode_first_look(tmp_path, 7373, "09")
     assert first.face and np.linalg.norm(first.nose - head.frame.nose_tip) > presence.REAIM_MM
-    look, record = _reaimed_look(head.surface, head.frame, first, views, [model], settings)
+    aimed, record = reaimed_look(head.surface, head.frame, first, views, [model], settings)
     assert record is not None and record["Used"] and record["MovedMm"] > presence.REAIM_MM
-    frame, found = look[0], look[4]
-    assert found[0][2].face and found[0][2].support >= first.support
+    frame, decision = aimed.frame, aimed.decision
+    assert decision.face and decision.support >= first.support
     assert np.linalg.norm(frame.nose_tip - first.nose) < 5.0
-    assert np.linalg.norm(found[0][2].nose - frame.nose_tip) < presence.REAIM_MM  # no third look needed
-    again, none = _reaimed_look(head.surface, frame, found[0][2], views, [model], settings)
+    assert np.linalg.norm(decision.nose - frame.nose_tip) < presence.REAIM_MM  # no third look needed
+    again, none = reaimed_look(head.surface, frame, decision, views, [model], settings)
     assert again is None and none is None
 
 
@@ -390,7 +389,7 @@ def test_a_face_a_wrong_header_turned_upside_down_is_found_in_the_heads_own_axes
     from bids_app.face import load_face_model
     from bids_app.mri import augment, load_head, reconstruct_head
     from bids_app.render import sample_view_params
-    from bids_app.workflows.participant import _look, _turned_look
+    from bids_app.workflows.face_search import look, turned_look
 
     demo = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
     vol = load_head(demo / "sub-03" / "anat" / "sub-03_T1w.nii.gz")
@@ -399,11 +398,11 @@ def test_a_face_a_wrong_header_turned_upside_down_is_found_in_the_heads_own_axes
     model = load_face_model("sface")
     settings = Settings(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant")
     views = sample_view_params(0, 10)
-    first = _look(head.surface, head.frame, views, [model], settings)[4][0][2]
+    first = look(head.surface, head.frame, views, [model], settings).decision
     assert not first.face  # measured: no render finds a nose
-    look, record = _turned_look(head.surface, head.frame, views, [model], settings)
+    turned, record = turned_look(head.surface, head.frame, views, [model], settings)
     assert record is not None and record["Used"] and record["TurnedDeg"] > 90
-    decision = look[4][0][2]
+    decision = turned.decision
     assert decision.face and decision.support >= decision.need
 
 
@@ -443,7 +442,8 @@ def test_a_face_whose_field_of_view_ends_inside_it_is_found(tmp_path):
     from bids_app.face import load_face_model
     from bids_app.mri import augment, load_head, reconstruct_head
     from bids_app.render import sample_view_params
-    from bids_app.workflows.participant import _look, _presence_json
+    from bids_app.workflows.face_search import look
+    from bids_app.workflows.participant import _presence_json
 
     demo = Path(__file__).resolve().parents[1] / "data" / "demo" / "bids"
     vol = load_head(demo / "sub-04" / "anat" / "sub-04_T1w.nii.gz")
@@ -452,9 +452,9 @@ def test_a_face_whose_field_of_view_ends_inside_it_is_found(tmp_path):
     model = load_face_model("sface")
     settings = Settings(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant")
     views = sample_view_params(0, 10)
-    full = _look(head.surface, head.frame, views, [model], settings)[4][0][2]
+    full = look(head.surface, head.frame, views, [model], settings).decision
     assert not full.face and full.support < full.need
-    cut = _look(head.surface, head.frame, views, [model], settings, cut=True)[4][0][2]
+    cut = look(head.surface, head.frame, views, [model], settings, cut=True).decision
     assert cut.face and cut.support >= cut.need + 2 and cut.cut_by_edge
     record = _presence_json(cut, None, head.face_cut_mm2)
     assert record["CutByImageEdge"] is True and record["FaceCutMm2"] >= presence.MIN_FACE_CUT_MM2

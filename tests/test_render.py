@@ -169,13 +169,13 @@ def test_variants_render_frontal_faces(case):
 def _faces_in_3d(case: str, **settings):
     """The participant level's detection (two passes) and 3D face decision on four renders."""
     from bids_app.config import Settings
-    from bids_app.workflows.participant import _faces_on_renders
+    from bids_app.workflows.face_search import faces_on_renders
 
     images, depths, poses = _variant(case, with_depth=True)
     found = [bool(load_face_model("sface").detect_with_fallback(im, min_score=0.5)[0]) for im in images]
-    kept, faces, decision = _faces_on_renders(load_face_model("sface"), images, depths, poses,
-                                              Settings(Path("."), Path("."), "participant", **settings))
-    return found, kept, faces, decision
+    finding = faces_on_renders(load_face_model("sface"), images, depths, poses,
+                               Settings(Path("."), Path("."), "participant", **settings))
+    return found, finding.kept, finding.faces, finding.decision
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import numpy as np
 from bids_app import bids as bidsio
 from bids_app.config import Settings
 from bids_app.io import atomic_write_json, atomic_write_npy, atomic_write_png
+from bids_app.workflows.face_search import face_record, search_face
 from bids_app.workflows.record import clear_previous, fingerprint, is_complete, run_parameters, status_path
 
 LOGGER = logging.getLogger("facerisk")
@@ -56,165 +57,6 @@ def _embedding_sidecar(model, rows: list[dict], sources: list[str]) -> dict:
     }
 
 
-def _face_record(detections, found_pass: int | None = None) -> dict:
-    """What a detection step found, for a sidecar: best face, its score and box."""
-    face: dict = {"Detected": bool(detections), "Score": None, "NumFaces": len(detections)}
-    if found_pass is not None:
-        face["Pass"] = found_pass or None
-    if detections:
-        face.update(detections[0].to_json())
-    return face
-
-
-def detect_in_3d(model, pictures, depths, poses, min_score: float):
-    """Detect faces in each render (two passes) and measure every detection on the surface.
-
-    Returns ``(found, geometries)``: per render, ``(detections, pass)`` as
-    :meth:`~bids_app.face.base.FaceModel.detect_with_fallback` gives them,
-    and the :func:`bids_app.presence.face_geometry` of each detection.
-    """
-    from bids_app.presence import face_geometry
-    from bids_app.render import VIEW_ANGLE
-
-    found = [model.detect_with_fallback(picture, min_score=min_score) for picture in pictures]
-    geometries = [[face_geometry(depth, d.landmarks, pose, VIEW_ANGLE) for d in detections]
-                  for (detections, _), depth, pose in zip(found, depths, poses)]
-    return found, geometries
-
-
-def _faces_on_renders(model, pictures, depths, poses, settings: Settings, cut: bool = False):
-    """Detect the face in every render of one scan and keep what is a face in 3D.
-
-    A face detector trained on photos can take shading on a face-less
-    surface (a defaced cut, a skull-stripped brain) for a face. Each
-    detection's landmarks are cast onto the surface through the render's
-    depth map and camera (:func:`bids_app.presence.face_geometry`), and the
-    scan's renders are pooled (:func:`bids_app.presence.scan_decision`):
-    the scan shows a face when enough renders find a nose standing out of a
-    face of human size at one place. Detections that do not count are
-    recorded as rejected, with the reason.
-
-    ``cut``: the image's edge cuts off the front of the head
-    (:attr:`bids_app.mri.HeadReconstruction.face_cut`; the nose thresholds are
-    lowered, see :func:`bids_app.presence.scan_decision`).
-
-    Returns the kept detection (or None) and the sidecar ``Face`` record of
-    each render, and the scan decision.
-    """
-    from bids_app.presence import feature_shape, scan_decision
-    from bids_app.render import VIEW_ANGLE
-
-    found, geometries = detect_in_3d(model, pictures, depths, poses, settings.render_min_score)
-    decision = scan_decision(geometries, min_relief=settings.min_nose_relief, cut_by_edge=cut)
-    kept, faces = [], []
-    for (detections, found_pass), geoms, chosen, depth, pose in zip(found, geometries, decision.chosen,
-                                                                     depths, poses):
-        det = detections[chosen] if chosen is not None else None
-        face = _face_record([det] if det is not None else [], found_pass if det is not None else 0)
-        if det is not None:
-            face["NumFaces"] = len(detections)
-            face.update(geoms[chosen].to_json())
-        if detections:  # what remains of each feature under the counted (or else the best) detection
-            measured = chosen if chosen is not None else 0
-            face["Features"] = {"Detection": "counted" if chosen is not None else "best rejected",
-                                **feature_shape(depth, detections[measured].landmarks, pose, VIEW_ANGLE).to_json()}
-            if chosen is None:
-                face["Features"].update(geoms[0].to_json())
-        rejected = [{"Score": round(float(d.score), 4), **g.to_json()}
-                    for j, (d, g) in enumerate(zip(detections, geoms)) if j != chosen]
-        if rejected:
-            face["Rejected"] = rejected
-            face["RejectedReason"] = (decision.reason if not decision.face else
-                                      "no nose standing out of a face of human size at the scan's nose")
-        kept.append(det)
-        faces.append(face)
-    return kept, faces, decision
-
-
-def _second_look(surface, frame, views, models: list, settings: Settings, cut: bool = False):
-    """Render and detect again with the cameras aimed :data:`~bids_app.presence.SECOND_LOOK_MM` higher.
-
-    For a scan whose renders found a nose in too few of them, or whose front the
-    image's edge cuts with no face found (``Review``): the face frame may have aimed at the mouth (a flattened nose above protruding
-    lips taken for the nose), so that no render shows the eyes. Returns the new
-    ``(frame, pictures, depths, poses, found)`` and the sidecar's ``SecondLook``
-    record; the caller keeps the new look only if it shows a face (``Used``).
-    """
-    from bids_app.presence import SECOND_LOOK_MM
-
-    look = _look(surface, frame.aimed_higher(SECOND_LOOK_MM), views, models, settings, cut)
-    decision = look[4][0][2]
-    record = {"RaisedMm": SECOND_LOOK_MM, "Used": bool(decision.face), "Reason": decision.reason,
-              "Support": decision.support}
-    return look, record
-
-
-def _look(surface, frame, views, models: list, settings: Settings, cut: bool = False):
-    """Render ``views`` of ``frame`` and find the face in them: ``(frame, pictures, depths, poses, found)``."""
-    from bids_app.render import camera_pose, render_views
-
-    pictures, depths = render_views(surface, frame, views, with_depth=True)
-    poses = [camera_pose(frame, view) for view in views]
-    found = [_faces_on_renders(model, pictures, depths, poses, settings, cut) for model in models]
-    return frame, pictures, depths, poses, found
-
-
-def _reaimed_look(surface, frame, decision, views, models: list, settings: Settings, cut: bool = False):
-    """Render and detect again with the cameras aimed at the nose the renders agree on.
-
-    For a scan that shows a face (``decision.face``) whose frame is far from
-    that nose or pitched otherwise once fitted from it
-    (:func:`~bids_app.presence.reaim_needed`). Returns the new look (see
-    :func:`_look`) and the sidecar's ``Reaimed`` record, or ``(None, None)``
-    when the frame is close enough. The caller keeps the new look only if it
-    shows a face in at least as many renders (``Used``).
-    """
-    from bids_app.mri import face_frame_at
-    from bids_app.presence import frame_change, reaim_kept, reaim_needed
-
-    try:
-        aimed = face_frame_at(surface, frame, decision.nose)
-    except ValueError:
-        return None, None
-    if not reaim_needed(frame, aimed):
-        return None, None
-    look = _look(surface, aimed, views, models, settings, cut)
-    new = look[4][0][2]
-    moved, turned = frame_change(frame, aimed)
-    record = {"MovedMm": round(moved, 1), "TurnedDeg": round(turned, 1), "Used": reaim_kept(decision, new),
-              "Reason": new.reason, "Support": new.support}
-    return look, record
-
-
-def _turned_look(surface, frame, views, models: list, settings: Settings):
-    """Render and detect again in the head's own frame, found without the image header.
-
-    For a scan that shows no face in the frame the header's axes led to: the
-    header may be wrong about how the head lies. Each of the other
-    orientations the head allows is tried on a few renders with the first
-    model (:func:`best_turned_frame`); the one with the most renders showing
-    a face in 3D (at least one) gets the full look. Returns that look
-    (see :func:`_look`) and the sidecar's ``Turned`` record, or
-    ``(None, None)`` when no orientation shows a face in its trial renders.
-    The caller keeps the new look only if it shows a face in
-    :data:`~bids_app.presence.TURNED_MIN_SUPPORT_FRACTION` of the renders
-    (``Used``); a face in fewer is not kept but marked ``Review`` (check the
-    renders by eye).
-    """
-    from bids_app.presence import frame_change, turned_kept
-
-    best = best_turned_frame(surface, frame, views, models[0], settings)
-    if best is None:
-        return None, None
-    look = _look(surface, best, views, models, settings)
-    decision = look[4][0][2]
-    _, degrees = frame_change(frame, best)
-    used = turned_kept(decision, len(views))
-    record = {"TurnedDeg": round(degrees, 1), "Used": used, "Reason": decision.reason,
-              "Support": decision.support, "Review": bool(decision.face and not used)}
-    return look, record
-
-
 def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0) -> dict:
     """The sidecar's ``FacePresence``: the scan decision, marked ``Review`` also where a turned
     look found a face in too few renders to overrule the header (a person should look), and the
@@ -225,28 +67,6 @@ def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0) -> dict:
         record["Review"] = True
         record["Reason"] += f"; in the head's own axes: {turned['Reason']} (check the renders by eye)"
     return record
-
-
-#: Renders per orientation tried by :func:`best_turned_frame` before the full look.
-TURNED_TRIAL_VIEWS = 3
-
-
-def best_turned_frame(surface, frame, views, model, settings: Settings):
-    """Of the orientations :func:`bids_app.mri.turned_frames` finds, the one whose first
-    :data:`TURNED_TRIAL_VIEWS` renders show a face in 3D most often (at least once), or None."""
-    from bids_app.mri import turned_frames
-    from bids_app.render import camera_pose, render_views
-
-    trial = views[:TURNED_TRIAL_VIEWS]
-    best, best_support = None, 0
-    for candidate in turned_frames(surface, frame):
-        pictures, depths = render_views(surface, candidate, trial, with_depth=True)
-        poses = [camera_pose(candidate, view) for view in trial]
-        _, _, decision = _faces_on_renders(model, pictures, depths, poses, settings)
-        support = sum(chosen is not None for chosen in decision.chosen)
-        if support > best_support:
-            best, best_support = candidate, support
-    return best
 
 
 def process_anat_image(
@@ -262,7 +82,7 @@ def process_anat_image(
     """
     from bids_app.mri import load_head, reconstruct_head
     from bids_app.qc import mask_overlay, render_mosaic
-    from bids_app.render import camera_pose, render_views, sample_view_params
+    from bids_app.render import sample_view_params
 
     label = f"sub-{image.subject}"
     source = f"bids:raw:{image.relative_to(settings.bids_dir)}"
@@ -280,71 +100,35 @@ def process_anat_image(
         head = reconstruct_head(data, affine, zooms)
     except ValueError as err:
         raise ParticipantError(f"{label}: {image.path.name}: {err}") from err
-    mask, surface, frame = head.mask, head.surface, head.frame
     if head.clutter_voxels:
         LOGGER.info("%s: removed %d voxels of clutter standing in front of the face",
                     label, head.clutter_voxels)
     if head.ghosts:
         LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
                        image.path.name, "; ".join(g.describe() for g in head.ghosts))
-    cut = head.face_cut
-    if cut:
+    if head.face_cut:
         LOGGER.warning("%s: %s: the image's edge cuts off %.0f mm^2 of the front of the head (a field of view "
                        "ending inside the face): the nose may be cut with it, its thresholds are lowered",
                        label, image.path.name, head.face_cut_mm2)
-    for stage, seconds in head.seconds.items():
+    views = sample_view_params(seed, settings.n_renders)
+    search = search_face(head, views, models, settings, f"{label}: {image.suffix}")
+    for stage, seconds in [*head.seconds.items(), *search.seconds.items()]:
         result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + seconds
     start = time.perf_counter()
-    views = sample_view_params(seed, settings.n_renders)
-    pictures, depths = render_views(surface, frame, views, with_depth=True)
-    start = _add_time(result, "render", start)
-
-    poses = [camera_pose(frame, view) for view in views]
-    found = [_faces_on_renders(model, pictures, depths, poses, settings, cut) for model in models]
-    start = _add_time(result, "faces", start)
-    second_look = None
-    if found[0][2].review:  # no face decided, yet some renders found a nose (or the image's edge cuts the head)
-        look, second_look = _second_look(surface, frame, views, models, settings, cut)
-        (LOGGER.warning if second_look["Used"] else LOGGER.info)(
-            "%s: %s: second look, cameras aimed %g mm higher: %s (%s)", label, image.suffix,
-            second_look["RaisedMm"], second_look["Reason"], "kept" if second_look["Used"] else "not kept")
-        if second_look["Used"]:
-            frame, pictures, depths, poses, found = look
-        start = _add_time(result, "second_look", start)
-    reaimed = None
-    if found[0][2].face:  # aimed at the face the renders found, where the frame was far from it
-        look, reaimed = _reaimed_look(surface, frame, found[0][2], views, models, settings, cut)
-        if reaimed is not None:
-            LOGGER.info("%s: %s: cameras aimed again at the renders' nose (moved %g mm, turned %g "
-                        "degrees): %s (%s)", label, image.suffix, reaimed["MovedMm"], reaimed["TurnedDeg"],
-                        reaimed["Reason"], "kept" if reaimed["Used"] else "not kept")
-            if reaimed["Used"]:
-                frame, pictures, depths, poses, found = look
-            start = _add_time(result, "reaim", start)
-    turned = None
-    if not found[0][2].face:  # no face where the header says the front is: try the head's own axes
-        look, turned = _turned_look(surface, frame, views, models, settings)
-        if turned is not None:
-            (LOGGER.warning if turned["Used"] or turned["Review"] else LOGGER.info)(
-                "%s: %s: cameras turned to the head's own axes (%g degrees from the header's front): "
-                "%s (%s)", label, image.suffix, turned["TurnedDeg"], turned["Reason"],
-                "kept: the image header's orientation is wrong" if turned["Used"] else
-                "not kept, too few renders for overruling the header; check the renders by eye"
-                if turned["Review"] else "not kept")
-            if turned["Used"]:
-                frame, pictures, depths, poses, found = look
-        start = _add_time(result, "turned", start)
+    frame, pictures = search.look.frame, search.look.pictures
+    second_look, reaimed, turned = search.second_look, search.reaimed, search.turned
 
     # the face where the header's axes put it, or in the head's own axes where those showed it
     face_at = frame if turned and turned["Used"] else head.frame
-    profile = _profile_json(mask, affine, face_at)
+    profile = _profile_json(head.mask, affine, face_at)
     embeddings = [np.full((len(views), m.dim), np.nan, dtype=np.float32) for m in models]
     rows: list[list[dict]] = [[] for _ in models]
     decisions = []
     by_render: list[dict] = [{} for _ in views]  # model name -> Face record
-    for number, (model, (kept, faces, decision)) in enumerate(zip(models, found)):
+    for number, (model, finding) in enumerate(zip(models, search.look.findings)):
+        decision = finding.decision
         decisions.append(decision)
-        for index, (picture, det, face) in enumerate(zip(pictures, kept, faces)):
+        for index, (picture, det, face) in enumerate(zip(pictures, finding.kept, finding.faces)):
             if det is not None:
                 embeddings[number][index] = model.embed(picture, det)
             by_render[index][model.info["Name"]] = face
@@ -391,7 +175,7 @@ def process_anat_image(
     # and where the head mask and the face were found in the scan.
     qc_name = f"{image.stem}_desc-qc{{}}_{image.suffix}.png"
     atomic_write_png(out_dir / qc_name.format("renders"), render_mosaic(pictures, found_faces))
-    atomic_write_png(out_dir / qc_name.format("mask"), mask_overlay(data, mask, affine, face_at))
+    atomic_write_png(out_dir / qc_name.format("mask"), mask_overlay(data, head.mask, affine, face_at))
     _add_time(result, "qc", start)
 
     for number, model in enumerate(models):
@@ -441,7 +225,7 @@ def process_photos(
         result.photos += 1
         for number, model in enumerate(models):
             detections = model.detect(picture, min_score=settings.photo_min_score)
-            row = {"Source": path.name, **_face_record(detections)}
+            row = {"Source": path.name, **face_record(detections)}
             if detections:
                 embeddings[number][index - 1] = model.embed(picture, detections[0])
                 if number == 0:
