@@ -58,7 +58,8 @@ DEFAULT_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_l
 #: Alterations of a real head that remove its face.
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
            "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down", "deface-ghost",
-           "skullstrip-cropped", "deface-cropped", "deface-tight"}
+           "skullstrip-cropped", "deface-cropped", "deface-tight", "deface-mp2rage-uni", "mp2rage-uni-deface",
+           "defaced-mp2rage-uni", "mask-mp2rage-uni", "plane-mp2rage-uni"}
 
 
 def extra_variants(vol, mask, frame) -> dict:
@@ -113,6 +114,13 @@ def extra_variants(vol, mask, frame) -> dict:
         "cut-at-nose": lambda: augment.cut_below(d, a, float(tip[2])),
         "cut-nose+10mm": lambda: augment.cut_below(d, a, float(tip[2]) + 10.0),
         "cut-nose+20mm": lambda: augment.cut_below(d, a, float(tip[2]) + 20.0),
+        # MP2RAGE UNI images (the air noise over the whole intensity range), with and without a
+        # face (the inversions defaced, whose zeros become noise, or the UNI image defaced, zeros in
+        # the noise), and with the field of view ending inside the face
+        "mp2rage-uni": lambda: augment.mp2rage_uni(d, a),
+        "deface-mp2rage-uni": lambda: augment.mp2rage_uni(*augment.deface(d, a, tip, ant, sup)),
+        "mp2rage-uni-deface": lambda: augment.deface(*augment.mp2rage_uni(d, a), tip, ant, sup),
+        "mp2rage-uni-crop-15mm": lambda: augment.mp2rage_uni(*augment.crop_front(d, a, 15.0)),
     }
 
 
@@ -179,7 +187,9 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
     *estimated* on the intact scan; where that frame takes a lower-face fragment for the nose
     tip the cut lands too low and leaves eyes and nose, so its "no face" label would be wrong.
     The simulator's copies are placed by the truth instead. ``states``: only these (for
-    example ``skullstrip`` after a change to :func:`augment.skull_strip`)."""
+    example ``skullstrip`` after a change to :func:`augment.skull_strip`); ``STATE-mp2rage-uni``
+    (for example ``intact-mp2rage-uni``, ``mask-mp2rage-uni``) adds that state's scans made into
+    MP2RAGE UNI images (:func:`augment.mp2rage_uni`), only when asked for."""
     import nibabel as nib
 
     kinds = [("bids", "intact"), ("bids_defaced", "defaced")]
@@ -191,7 +201,8 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
 
     for kind, state in kinds:
         copies = [c for c in COHORT_COPIES if state == "intact" and wanted(c)]
-        if not (wanted(state) or copies):
+        uni = f"{state}-mp2rage-uni"  # on request only: the scan as an MP2RAGE UNI image
+        if not (wanted(state) or copies or (states and uni in states)):
             continue
         for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*"))[:limit]:
             sub = f"{cohort.name}/{path.name.split('_')[0]}"
@@ -199,6 +210,8 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
             data = np.asarray(img.dataobj, np.float32)
             if wanted(state):
                 yield (sub, state, *measure(data, img.affine, model, n_renders))
+            if states and uni in states:
+                yield (sub, uni, *measure(*augment.mp2rage_uni(data, img.affine), model, n_renders))
             if not copies:
                 continue
             try:
@@ -338,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", help="only these alterations of the real heads")
     ap.add_argument("--limit", type=int, help="only the first N participants of each cohort")
     ap.add_argument("--states", nargs="+", help="only these states of the cohorts (intact, defaced, mask, "
-                    "plane, skullstrip)")
+                    "plane, skullstrip, skullstrip-cropped, crop-15mm; STATE-mp2rage-uni on request)")
     args = ap.parse_args(argv)
     logging.getLogger("facerisk").setLevel(logging.ERROR)  # the looks' log lines: the tables say it
     scans: list[dict] = []

@@ -429,6 +429,8 @@ class ImageVerdict:
     flags: list[str] = field(default_factory=list)
     cut_by_edge: bool = False
     """No face decided, but the image's edge cuts off the front of the head (:func:`_cut_by_edge`)."""
+    noisy_background: bool = False
+    """No face decided on a head masked from a background of noise (:func:`_noisy_background`)."""
 
     def to_json(self) -> dict:
         c = self.counts
@@ -439,7 +441,7 @@ class ImageVerdict:
             "claimed": self.claim.claimed, "claim_kind": self.claim.kind, "claim": self.claim.text,
             "action": self.action, "reason": self.reason, "claimed_but_face": self.claimed_but_face,
             "other_sequence_face": self.other_sequence_face, "flags": list(self.flags),
-            "cut_by_edge": self.cut_by_edge,
+            "cut_by_edge": self.cut_by_edge, "noisy_background": self.noisy_background,
             "nearest_similarity": self.nearest_similarity,
             "nearest_participant": f"sub-{self.nearest_participant}" if self.nearest_participant else None,
             "n_alike": self.n_alike, "template_similarity": self.template_similarity, "template": self.template,
@@ -471,6 +473,14 @@ def _cut_by_edge(record: ImageRecord) -> bool:
     return bool(presence.get("CutByImageEdge")) and not presence.get("FacePresent")
 
 
+def _noisy_background(record: ImageRecord) -> bool:
+    """The participant level decided no face on a head it masked from a background of noise (an
+    MP2RAGE UNI image; ``FacePresence.NoisyBackground``, :mod:`bids_app.mri.background`; absent
+    in older outputs)."""
+    presence = record.presence or {}
+    return bool(presence.get("NoisyBackground")) and not presence.get("FacePresent")
+
+
 def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | None, int, str | None],
              template: tuple[float | None, str | None], claim: Claim):
     """``(verdict, confidence, remaining features, evidence text)`` for one image."""
@@ -494,6 +504,10 @@ def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | 
     if _cut_by_edge(record):
         parts.append(f"the image's edge cuts off {record.presence.get('FaceCutMm2') or 0:.0f} mm^2 of the "
                      "front of the head")
+    if _noisy_background(record):
+        parts.append("the background is noise over the whole intensity range (roughness "
+                     f"{record.presence.get('BackgroundRoughness') or 0:.2f}): the head was masked from the "
+                     "image's smoothness")
     t_sim, t_name = template
     if sim is not None:
         parts.append(f"similarity to the nearest other participant's face {sim:.2f}"
@@ -552,6 +566,10 @@ def _action(v: ImageVerdict) -> tuple[str, str]:
     if v.confidence == "low" and v.cut_by_edge:
         return "check by eye", ("no face decided, but the image's field of view cuts off the front of the head: "
                                 "a face cut by the image's edge can still be recognisable")
+    if v.confidence == "low" and v.noisy_background:
+        return "check by eye", ("no face decided, but the image's background is noise (an MP2RAGE UNI image?), "
+                                "so the head's skin is less certain: look at the renders, or audit the second "
+                                "inversion image")
     if v.confidence == "low":
         return "check by eye", "no face decided, but some renders found a nose in 3D"
     if v.verdict == "replaced":
@@ -579,7 +597,8 @@ def audit_images(records: Sequence[ImageRecord], means: Sequence[np.ndarray | No
             record.participant, record.session, record.image, record.suffix, verdict, confidence, remaining,
             evidence, claim, claimed_but_face=bool(claim.claimed) and verdict in ("face", "partial"),
             nearest_similarity=sim[0], nearest_participant=sim[2], counts=counts, n_alike=sim[1],
-            template_similarity=template[0], template=template[1], cut_by_edge=_cut_by_edge(record)))
+            template_similarity=template[0], template=template[1], cut_by_edge=_cut_by_edge(record),
+            noisy_background=_noisy_background(record)))
     # other sequences that show a face while the same participant's (and session's) T1w was de-identified
     deidentified = {(v.participant, v.session) for v in verdicts if v.suffix == "T1w" and (
         v.verdict in ("removed", "replaced") or v.claim.claimed)}

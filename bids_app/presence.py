@@ -308,6 +308,16 @@ SAME_PLACE_MM = 12.0
 #: found, the smallest 545 and 734, the others 3,211 or more. 400 lies above every cropped brain
 #: (whose gyri the lower thresholds can take for a nose: one at 254 mm^2 did) and below those faces.
 MIN_FACE_CUT_MM2 = 400.0
+#: A background counts as noise over the whole intensity range (an MP2RAGE UNI image) from this
+#: roughness (:func:`bids_app.mri.background.background_roughness`); the head is then masked from
+#: :func:`~bids_app.mri.background.quiet_background`, and a scan with no face decided is ``Review``.
+#: Measured (``README``, "Backgrounds of noise"): on the 8 real heads 0.000-0.009 as stored,
+#: FLAIR-like or with the field of view ending inside the face, 0.022-0.025 and 0.043-0.048 with
+#: Rician noise of 4% and 8% of the 99th percentile added (very noisy scans); as MP2RAGE UNI
+#: images (:func:`bids_app.mri.augment.mp2rage_uni`) 0.222-0.282, and 0.101 for the one whose air
+#: is partly smooth signal (the ROBEX atlas at 1% noise). 0.075 is 1.5 times the noisiest
+#: ordinary scan and 0.75 times the lowest UNI image.
+NOISY_BACKGROUND_ROUGHNESS = 0.075
 #: Where the image's edge cuts off the front of the head (``cut_by_edge`` of :func:`scan_decision`),
 #: the nose may be cut with it: its relief and its height over the cheeks need only this fraction
 #: of their thresholds, and a scan with no face decided is marked ``Review``. Measured: with the

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from bids_app.mri import augment, face_frame, head_mask, head_surface, load_head
 
@@ -120,3 +121,22 @@ def test_field_of_view_crops_keep_world_positions(head):
     box, box_affine = augment.crop_to_content(padded, affine)
     np.testing.assert_array_equal(box, data + 1.0)
     np.testing.assert_allclose(world(box_affine, (0, 0, 0)), world(affine, (3, 2, 1)))
+
+
+def test_mp2rage_uni_fills_the_air_with_noise_and_keeps_the_head_smooth(head):
+    """``augment.mp2rage_uni``: the air is noise over the whole 0-4095 range (its 5th to 95th
+    percentiles more than half the range apart, neighbours as far apart as that), while inside
+    the head neighbouring voxels differ by a small part of it; the same seed gives the same image."""
+    vol, mask, _ = head
+    uni, affine = augment.mp2rage_uni(vol.data, vol.affine)
+    assert uni.shape == vol.data.shape and np.array_equal(affine, vol.affine)
+    assert 0 <= uni.min() and uni.max() <= 4095
+    air = np.zeros(uni.shape, bool)
+    air[:4], air[-4:] = True, True  # the image's left and right ends: air
+    assert not (air & mask).any()
+    low, high = np.percentile(uni[air], [5, 95])
+    assert high - low > 2048
+    steps = np.abs(np.diff(uni, axis=1))
+    deep = np.asarray(ndi.binary_erosion(mask, iterations=8))  # brain and deep tissue
+    assert np.median(steps[air[:, 1:]]) > 5 * np.median(steps[(deep[:, 1:] & deep[:, :-1])])
+    assert np.array_equal(uni, augment.mp2rage_uni(vol.data, vol.affine)[0])

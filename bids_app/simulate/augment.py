@@ -28,8 +28,8 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "add_spikes", "turn_voxels", "lower_face_gain", "dim_lower_face",
-    "add_frame", "add_goggles", "add_cheek_pads",
+    "deface", "skull_strip", "add_noise", "add_spikes", "mp2rage_uni", "turn_voxels", "lower_face_gain",
+    "dim_lower_face", "add_frame", "add_goggles", "add_cheek_pads",
 ]
 
 #: Piecewise-linear remaps of T1w intensity (fractions of the head's 99th
@@ -333,6 +333,33 @@ def fold_front(data, affine, beyond_mm: float, axis: int = 1):
     new_affine = np.array(affine, dtype=float)
     new_affine[:3, 3] = (np.asarray(affine, dtype=float) @ np.r_[shift[:3], 1.0])[:3]
     return out, new_affine
+
+
+#: T1w intensity (fraction of the head's 99th percentile, as in :data:`CONTRASTS`) -> the
+#: signed ratio of the MP2RAGE's first inversion to its second (long T1 negative: CSF; short T1
+#: positive: white matter, fat), for :func:`mp2rage_uni`.
+MP2RAGE_RATIO = ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (-0.9, -0.9, -0.8, -0.1, 0.3, 0.6, 0.7))
+
+
+def mp2rage_uni(data, affine, noise: float = 0.03, seed: int = 0):
+    """An MP2RAGE "UNI" image made from a T1w head: ``Re(S1 conj(S2)) / (|S1|^2 + |S2|^2)``
+    of two complex inversion images with Gaussian noise (``noise`` of the second inversion's
+    99th percentile), stored as 0-4095 (UNI -0.5 ... 0.5) as scanners export it.
+
+    The second inversion is proton-density-like (the ``PD`` remap); the first is that times a
+    signed ratio given by the T1w intensity (:data:`MP2RAGE_RATIO`). Inside the head the UNI
+    image is a T1 map in all but name, with little noise; in the air both inversions are noise,
+    so the ratio is too: the background is salt-and-pepper over the whole intensity range
+    (unless a tool masked it), with the skin at mid-grey between it and the head."""
+    rng = np.random.default_rng(seed)
+    scale = float(np.percentile(data[data > 0], 99)) if np.any(data > 0) else 1.0
+    ratio = np.interp(np.asarray(data, float) / scale, *MP2RAGE_RATIO)
+    s2 = remap_contrast(data, affine, "PD")[0].astype(float)
+    sigma = noise * float(np.percentile(s2, 99))
+    inv2 = s2 + rng.normal(0, sigma, s2.shape) + 1j * rng.normal(0, sigma, s2.shape)
+    inv1 = ratio * s2 + rng.normal(0, sigma, s2.shape) + 1j * rng.normal(0, sigma, s2.shape)
+    uni = (inv1 * np.conj(inv2)).real / np.maximum(np.abs(inv1) ** 2 + np.abs(inv2) ** 2, 1e-12)
+    return ((uni + 0.5) * 4095.0).astype(np.float32), affine
 
 
 def lower_face_gain(shape: Sequence[int], affine, nose_tip: Sequence[float],

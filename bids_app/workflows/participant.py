@@ -57,15 +57,27 @@ def _embedding_sidecar(model, rows: list[dict], sources: list[str]) -> dict:
     }
 
 
-def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0) -> dict:
+def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0, roughness: float = 0.0) -> dict:
     """The sidecar's ``FacePresence``: the scan decision, marked ``Review`` also where a turned
-    look found a face in too few renders to overrule the header (a person should look), and the
-    area of the head the image's edge cuts off in front (``FaceCutMm2``)."""
+    look found a face in too few renders to overrule the header, or where no face was decided on
+    a head masked from a background of noise (an MP2RAGE UNI image: its skin is less certain;
+    a person should look); the area of the head the image's edge cuts off in front
+    (``FaceCutMm2``) and the background's roughness (``BackgroundRoughness``, ``NoisyBackground``:
+    :mod:`bids_app.mri.background`)."""
+    from bids_app.presence import NOISY_BACKGROUND_ROUGHNESS
+
     record = decision.to_json()
     record["FaceCutMm2"] = round(float(cut_mm2), 1)
+    record["BackgroundRoughness"] = round(float(roughness), 3)
+    record["NoisyBackground"] = bool(roughness >= NOISY_BACKGROUND_ROUGHNESS)
     if turned is not None and turned["Review"]:
         record["Review"] = True
         record["Reason"] += f"; in the head's own axes: {turned['Reason']} (check the renders by eye)"
+    if record["NoisyBackground"] and not record["FacePresent"]:
+        record["Review"] = True
+        record["Reason"] += ("; the image's background is noise over the whole intensity range (an MP2RAGE "
+                             "UNI image?): the head was masked from the image's smoothness, its skin is less "
+                             "certain (check the renders by eye, or run on the second inversion image)")
     return record
 
 
@@ -106,6 +118,10 @@ def process_anat_image(
     if head.ghosts:
         LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
                        image.path.name, "; ".join(g.describe() for g in head.ghosts))
+    if head.noisy_background:
+        LOGGER.warning("%s: %s: the background is noise over the whole intensity range (roughness %.2f; an "
+                       "MP2RAGE UNI image?): the head is masked from the image's smoothness instead of its "
+                       "intensities", label, image.path.name, head.background_roughness)
     if head.face_cut:
         LOGGER.warning("%s: %s: the image's edge cuts off %.0f mm^2 of the front of the head (a field of view "
                        "ending inside the face): the nose may be cut with it, its thresholds are lowered",
@@ -152,7 +168,7 @@ def process_anat_image(
             **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
-            "FacePresence": _presence_json(decisions[0], turned, head.face_cut_mm2),
+            "FacePresence": _presence_json(decisions[0], turned, head.face_cut_mm2, head.background_roughness),
             **({"SecondLook": second_look} if second_look else {}),
             **({"Reaimed": reaimed} if reaimed else {}),
             **({"Turned": turned} if turned else {}),
@@ -184,7 +200,7 @@ def process_anat_image(
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
             {**_embedding_sidecar(model, rows[number], [source]),
-             "FacePresence": _presence_json(decisions[number], turned, head.face_cut_mm2),
+             "FacePresence": _presence_json(decisions[number], turned, head.face_cut_mm2, head.background_roughness),
              **({"SecondLook": second_look} if second_look else {}),
              **({"Reaimed": reaimed} if reaimed else {}),
              **({"Turned": turned} if turned else {}),

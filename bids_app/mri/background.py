@@ -1,0 +1,120 @@
+"""Backgrounds filled with noise over the whole intensity range (MP2RAGE "UNI" images).
+
+In most MR images the air around the head is dark: a noise floor a few percent
+of the tissue's intensity, which the head mask's threshold lies above
+(:func:`bids_app.mri.mask.skin_threshold`). In an MP2RAGE UNI image (the
+ratio of two inversion images, often shared as the T1w) the air is the ratio
+of two noises: salt and pepper over the whole intensity range, as bright as the
+head on average, unless a tool masked it. No intensity threshold separates the
+head from that; what does is that tissue is smooth from voxel to voxel and the
+noise is not.
+
+:func:`background_roughness` measures the air's voxel-to-voxel differences on
+the image's outer shell; from :data:`NOISY_BACKGROUND_ROUGHNESS` the head mask
+is made from :func:`quiet_background`, a map of how smooth the image is around
+each voxel (1 inside the head, towards 0 in the noise), instead of the
+intensities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from bids_app.presence import NOISY_BACKGROUND_ROUGHNESS
+
+__all__ = ["NOISY_BACKGROUND_ROUGHNESS", "background_roughness", "quiet_background"]  # the threshold: presence
+
+#: Voxels of the image's outer shell whose differences :func:`background_roughness` measures.
+SHELL_VOXELS = 4
+
+#: Gaussian window (mm) over which :func:`quiet_background` averages the squared differences.
+ROUGHNESS_WINDOW_MM = 2.0
+#: :func:`quiet_background`: a voxel is air-like where its roughness is above this fraction of
+#: the air's median roughness (the noise: about 0.85-1.1 of it at the 5th-95th percentiles;
+#: tissue boundaries inside the head: up to about 0.4).
+AIR_LIKE = 0.6
+#: Radius (mm) of the closing that bridges the head region's narrow gaps (thin skin over bone,
+#: whose weak signal is noise in a UNI image too).
+CLOSING_MM = 3.0
+
+
+def _shell_pairs(data: np.ndarray, width: int):
+    """Absolute differences between neighbouring voxels within ``width`` voxels of the image's
+    six faces (differences along an axis lying in each face)."""
+    parts = []
+    for axis in range(3):
+        along = (axis + 1) % 3  # an axis in the face's plane
+        for side in (slice(0, width), slice(-width, None)):
+            index = [slice(None)] * 3
+            index[axis] = side
+            slab = np.asarray(data[tuple(index)], dtype=np.float32)
+            parts.append(np.abs(np.diff(slab, axis=along)).ravel())
+    return np.concatenate(parts)
+
+
+def background_roughness(data: np.ndarray) -> float:
+    """Median absolute difference between neighbouring voxels on the image's outer shell
+    (:data:`SHELL_VOXELS` thick), over the image's 99.5th percentile.
+
+    Near 0 where the air is dark or smoothly varying (a noise floor of a few percent gives about
+    0.05); about 0.25 where it is noise over the whole range (an MP2RAGE UNI image). A head
+    touching the image's edge adds smooth tissue to the shell, which lowers the median.
+    """
+    if min(data.shape[:3]) < 2 * SHELL_VOXELS + 1:
+        return 0.0
+    step = tuple(max(1, n // 64) for n in data.shape[:3])  # about 64^3 voxels: the percentile is stable
+    top = float(np.percentile(np.asarray(data[:: step[0], :: step[1], :: step[2]], dtype=np.float32), 99.5))
+    if not np.isfinite(top) or top <= 0:
+        return 0.0
+    return float(np.median(_shell_pairs(data, SHELL_VOXELS)) / top)
+
+
+def quiet_background(data: np.ndarray, zooms: Sequence[float]) -> np.ndarray:
+    """A map for the head mask of an image whose background is noise: 1 inside the head, falling
+    towards 0 in the noise (float32, the image's shape).
+
+    The roughness of each voxel: the mean squared difference to its six neighbours, averaged in a
+    Gaussian window of :data:`ROUGHNESS_WINDOW_MM`, as a fraction of its median on the image's
+    outer shell (the air), square-rooted. The air is the air-like voxels (above :data:`AIR_LIKE`,
+    or at the image's minimum: zeros a defacing mask left in the noise) connected to that shell; what it does not reach is the head, closed over :data:`CLOSING_MM`
+    (the edges between tissues inside the head are rough too, but the skin walls them off; in
+    one-voxel steps, a diamond) and set to 1; elsewhere the map is 1 minus the roughness (clipped to 0-1), and 0 where blank.
+    """
+    vol = np.asarray(data, dtype=np.float32)
+    z = [float(v) for v in zooms[:3]]
+    rough = np.zeros_like(vol)
+    for axis in range(3):
+        sq = np.diff(vol, axis=axis) ** 2
+        before, after = [(0, 0)] * 3, [(0, 0)] * 3
+        before[axis], after[axis] = (1, 0), (0, 1)
+        rough += np.pad(sq, before, mode="edge")
+        rough += np.pad(sq, after, mode="edge")
+    rough = ndi.gaussian_filter(rough / 6.0, [ROUGHNESS_WINDOW_MM / v for v in z])
+    shell = np.zeros(vol.shape, dtype=bool)
+    for axis in range(3):
+        for side in (slice(0, SHELL_VOXELS), slice(-SHELL_VOXELS, None)):
+            index = [slice(None)] * 3
+            index[axis] = side
+            shell[tuple(index)] = True
+    air_level = float(np.median(rough[shell]))
+    if air_level <= 0:
+        return vol
+    rough = np.sqrt(rough / air_level)
+    # blank voxels (the image's minimum: a defacing mask or a masked background, smooth but empty)
+    # are air too
+    blank = vol <= vol.min()
+    air_like = (rough > AIR_LIKE) | blank
+    labels, _ = ndi.label(air_like)
+    outside_labels = np.unique(labels[shell & air_like])
+    outside = np.isin(labels, outside_labels[outside_labels > 0])
+    # closed by steps of one voxel (a diamond of the closing's radius along the finest axis:
+    # a ball's closing on the full grid costs seconds)
+    steps = max(int(round(CLOSING_MM / min(z))), 1)
+    head = ndi.binary_closing(np.pad(~outside, steps), iterations=steps)[steps:-steps, steps:-steps, steps:-steps]
+    out = 1.0 - np.clip(rough, 0.0, 1.0)
+    out[blank] = 0.0
+    out[head] = 1.0
+    return out.astype(np.float32)
