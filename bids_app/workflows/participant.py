@@ -77,7 +77,9 @@ def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0, roughnes
         record["Review"] = True
         record["Reason"] += ("; the image's background is noise over the whole intensity range (an MP2RAGE "
                              "UNI image?): the head was masked from the image's smoothness, its skin is less "
-                             "certain (check the renders by eye, or run on the second inversion image)")
+                             "certain")
+        if "check the renders by eye" not in record["Reason"]:
+            record["Reason"] += " (check the renders by eye)"
     return record
 
 
