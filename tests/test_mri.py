@@ -14,7 +14,9 @@ from bids_app.mri import (
 )
 from bids_app.presence import MIN_FACE_CUT_MM2
 from bids_app.mri import mask as mask_module
-from bids_app.mri.background import NOISY_BACKGROUND_ROUGHNESS, background_roughness
+from bids_app.mri.background import (
+    MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS, background_roughness, shell_filled,
+)
 from bids_app.mri.ghosts import find_ghosts
 from bids_app.mri.overhangs import _front_layers
 
@@ -319,19 +321,25 @@ def test_a_face_cut_by_the_field_of_view_is_told_from_a_defaced_one(head03):
 def test_a_background_of_noise_is_told_and_the_head_masked_from_its_smoothness(head03):
     """Demo sub-03 as an MP2RAGE UNI image (``augment.mp2rage_uni``): the air is noise over the whole
     intensity range, so an intensity threshold takes most of the image for head; the background's
-    roughness tells it (measured 0.28 against 0.000 as stored), and the mask made from the image's
-    smoothness holds the head and its face (measured: Dice 0.93 overall and in the face region,
-    nose tip 2.3 mm from the stored image's)."""
+    roughness and the intensity mask filling the image tell it (measured 0.28 against 0.000 as
+    stored), and the mask made from the image's smoothness holds the head and its face (measured:
+    Dice 0.93 overall and in the face region, nose tip 2.3 mm from the stored image's)."""
     vol, mask, frame = head03
     assert background_roughness(vol.data) < NOISY_BACKGROUND_ROUGHNESS / 4
     uni, _ = augment.mp2rage_uni(vol.data, vol.affine)
     assert background_roughness(uni) >= NOISY_BACKGROUND_ROUGHNESS
-    assert head_mask(uni, vol.zooms).mean() > 0.8  # the intensities alone: measured 0.86 of the image
+    plain = head_mask(uni, vol.zooms)  # the intensities alone: measured 0.86 of the image, 0.99 of its shell
+    assert plain.mean() > 0.8 and shell_filled(plain) >= MIN_SHELL_FILLED
     head = reconstruct_head(uni, vol.affine, vol.zooms)
     assert head.noisy_background and head.ghosts == ()
     face = _face_region(vol, frame)
     assert _dice(head.mask, mask) > 0.9 and _dice(head.mask & face, mask & face) > 0.9
     assert np.linalg.norm(head.frame.nose_tip - frame.nose_tip) < 5.0
+    # a very noisy magnitude image is rough too (Rician noise of 15%: measured 0.076), but its air
+    # is dark enough for the intensity mask (it fills 0.31 of the image's outer shell): kept
+    noisy, _ = augment.add_noise(vol.data, vol.affine, 0.15)
+    assert shell_filled(head_mask(noisy, vol.zooms)) < MIN_SHELL_FILLED
+    assert not reconstruct_head(noisy, vol.affine, vol.zooms).noisy_background
 
 
 def _turned_point(point, shape, affine, k, axes):

@@ -433,18 +433,17 @@ def test_a_turned_face_too_weak_to_keep_is_marked_for_review():
 
 
 def test_no_face_on_a_noisy_background_is_marked_for_review():
-    from bids_app.mri.background import NOISY_BACKGROUND_ROUGHNESS
     from bids_app.workflows.participant import _presence_json
 
     none = presence.ScanDecision(face=False, support=0, nose=np.full(3, np.nan), chosen=[None] * 10,
                                  reason="0 of 10 renders show a nose", need=4)
     dark = _presence_json(none, None, roughness=0.01)
     assert dark["Review"] is False and dark["NoisyBackground"] is False and dark["BackgroundRoughness"] == 0.01
-    noisy = _presence_json(none, None, roughness=NOISY_BACKGROUND_ROUGHNESS + 0.1)
+    noisy = _presence_json(none, None, roughness=0.28, noisy=True)
     assert noisy["Review"] is True and noisy["NoisyBackground"] is True and "MP2RAGE UNI" in noisy["Reason"]
     face = presence.ScanDecision(face=True, support=9, nose=np.zeros(3), chosen=[0] * 9 + [None],
                                  reason="9 of 10 renders show a nose", need=4)
-    found = _presence_json(face, None, roughness=0.3)
+    found = _presence_json(face, None, roughness=0.3, noisy=True)
     assert found["FacePresent"] is True and found["Review"] is False and found["NoisyBackground"] is True
 
 

@@ -3,8 +3,8 @@
 One function, :func:`reconstruct_head`, chains the steps every caller needs
 in the same order (the participant workflow and the benchmarks): ghosts of
 the head in the air taken out where there are any (or, where the background is
-noise over the whole intensity range, as in an MP2RAGE UNI image, the mask made
-from how smooth the image is instead of its intensities), head mask, skin surface,
+noise as bright as the head, as in an MP2RAGE UNI image, the mask made from how
+smooth the image is instead of its intensities), head mask, skin surface,
 face frame, and, where clutter stands in front of the upper face with air
 behind it, its removal followed by a second surface pass. Where the image's
 edge cuts off the front of the head (a field of view that ends inside the
@@ -22,7 +22,9 @@ import pyvista as pv
 
 from bids_app.presence import MIN_FACE_CUT_MM2
 
-from .background import NOISY_BACKGROUND_ROUGHNESS, background_roughness, quiet_background
+from .background import (
+    MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS, background_roughness, quiet_background, shell_filled,
+)
 from .ghosts import Ghost, find_ghosts, remove_ghosts
 from .mask import head_mask, image_edge_cut
 from .overhangs import remove_face_overhangs
@@ -49,8 +51,12 @@ class HeadReconstruction:
     (:func:`~bids_app.mri.mask.image_edge_cut` along the frame's anterior axis)."""
     background_roughness: float = 0.0
     """:func:`~bids_app.mri.background.background_roughness` of the image (near 0 for a dark
-    background; from :data:`~bids_app.mri.background.NOISY_BACKGROUND_ROUGHNESS` the mask was
-    made from :func:`~bids_app.mri.background.quiet_background`)."""
+    background)."""
+    noisy_background: bool = False
+    """The air is noise as bright as the head (an MP2RAGE UNI image: rough, and the intensity mask
+    filled the image's outer shell), so the mask was made from
+    :func:`~bids_app.mri.background.quiet_background`: its skin is less certain than an intensity
+    threshold's."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the ``"mask"`` and ``"surface"`` stages (the clutter
     removal and second surface pass count as ``"surface"``)."""
@@ -59,12 +65,6 @@ class HeadReconstruction:
     def face_cut(self) -> bool:
         """The image's edge cuts off the front of the head (:data:`bids_app.presence.MIN_FACE_CUT_MM2`)."""
         return self.face_cut_mm2 >= MIN_FACE_CUT_MM2
-
-    @property
-    def noisy_background(self) -> bool:
-        """The air is noise over the whole intensity range (an MP2RAGE UNI image): the mask was made
-        from the image's smoothness, and its skin is less certain than an intensity threshold's."""
-        return self.background_roughness >= NOISY_BACKGROUND_ROUGHNESS
 
 
 def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float]) -> HeadReconstruction:
@@ -78,7 +78,10 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     start = time.perf_counter()
     roughness = background_roughness(data)
     ghosts: tuple[Ghost, ...] = ()
-    if roughness >= NOISY_BACKGROUND_ROUGHNESS:
+    # a rough background: noise as bright as the head (the intensity mask fills the image), or a
+    # very noisy scan whose air is still dark enough for the intensities
+    noisy = roughness >= NOISY_BACKGROUND_ROUGHNESS and shell_filled(head_mask(data, zooms)) >= MIN_SHELL_FILLED
+    if noisy:
         data = quiet_background(data, zooms)
     else:
         ghosts = tuple(find_ghosts(data, zooms))
@@ -96,4 +99,4 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
                               ghosts=ghosts, face_cut_mm2=cut_mm2, background_roughness=roughness,
-                              seconds=seconds)
+                              noisy_background=noisy, seconds=seconds)

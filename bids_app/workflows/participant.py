@@ -57,19 +57,18 @@ def _embedding_sidecar(model, rows: list[dict], sources: list[str]) -> dict:
     }
 
 
-def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0, roughness: float = 0.0) -> dict:
+def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0, roughness: float = 0.0,
+                   noisy: bool = False) -> dict:
     """The sidecar's ``FacePresence``: the scan decision, marked ``Review`` also where a turned
     look found a face in too few renders to overrule the header, or where no face was decided on
     a head masked from a background of noise (an MP2RAGE UNI image: its skin is less certain;
     a person should look); the area of the head the image's edge cuts off in front
-    (``FaceCutMm2``) and the background's roughness (``BackgroundRoughness``, ``NoisyBackground``:
-    :mod:`bids_app.mri.background`)."""
-    from bids_app.presence import NOISY_BACKGROUND_ROUGHNESS
-
+    (``FaceCutMm2``), the background's roughness (``BackgroundRoughness``) and whether the head was
+    masked from a background of noise (``NoisyBackground``: :mod:`bids_app.mri.background`)."""
     record = decision.to_json()
     record["FaceCutMm2"] = round(float(cut_mm2), 1)
     record["BackgroundRoughness"] = round(float(roughness), 3)
-    record["NoisyBackground"] = bool(roughness >= NOISY_BACKGROUND_ROUGHNESS)
+    record["NoisyBackground"] = bool(noisy)
     if turned is not None and turned["Review"]:
         record["Review"] = True
         record["Reason"] += f"; in the head's own axes: {turned['Reason']} (check the renders by eye)"
@@ -170,7 +169,8 @@ def process_anat_image(
             **view.to_json(frame),
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
-            "FacePresence": _presence_json(decisions[0], turned, head.face_cut_mm2, head.background_roughness),
+            "FacePresence": _presence_json(decisions[0], turned, head.face_cut_mm2, head.background_roughness,
+                                           head.noisy_background),
             **({"SecondLook": second_look} if second_look else {}),
             **({"Reaimed": reaimed} if reaimed else {}),
             **({"Turned": turned} if turned else {}),
@@ -202,7 +202,8 @@ def process_anat_image(
         atomic_write_json(
             out_dir / bidsio.faces_name(image, ".json", desc),
             {**_embedding_sidecar(model, rows[number], [source]),
-             "FacePresence": _presence_json(decisions[number], turned, head.face_cut_mm2, head.background_roughness),
+             "FacePresence": _presence_json(decisions[number], turned, head.face_cut_mm2,
+                                            head.background_roughness, head.noisy_background),
              **({"SecondLook": second_look} if second_look else {}),
              **({"Reaimed": reaimed} if reaimed else {}),
              **({"Turned": turned} if turned else {}),
