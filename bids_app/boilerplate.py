@@ -331,6 +331,7 @@ def render_citation(params: Mapping[str, Any]) -> dict[str, str]:
         "edge_cut_percent": f"{100 * presence.EDGE_CUT_FRACTION:g}",
         "min_face_cut_mm2": f"{presence.MIN_FACE_CUT_MM2:g}",
         "noisy_background_roughness": f"{presence.NOISY_BACKGROUND_ROUGHNESS:g}",
+        "min_shell_filled_percent": f"{100 * presence.MIN_SHELL_FILLED:g}",
         "max_eye_mouth_mm": f"{presence.MAX_EYE_MOUTH_MM:g}",
         "n_identities": p["n_identities"],
         "scoring": p["scoring"],

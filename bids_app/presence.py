@@ -319,6 +319,14 @@ MIN_FACE_CUT_MM2 = 400.0
 #: is partly smooth signal (the ROBEX atlas at 1% noise). 0.075 is 1.5 times the noisiest
 #: ordinary scan and 0.75 times the lowest UNI image.
 NOISY_BACKGROUND_ROUGHNESS = 0.075
+#: On a rough background (:data:`NOISY_BACKGROUND_ROUGHNESS`) the intensity mask is kept unless it
+#: fills at least this fraction of the image's outer shell
+#: (:func:`bids_app.mri.background.shell_filled`: the threshold took the noise for head).
+#: Measured on the 8 real heads (``python benchmarks/background.py``): as MP2RAGE UNI images
+#: 0.90-1.00 (also cropped 15 mm into the face); with Rician noise of 15% of the 99th percentile
+#: 0.01-0.31 (roughness 0.076-0.084; the intensity mask finds the face), 25% 0.13-0.70, 35%
+#: 0.42-0.82.
+MIN_SHELL_FILLED = 0.5
 #: Where the image's edge cuts off the front of the head (``cut_by_edge`` of :func:`scan_decision`),
 #: the nose may be cut with it: its relief and its height over the cheeks need only this fraction
 #: of their thresholds, and a scan with no face decided is marked ``Review``. Measured: with the

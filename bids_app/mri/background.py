@@ -25,21 +25,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from bids_app.presence import NOISY_BACKGROUND_ROUGHNESS
+from bids_app.presence import MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS
 
 __all__ = ["NOISY_BACKGROUND_ROUGHNESS", "MIN_SHELL_FILLED", "background_roughness", "shell_filled",
-           "quiet_background"]  # NOISY_BACKGROUND_ROUGHNESS: from presence
+           "quiet_background"]  # the two thresholds: from bids_app.presence
 
 #: Voxels of the image's outer shell whose differences :func:`background_roughness` measures.
 SHELL_VOXELS = 4
-
-#: On a rough background (:data:`NOISY_BACKGROUND_ROUGHNESS`) the intensity mask is kept unless it
-#: fills at least this fraction of the image's outer shell (:func:`shell_filled`: the threshold
-#: took the noise for head). Measured on the 8 real heads (``python benchmarks/background.py``):
-#: as MP2RAGE UNI images 0.90-1.00 (also cropped 15 mm into the face), with Rician noise of 15%
-#: of the 99th percentile 0.01-0.31 (roughness 0.076-0.084, the intensity mask finds the face),
-#: 25% 0.13-0.70, 35% 0.42-0.82; a head the image holds, 0 (its neck at most a few percent).
-MIN_SHELL_FILLED = 0.5
 
 #: Gaussian window (mm) over which :func:`quiet_background` averages the squared differences.
 ROUGHNESS_WINDOW_MM = 2.0
