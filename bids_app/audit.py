@@ -430,7 +430,7 @@ class ImageVerdict:
     cut_by_edge: bool = False
     """No face decided, but the image's edge cuts off the front of the head (:func:`_cut_by_edge`)."""
     noisy_background: bool = False
-    """No face decided on a head masked from a background of noise (:func:`_noisy_background`)."""
+    """No face decided on a background of noise (:func:`_noisy_background`)."""
 
     def to_json(self) -> dict:
         c = self.counts
@@ -474,9 +474,9 @@ def _cut_by_edge(record: ImageRecord) -> bool:
 
 
 def _noisy_background(record: ImageRecord) -> bool:
-    """The participant level decided no face on a head it masked from a background of noise (an
-    MP2RAGE UNI image; ``FacePresence.NoisyBackground``, :mod:`bids_app.mri.background`; absent
-    in older outputs)."""
+    """The participant level decided no face on an image whose background is noise (an MP2RAGE UNI
+    image or a very noisy scan; ``FacePresence.NoisyBackground``, :mod:`bids_app.mri.background`;
+    absent in older outputs)."""
     presence = record.presence or {}
     return bool(presence.get("NoisyBackground")) and not presence.get("FacePresent")
 
@@ -505,9 +505,9 @@ def _verdict(record: ImageRecord, counts: FeatureCounts, similar: tuple[float | 
         parts.append(f"the image's edge cuts off {record.presence.get('FaceCutMm2') or 0:.0f} mm^2 of the "
                      "front of the head")
     if _noisy_background(record):
-        parts.append("the background is noise over the whole intensity range (roughness "
-                     f"{record.presence.get('BackgroundRoughness') or 0:.2f}): the head was masked from the "
-                     "image's smoothness")
+        parts.append(f"the background is noise (roughness {record.presence.get('BackgroundRoughness') or 0:.2f})"
+                     + ("; the head was masked from the image's smoothness"
+                        if record.presence.get("MaskFromSmoothness") else ""))
     t_sim, t_name = template
     if sim is not None:
         parts.append(f"similarity to the nearest other participant's face {sim:.2f}"
@@ -567,9 +567,9 @@ def _action(v: ImageVerdict) -> tuple[str, str]:
         return "check by eye", ("no face decided, but the image's field of view cuts off the front of the head: "
                                 "a face cut by the image's edge can still be recognisable")
     if v.confidence == "low" and v.noisy_background:
-        return "check by eye", ("no face decided, but the image's background is noise (an MP2RAGE UNI image?), "
-                                "so the head's skin is less certain: look at the renders, or audit the second "
-                                "inversion image")
+        return "check by eye", ("no face decided, but the image's background is noise (an MP2RAGE UNI image or "
+                                "a very noisy scan), so the head's skin is less certain: look at the renders "
+                                "(for an MP2RAGE, audit the second inversion image too)")
     if v.confidence == "low":
         return "check by eye", "no face decided, but some renders found a nose in 3D"
     if v.verdict == "replaced":

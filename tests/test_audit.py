@@ -110,17 +110,17 @@ def test_no_face_on_a_head_cut_by_the_image_edge_is_checked_by_eye():
     assert got[1].action == "fine" and not got[1].cut_by_edge
 
 
-def test_no_face_on_a_head_masked_from_a_noisy_background_is_checked_by_eye():
-    """No face decided on a head the participant level masked from a background of noise
-    (``NoisyBackground``, an MP2RAGE UNI image): check by eye, saying why; the same renders on
-    a dark background are fine."""
+def test_no_face_on_a_noisy_background_is_checked_by_eye():
+    """No face decided on an image whose background is noise (``NoisyBackground``, an MP2RAGE UNI
+    image): check by eye, saying why; the same renders on a dark background are fine."""
     noisy, dark = _record("01", 0), _record("02", 0)
-    noisy.presence.update({"NoisyBackground": True, "BackgroundRoughness": 0.27, "Review": True})
+    noisy.presence.update({"NoisyBackground": True, "BackgroundRoughness": 0.27, "MaskFromSmoothness": True,
+                           "Review": True})
     dark.presence.update({"NoisyBackground": False, "BackgroundRoughness": 0.0})
     got = audit_images([noisy, dark], [None, None])
     assert [v.verdict for v in got] == ["removed", "removed"]
     assert got[0].action == "check by eye" and got[0].confidence == "low" and got[0].noisy_background
-    assert "MP2RAGE UNI" in got[0].reason and "roughness 0.27" in got[0].evidence
+    assert "MP2RAGE UNI" in got[0].reason and "(roughness 0.27); the head was masked" in got[0].evidence
     assert got[0].to_json()["noisy_background"] is True
     assert got[1].action == "fine" and not got[1].noisy_background
 

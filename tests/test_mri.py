@@ -331,7 +331,7 @@ def test_a_background_of_noise_is_told_and_the_head_masked_from_its_smoothness(h
     plain = head_mask(uni, vol.zooms)  # the intensities alone: measured 0.86 of the image, 0.99 of its shell
     assert plain.mean() > 0.8 and shell_filled(plain) >= MIN_SHELL_FILLED
     head = reconstruct_head(uni, vol.affine, vol.zooms)
-    assert head.noisy_background and head.ghosts == ()
+    assert head.noisy_background and head.smoothness_mask and head.ghosts == ()
     face = _face_region(vol, frame)
     assert _dice(head.mask, mask) > 0.9 and _dice(head.mask & face, mask & face) > 0.9
     assert np.linalg.norm(head.frame.nose_tip - frame.nose_tip) < 5.0
@@ -339,7 +339,7 @@ def test_a_background_of_noise_is_told_and_the_head_masked_from_its_smoothness(h
     # is dark enough for the intensity mask (it fills 0.31 of the image's outer shell): kept
     noisy, _ = augment.add_noise(vol.data, vol.affine, 0.15)
     assert shell_filled(head_mask(noisy, vol.zooms)) < MIN_SHELL_FILLED
-    assert not reconstruct_head(noisy, vol.affine, vol.zooms).noisy_background
+    assert not reconstruct_head(noisy, vol.affine, vol.zooms).smoothness_mask
 
 
 def _turned_point(point, shape, affine, k, axes):

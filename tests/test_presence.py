@@ -439,11 +439,16 @@ def test_no_face_on_a_noisy_background_is_marked_for_review():
                                  reason="0 of 10 renders show a nose", need=4)
     dark = _presence_json(none, None, roughness=0.01)
     assert dark["Review"] is False and dark["NoisyBackground"] is False and dark["BackgroundRoughness"] == 0.01
-    noisy = _presence_json(none, None, roughness=0.28, noisy=True)
+    noisy = _presence_json(none, None, roughness=0.28, smoothness_mask=True)
     assert noisy["Review"] is True and noisy["NoisyBackground"] is True and "MP2RAGE UNI" in noisy["Reason"]
+    assert noisy["MaskFromSmoothness"] is True
+    # a rough background masked from the intensities (a very noisy scan, or a UNI image whose air is
+    # partly signal) is as uncertain: Review too
+    rough = _presence_json(none, None, roughness=0.16)
+    assert rough["Review"] is True and rough["NoisyBackground"] is True and rough["MaskFromSmoothness"] is False
     face = presence.ScanDecision(face=True, support=9, nose=np.zeros(3), chosen=[0] * 9 + [None],
                                  reason="9 of 10 renders show a nose", need=4)
-    found = _presence_json(face, None, roughness=0.3, noisy=True)
+    found = _presence_json(face, None, roughness=0.3, smoothness_mask=True)
     assert found["FacePresent"] is True and found["Review"] is False and found["NoisyBackground"] is True
 
 

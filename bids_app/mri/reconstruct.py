@@ -52,11 +52,10 @@ class HeadReconstruction:
     background_roughness: float = 0.0
     """:func:`~bids_app.mri.background.background_roughness` of the image (near 0 for a dark
     background)."""
-    noisy_background: bool = False
+    smoothness_mask: bool = False
     """The air is noise as bright as the head (an MP2RAGE UNI image: rough, and the intensity mask
     filled the image's outer shell), so the mask was made from
-    :func:`~bids_app.mri.background.quiet_background`: its skin is less certain than an intensity
-    threshold's."""
+    :func:`~bids_app.mri.background.quiet_background`."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the ``"mask"`` and ``"surface"`` stages (the clutter
     removal and second surface pass count as ``"surface"``)."""
@@ -65,6 +64,12 @@ class HeadReconstruction:
     def face_cut(self) -> bool:
         """The image's edge cuts off the front of the head (:data:`bids_app.presence.MIN_FACE_CUT_MM2`)."""
         return self.face_cut_mm2 >= MIN_FACE_CUT_MM2
+
+    @property
+    def noisy_background(self) -> bool:
+        """The background is rough (:data:`bids_app.presence.NOISY_BACKGROUND_ROUGHNESS`: an MP2RAGE
+        UNI image, or a very noisy scan): the skin found in it, by either mask, is less certain."""
+        return self.background_roughness >= NOISY_BACKGROUND_ROUGHNESS
 
 
 def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float]) -> HeadReconstruction:
@@ -80,8 +85,8 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     ghosts: tuple[Ghost, ...] = ()
     # a rough background: noise as bright as the head (the intensity mask fills the image), or a
     # very noisy scan whose air is still dark enough for the intensities
-    noisy = roughness >= NOISY_BACKGROUND_ROUGHNESS and shell_filled(head_mask(data, zooms)) >= MIN_SHELL_FILLED
-    if noisy:
+    smooth = roughness >= NOISY_BACKGROUND_ROUGHNESS and shell_filled(head_mask(data, zooms)) >= MIN_SHELL_FILLED
+    if smooth:
         data = quiet_background(data, zooms)
     else:
         ghosts = tuple(find_ghosts(data, zooms))
@@ -99,4 +104,4 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
                               ghosts=ghosts, face_cut_mm2=cut_mm2, background_roughness=roughness,
-                              noisy_background=noisy, seconds=seconds)
+                              smoothness_mask=smooth, seconds=seconds)

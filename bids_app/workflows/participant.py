@@ -58,25 +58,28 @@ def _embedding_sidecar(model, rows: list[dict], sources: list[str]) -> dict:
 
 
 def _presence_json(decision, turned: dict | None, cut_mm2: float = 0.0, roughness: float = 0.0,
-                   noisy: bool = False) -> dict:
+                   smoothness_mask: bool = False) -> dict:
     """The sidecar's ``FacePresence``: the scan decision, marked ``Review`` also where a turned
     look found a face in too few renders to overrule the header, or where no face was decided on
-    a head masked from a background of noise (an MP2RAGE UNI image: its skin is less certain;
-    a person should look); the area of the head the image's edge cuts off in front
-    (``FaceCutMm2``), the background's roughness (``BackgroundRoughness``) and whether the head was
-    masked from a background of noise (``NoisyBackground``: :mod:`bids_app.mri.background`)."""
+    a rough background (an MP2RAGE UNI image or a very noisy scan: the skin found in it is less
+    certain; a person should look); the area of the head the image's edge cuts off in front
+    (``FaceCutMm2``), the background's roughness (``BackgroundRoughness``; ``NoisyBackground``
+    from :data:`bids_app.presence.NOISY_BACKGROUND_ROUGHNESS`) and whether the head was masked from
+    the image's smoothness (``MaskFromSmoothness``: :mod:`bids_app.mri.background`)."""
+    from bids_app.presence import NOISY_BACKGROUND_ROUGHNESS
+
     record = decision.to_json()
     record["FaceCutMm2"] = round(float(cut_mm2), 1)
     record["BackgroundRoughness"] = round(float(roughness), 3)
-    record["NoisyBackground"] = bool(noisy)
+    record["NoisyBackground"] = bool(roughness >= NOISY_BACKGROUND_ROUGHNESS)
+    record["MaskFromSmoothness"] = bool(smoothness_mask)
     if turned is not None and turned["Review"]:
         record["Review"] = True
         record["Reason"] += f"; in the head's own axes: {turned['Reason']} (check the renders by eye)"
     if record["NoisyBackground"] and not record["FacePresent"]:
         record["Review"] = True
-        record["Reason"] += ("; the image's background is noise over the whole intensity range (an MP2RAGE "
-                             "UNI image?): the head was masked from the image's smoothness, its skin is less "
-                             "certain")
+        record["Reason"] += ("; the image's background is noise (an MP2RAGE UNI image or a very noisy scan): "
+                             "the skin found in it is less certain")
         if "check the renders by eye" not in record["Reason"]:
             record["Reason"] += " (check the renders by eye)"
     return record
@@ -120,9 +123,10 @@ def process_anat_image(
         LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
                        image.path.name, "; ".join(g.describe() for g in head.ghosts))
     if head.noisy_background:
-        LOGGER.warning("%s: %s: the background is noise over the whole intensity range (roughness %.2f; an "
-                       "MP2RAGE UNI image?): the head is masked from the image's smoothness instead of its "
-                       "intensities", label, image.path.name, head.background_roughness)
+        LOGGER.warning("%s: %s: the background is noise (roughness %.2f; an MP2RAGE UNI image or a very noisy "
+                       "scan): the head is masked from the image's %s", label, image.path.name,
+                       head.background_roughness, "smoothness: the intensity threshold took the noise for head"
+                       if head.smoothness_mask else "intensities (the air is darker than the head)")
     if head.face_cut:
         LOGGER.warning("%s: %s: the image's edge cuts off %.0f mm^2 of the front of the head (a field of view "
                        "ending inside the face): the nose may be cut with it, its thresholds are lowered",
@@ -170,7 +174,7 @@ def process_anat_image(
             "ImageSize": [int(picture.shape[1]), int(picture.shape[0])],
             "Face": face,
             "FacePresence": _presence_json(decisions[0], turned, head.face_cut_mm2, head.background_roughness,
-                                           head.noisy_background),
+                                           head.smoothness_mask),
             **({"SecondLook": second_look} if second_look else {}),
             **({"Reaimed": reaimed} if reaimed else {}),
             **({"Turned": turned} if turned else {}),
@@ -203,7 +207,7 @@ def process_anat_image(
             out_dir / bidsio.faces_name(image, ".json", desc),
             {**_embedding_sidecar(model, rows[number], [source]),
              "FacePresence": _presence_json(decisions[number], turned, head.face_cut_mm2,
-                                            head.background_roughness, head.noisy_background),
+                                            head.background_roughness, head.smoothness_mask),
              **({"SecondLook": second_look} if second_look else {}),
              **({"Reaimed": reaimed} if reaimed else {}),
              **({"Turned": turned} if turned else {}),

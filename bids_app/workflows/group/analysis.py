@@ -310,8 +310,8 @@ def _detection_summary(info: dict, subjects: list[str], n_identities: int) -> di
         "flag_rule": "a face was detected in at least one MRI render",
         "review": [f"sub-{s}" for s in with_mri if info[s].get("face_review")][:MAX_FLAGGED],
         "review_rule": ("no face decided, but some render found a nose in 3D, or the image's edge cuts "
-                        "off the front of the head, or its background is noise (an MP2RAGE UNI image): look "
-                        "at its renders"),
+                        "off the front of the head, or its background is noise (an MP2RAGE UNI image, a "
+                        "very noisy scan): look at its renders"),
     }
 
 
