@@ -98,9 +98,12 @@ def quiet_background(data: np.ndarray, zooms: Sequence[float]) -> np.ndarray:
     The roughness of each voxel: the mean squared difference to its six neighbours, averaged in a
     Gaussian window of :data:`ROUGHNESS_WINDOW_MM`, as a fraction of its median on the image's
     outer shell (the air), square-rooted. The air is the air-like voxels (above :data:`AIR_LIKE`,
-    or at the image's minimum: zeros a defacing mask left in the noise) connected to that shell; what it does not reach is the head, closed over :data:`CLOSING_MM`
-    (the edges between tissues inside the head are rough too, but the skin walls them off; in
-    one-voxel steps, a diamond) and set to 1; elsewhere the map is 1 minus the roughness (clipped to 0-1), and 0 where blank.
+    or at the image's minimum: zeros a defacing mask left in the noise) connected to that shell;
+    what it does not reach is the head (the edges between tissues inside the head are rough too,
+    but the skin walls them off), closed over :data:`CLOSING_MM` in one-voxel steps (a diamond;
+    on anisotropic grids as many steps along every axis as along the finest) and set to 1;
+    elsewhere the map is 1 minus the roughness (clipped to 0-1), and 0 where blank. An image whose
+    shell has no roughness at all (not a noisy background) is returned as it is.
     """
     vol = np.asarray(data, dtype=np.float32)
     z = [float(v) for v in zooms[:3]]
