@@ -59,6 +59,7 @@ DEFAULT_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_l
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
            "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down", "deface-ghost",
            "skullstrip-cropped", "deface-cropped", "deface-tight", "deface-mp2rage-uni", "mp2rage-uni-deface",
+           "deface-noise-15%", "deface-noise-25%",
            "defaced-mp2rage-uni", "mask-mp2rage-uni", "plane-mp2rage-uni"}
 
 
@@ -121,6 +122,11 @@ def extra_variants(vol, mask, frame) -> dict:
         "deface-mp2rage-uni": lambda: augment.mp2rage_uni(*augment.deface(d, a, tip, ant, sup)),
         "mp2rage-uni-deface": lambda: augment.deface(*augment.mp2rage_uni(d, a), tip, ant, sup),
         "mp2rage-uni-crop-15mm": lambda: augment.mp2rage_uni(*augment.crop_front(d, a, 15.0)),
+        # very noisy magnitude images (rough backgrounds whose air is still dark), with and without a face
+        "noise-15%": lambda: augment.add_noise(d, a, 0.15),
+        "noise-25%": lambda: augment.add_noise(d, a, 0.25),
+        "deface-noise-15%": lambda: augment.add_noise(*augment.deface(d, a, tip, ant, sup), 0.15),
+        "deface-noise-25%": lambda: augment.add_noise(*augment.deface(d, a, tip, ant, sup), 0.25),
     }
 
 
@@ -128,25 +134,31 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
     """The participant level's looks at one scan (:func:`bids_app.workflows.face_search.search_face`,
     view seed 0): per render of the look it keeps, each detection's score and 3D geometry; which
     further look was kept ("used": the second look, aimed higher, after ``Review``; "not used": that
-    look made and not kept; "turned": the look in the head's own axes; None otherwise; a re-aimed
-    look kept is not named); the area (mm^2) the image's edge cuts off the front of the head
+    look made and not kept; "turned": the look in the head's own axes; "smoothness mask": the looks
+    on the head masked again from the image's smoothness, on a rough background; None otherwise;
+    a re-aimed look kept is not named); the area (mm^2) the image's edge cuts off the front of the head
     (``FaceCutMm2``); and whether the kept look's decision used the lower nose thresholds of a cut
     head (``cut_by_edge`` of :func:`~bids_app.presence.scan_decision`)."""
     import nibabel as nib
 
     from bids_app.render import sample_view_params
-    from bids_app.workflows.face_search import search_face
+    from bids_app.workflows.face_search import search_face, search_smoothness_mask
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
     try:
         head = reconstruct_head(np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
     except ValueError:
         return [[] for _ in range(n_renders)], None, float("nan"), False
-    search = search_face(head, sample_view_params(0, n_renders), [model], DEFAULT_SETTINGS)
+    views = sample_view_params(0, n_renders)
+    search = search_face(head, views, [model], DEFAULT_SETTINGS)
+    canonical = (np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
+    head, search = search_smoothness_mask(*canonical, head, search, views, [model], DEFAULT_SETTINGS)
     finding = search.look.findings[0]
     rows = [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]
             for (detections, found_pass), geoms in zip(finding.detections, finding.geometries)]
-    if search.turned is not None and search.turned["Used"]:
+    if search.smoothness_look is not None and search.smoothness_look["Used"]:
+        second = "smoothness mask"
+    elif search.turned is not None and search.turned["Used"]:
         second = "turned"
     elif search.second_look is not None:
         second = "used" if search.second_look["Used"] else "not used"

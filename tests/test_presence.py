@@ -478,3 +478,41 @@ def test_a_face_whose_field_of_view_ends_inside_it_is_found(tmp_path):
     assert cut.face and cut.support >= cut.need + 2 and cut.cut_by_edge
     record = _presence_json(cut, None, head.face_cut_mm2)
     assert record["CutByImageEdge"] is True and record["FaceCutMm2"] >= presence.MIN_FACE_CUT_MM2
+
+
+@pytest.mark.slow
+def test_a_rough_background_whose_intensity_mask_shows_no_face_is_masked_again(tmp_path):
+    """Simulated default-mode participant 9 of seed 97531 (made here from a bundled demo head, as
+    ``facerisk-simulate --seed 97531`` makes it) as an MP2RAGE UNI image: the simulator's FLAIR air
+    has a noise floor, so the UNI air is partly signal: the background is rough (measured 0.237),
+    yet the intensity mask stays clear of the image's edges and shows no face (measured: no render
+    supports one). Masked again from the image's smoothness, the face is found (measured: 10 of 10
+    renders), and that head and its looks are kept."""
+    import nibabel as nib
+
+    from bids_app.config import Settings
+    from bids_app.face import load_face_model
+    from bids_app.mri import augment, reconstruct_head
+    from bids_app.render import sample_view_params
+    from bids_app.simulate.cohort import simulate_participant
+    from bids_app.simulate.heads import default_heads
+    from bids_app.simulate.participant import sample_participant
+    from bids_app.workflows.face_search import search_face, search_smoothness_mask
+
+    part = sample_participant(8, 97531, default_heads(), mode="default", label="09")
+    simulate_participant(part, tmp_path / "bids", None)
+    img = nib.as_closest_canonical(nib.load(tmp_path / "bids" / "sub-09" / "anat" / "sub-09_FLAIR.nii.gz"))
+    data, affine = augment.mp2rage_uni(np.asarray(img.dataobj, np.float32), img.affine)
+    zooms = img.header.get_zooms()[:3]
+    head = reconstruct_head(data, affine, zooms)
+    assert head.noisy_background and not head.smoothness_mask
+    model = load_face_model("sface")
+    settings = Settings(bids_dir=tmp_path / "bids", output_dir=tmp_path / "out", analysis_level="participant")
+    views = sample_view_params(0, 10)
+    first = search_face(head, views, [model], settings)
+    assert not first.look.decision.face
+    kept_head, kept = search_smoothness_mask(data, affine, zooms, head, first, views, [model], settings)
+    assert kept_head.smoothness_mask and kept.look.decision.face and kept.smoothness_look["Used"]
+    assert kept.look.decision.support >= kept.look.decision.need + 2
+    # a face already found, or a background that is not rough: nothing more is done
+    assert search_smoothness_mask(data, affine, zooms, kept_head, kept, views, [model], settings) == (kept_head, kept)

@@ -72,8 +72,14 @@ class HeadReconstruction:
         return self.background_roughness >= NOISY_BACKGROUND_ROUGHNESS
 
 
-def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float]) -> HeadReconstruction:
+def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float], *,
+                     smoothness_mask: bool | None = None) -> HeadReconstruction:
     """Mask, surface and face frame of one head image (see :mod:`bids_app.mri`).
+
+    ``smoothness_mask``: mask the head from the image's smoothness
+    (:func:`~bids_app.mri.background.quiet_background`) or from its intensities; by default
+    the smoothness where the background is rough and the intensity mask fills the image's outer
+    shell (:data:`bids_app.presence.MIN_SHELL_FILLED`).
 
     Raises
     ------
@@ -85,7 +91,9 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     ghosts: tuple[Ghost, ...] = ()
     # a rough background: noise as bright as the head (the intensity mask fills the image), or a
     # very noisy scan whose air is still dark enough for the intensities
-    smooth = roughness >= NOISY_BACKGROUND_ROUGHNESS and shell_filled(head_mask(data, zooms)) >= MIN_SHELL_FILLED
+    smooth = smoothness_mask
+    if smooth is None:
+        smooth = roughness >= NOISY_BACKGROUND_ROUGHNESS and shell_filled(head_mask(data, zooms)) >= MIN_SHELL_FILLED
     if smooth:
         data = quiet_background(data, zooms)
     else:

@@ -15,8 +15,12 @@
    :func:`~bids_app.presence.turned_kept`, ``Review`` where it shows a face
    in fewer renders.
 
-:func:`search_face` runs that sequence; the participant level writes what it
-keeps, and ``benchmarks/detection.py`` measures the same decisions.
+:func:`search_face` runs that sequence on one reconstruction. On a rough
+background (an MP2RAGE UNI image or a very noisy scan) whose intensity mask
+showed no face, :func:`search_smoothness_mask` runs it again on the head masked
+from the image's smoothness (:func:`bids_app.mri.background.quiet_background`)
+and keeps that if it shows a face. The participant level writes what is kept,
+and ``benchmarks/detection.py`` measures the same decisions.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class FaceSearch:
     second_look: dict | None = None
     reaimed: dict | None = None
     turned: dict | None = None
+    smoothness_look: dict | None = None
+    """The sidecar's ``SmoothnessMaskLook`` (:func:`search_smoothness_mask`), where it was made."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -312,3 +318,40 @@ def search_face(head, views, models: list, settings: Settings, name: str = "") -
 
     search.look = current
     return search
+
+
+def search_smoothness_mask(data, affine, zooms, head, search: FaceSearch, views, models: list,
+                           settings: Settings, name: str = ""):
+    """On a rough background whose intensity mask showed no face, the looks again on the head
+    masked from the image's smoothness; that head and its looks are kept if they show a face.
+
+    ``data``, ``affine``, ``zooms``: the image ``head`` was reconstructed from (by
+    :func:`~bids_app.mri.reconstruct_head`), ``search`` its :func:`search_face`. Returns the head
+    and the search kept; the search's ``smoothness_look`` holds the sidecar's record (``Used``,
+    ``Reason``, ``Support``) where the look was made. Measured (``README``, "Backgrounds of
+    noise"): MP2RAGE UNI images made from simulated FLAIR scans, whose air has a noise floor,
+    are rough, yet their intensity mask can stay clear of the image's edges and miss the face.
+    """
+    from bids_app.mri import reconstruct_head
+
+    if search.look.decision.face or not head.noisy_background or head.smoothness_mask:
+        return head, search
+    start = time.perf_counter()
+    try:
+        other = reconstruct_head(data, affine, zooms, smoothness_mask=True)
+    except ValueError as err:
+        search.smoothness_look = {"Used": False, "Reason": f"no head masked from the smoothness: {err}",
+                                  "Support": 0}
+        return head, search
+    again = search_face(other, views, models, settings, name)
+    decision = again.look.decision
+    record = {"Used": bool(decision.face), "Reason": decision.reason, "Support": decision.support}
+    (LOGGER.warning if record["Used"] else LOGGER.info)(
+        "%s: the head masked again from the image's smoothness (a rough background): %s (%s)", name,
+        decision.reason, "kept" if record["Used"] else "not kept")
+    seconds = dict(search.seconds)  # the first search's stages; this one's mask, surface and looks as one
+    _add(seconds, "smoothness_mask", time.perf_counter() - start)
+    kept_head, kept = (other, again) if record["Used"] else (head, search)
+    kept.smoothness_look = record
+    kept.seconds = seconds
+    return kept_head, kept

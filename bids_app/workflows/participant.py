@@ -18,7 +18,7 @@ import numpy as np
 from bids_app import bids as bidsio
 from bids_app.config import Settings
 from bids_app.io import atomic_write_json, atomic_write_npy, atomic_write_png
-from bids_app.workflows.face_search import face_record, search_face
+from bids_app.workflows.face_search import face_record, search_face, search_smoothness_mask
 from bids_app.workflows.record import clear_previous, fingerprint, is_complete, run_parameters, status_path
 
 LOGGER = logging.getLogger("facerisk")
@@ -133,11 +133,17 @@ def process_anat_image(
                        label, image.path.name, head.face_cut_mm2)
     views = sample_view_params(seed, settings.n_renders)
     search = search_face(head, views, models, settings, f"{label}: {image.suffix}")
-    for stage, seconds in [*head.seconds.items(), *search.seconds.items()]:
+    first_seconds = head.seconds  # on a rough background the head may be masked again, below
+    head, search = search_smoothness_mask(data, affine, zooms, head, search, views, models, settings,
+                                          f"{label}: {image.suffix}")
+    for stage, seconds in [*first_seconds.items(), *search.seconds.items()]:
         result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + seconds
     start = time.perf_counter()
     frame, pictures = search.look.frame, search.look.pictures
-    second_look, reaimed, turned = search.second_look, search.reaimed, search.turned
+    turned = search.turned
+    further = {key: record for key, record in (("SecondLook", search.second_look), ("Reaimed", search.reaimed),
+                                               ("Turned", turned), ("SmoothnessMaskLook", search.smoothness_look))
+               if record}  # the further looks made, for the sidecars
 
     # the face where the header's axes put it, or in the head's own axes where those showed it
     face_at = frame if turned and turned["Used"] else head.frame
@@ -175,9 +181,7 @@ def process_anat_image(
             "Face": face,
             "FacePresence": _presence_json(decisions[0], turned, head.face_cut_mm2, head.background_roughness,
                                            head.smoothness_mask),
-            **({"SecondLook": second_look} if second_look else {}),
-            **({"Reaimed": reaimed} if reaimed else {}),
-            **({"Turned": turned} if turned else {}),
+            **further,
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
             "GhostsRemoved": [g.to_json() for g in head.ghosts],
@@ -208,9 +212,7 @@ def process_anat_image(
             {**_embedding_sidecar(model, rows[number], [source]),
              "FacePresence": _presence_json(decisions[number], turned, head.face_cut_mm2,
                                             head.background_roughness, head.smoothness_mask),
-             **({"SecondLook": second_look} if second_look else {}),
-             **({"Reaimed": reaimed} if reaimed else {}),
-             **({"Turned": turned} if turned else {}),
+             **further,
              "SourceMetadata": metadata, "FaceProfile": profile},
         )
     result.images += 1
