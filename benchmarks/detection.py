@@ -145,13 +145,13 @@ def measure(data, affine, model, n_renders: int) -> tuple[list[list[dict]], str 
     from bids_app.workflows.face_search import search_face, search_smoothness_mask
 
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, np.float32), affine))
+    canonical = (np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
     try:
-        head = reconstruct_head(np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
+        head = reconstruct_head(*canonical)
     except ValueError:
         return [[] for _ in range(n_renders)], None, float("nan"), False
     views = sample_view_params(0, n_renders)
     search = search_face(head, views, [model], DEFAULT_SETTINGS)
-    canonical = (np.asarray(img.dataobj, np.float32), img.affine, img.header.get_zooms()[:3])
     head, search = search_smoothness_mask(*canonical, head, search, views, [model], DEFAULT_SETTINGS)
     finding = search.look.findings[0]
     rows = [[{"score": float(d.score), "pass": found_pass, **g.to_json()} for d, g in zip(detections, geoms)]

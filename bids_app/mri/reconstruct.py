@@ -89,18 +89,23 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     start = time.perf_counter()
     roughness = background_roughness(data)
     ghosts: tuple[Ghost, ...] = ()
-    # a rough background: noise as bright as the head (the intensity mask fills the image), or a
-    # very noisy scan whose air is still dark enough for the intensities
+    mask = None  # the intensity mask, where it was made to choose between the masks
     smooth = smoothness_mask
     if smooth is None:
-        smooth = roughness >= NOISY_BACKGROUND_ROUGHNESS and shell_filled(head_mask(data, zooms)) >= MIN_SHELL_FILLED
+        # a rough background: noise as bright as the head (the intensity mask fills the image), or
+        # a very noisy scan whose air is still dark enough for the intensities
+        smooth = False
+        if roughness >= NOISY_BACKGROUND_ROUGHNESS:
+            mask = head_mask(data, zooms)
+            smooth = shell_filled(mask) >= MIN_SHELL_FILLED
     if smooth:
-        data = quiet_background(data, zooms)
+        data, mask = quiet_background(data, zooms), None
     else:
         ghosts = tuple(find_ghosts(data, zooms))
         if ghosts:
-            data = remove_ghosts(data, ghosts)
-    mask = head_mask(data, zooms)
+            data, mask = remove_ghosts(data, ghosts), None
+    if mask is None:
+        mask = head_mask(data, zooms)
     masked = time.perf_counter()
     surface = head_surface(mask, affine)
     frame = face_frame(surface)
