@@ -59,7 +59,9 @@ DEFAULT_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_l
 NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
            "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down", "deface-ghost",
            "skullstrip-cropped", "deface-cropped", "deface-tight", "deface-mp2rage-uni", "mp2rage-uni-deface",
-           "deface-noise-15%", "deface-noise-25%",
+           "deface-noise-15%", "deface-noise-25%", "deface-iso4", "deface-coronal-1x5x1", "deface-motion-strong",
+           "deface-baseline-air", "deface-signed-1024", "deface-zscore", "deface-cut-at-nose",
+           "deface-cut-nose+20mm",
            "defaced-mp2rage-uni", "mask-mp2rage-uni", "plane-mp2rage-uni"}
 
 
@@ -115,6 +117,8 @@ def extra_variants(vol, mask, frame) -> dict:
         "cut-at-nose": lambda: augment.cut_below(d, a, float(tip[2])),
         "cut-nose+10mm": lambda: augment.cut_below(d, a, float(tip[2]) + 10.0),
         "cut-nose+20mm": lambda: augment.cut_below(d, a, float(tip[2]) + 20.0),
+        "deface-cut-at-nose": lambda: augment.cut_below(*augment.deface(d, a, tip, ant, sup), float(tip[2])),
+        "deface-cut-nose+20mm": lambda: augment.cut_below(*augment.deface(d, a, tip, ant, sup), float(tip[2]) + 20.0),
         # MP2RAGE UNI images (the air noise over the whole intensity range), with and without a
         # face (the inversions defaced, whose zeros become noise, or the UNI image defaced, zeros in
         # the noise), and with the field of view ending inside the face
@@ -123,6 +127,36 @@ def extra_variants(vol, mask, frame) -> dict:
         "mp2rage-uni-deface": lambda: augment.deface(*augment.mp2rage_uni(d, a), tip, ant, sup),
         "mp2rage-uni-crop-15mm": lambda: augment.mp2rage_uni(*augment.crop_front(d, a, 15.0)),
         # very noisy magnitude images (rough backgrounds whose air is still dark), with and without a face
+        # low resolution (isotropic 3 and 4 mm; 2D slices 5 mm thick in each direction), with and
+        # without a face
+        "iso3": lambda: augment.resample(d, a, (3.0, 3.0, 3.0)),
+        "iso4": lambda: augment.resample(d, a, (4.0, 4.0, 4.0)),
+        "axial-1x1x5": lambda: augment.resample(d, a, (1.0, 1.0, 5.0)),
+        "coronal-1x5x1": lambda: augment.resample(d, a, (1.0, 5.0, 1.0)),
+        "sagittal-5x1x1": lambda: augment.resample(d, a, (5.0, 1.0, 1.0)),
+        "deface-iso4": lambda: augment.resample(*augment.deface(d, a, tip, ant, sup), (4.0, 4.0, 4.0)),
+        "deface-coronal-1x5x1": lambda: augment.resample(*augment.deface(d, a, tip, ant, sup), (1.0, 5.0, 1.0)),
+        # head motion (ringing, ghosts along A-P) and large poses
+        "motion": lambda: augment.motion(d, a),
+        "motion-strong": lambda: augment.motion(d, a, n_moves=6, degrees=8.0, shift_mm=6.0),
+        "deface-motion-strong": lambda: augment.motion(*augment.deface(d, a, tip, ant, sup), n_moves=6,
+                                                       degrees=8.0, shift_mm=6.0),
+        "pitch30": lambda: augment.rotate_head(d, a, pitch=30.0),
+        "pitch-30": lambda: augment.rotate_head(d, a, pitch=-30.0),
+        "yaw30": lambda: augment.rotate_head(d, a, yaw=30.0),
+        "roll30": lambda: augment.rotate_head(d, a, roll=30.0),
+        # other encodings: a constant baseline in the air, air at -1024 (signed), 8-bit
+        # quantisation, and a fine grid (0.6 mm, as at 7 T)
+        "baseline-air": lambda: (d + np.float32(0.1 * np.percentile(d, 99)), a),
+        "signed-1024": lambda: (d - np.float32(1024.0), a),
+        "zscore": lambda: ((d - d.mean()) / d.std(), a),
+        "deface-signed-1024": lambda: (augment.deface(d, a, tip, ant, sup)[0] - np.float32(1024.0), a),
+        "deface-zscore": lambda: (lambda dd: ((dd - dd.mean()) / dd.std(), a))(augment.deface(d, a, tip, ant, sup)[0]),
+        "signed-mp2rage-uni": lambda: (augment.mp2rage_uni(d, a)[0] - np.float32(2048.0), a),
+        "uint8": lambda: (np.round(np.clip(d / np.percentile(d, 99.5), 0, 1) * 255).astype(np.float32), a),
+        "iso0.6": lambda: augment.resample(d, a, (0.6, 0.6, 0.6)),
+        "deface-baseline-air": lambda: (lambda dd, aa: (dd + np.float32(0.1 * np.percentile(dd, 99)), aa))(
+            *augment.deface(d, a, tip, ant, sup)),
         "noise-15%": lambda: augment.add_noise(d, a, 0.15),
         "noise-25%": lambda: augment.add_noise(d, a, 0.25),
         "deface-noise-15%": lambda: augment.add_noise(*augment.deface(d, a, tip, ant, sup), 0.15),

@@ -27,8 +27,8 @@ from scipy import ndimage as ndi
 
 from bids_app.presence import MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS
 
-__all__ = ["NOISY_BACKGROUND_ROUGHNESS", "MIN_SHELL_FILLED", "background_roughness", "shell_filled",
-           "quiet_background"]  # the two thresholds: from bids_app.presence
+__all__ = ["NOISY_BACKGROUND_ROUGHNESS", "MIN_SHELL_FILLED", "air_offset", "background_roughness",
+           "shell_filled", "quiet_background"]  # the two thresholds: from bids_app.presence
 
 #: Voxels of the image's outer shell whose differences :func:`background_roughness` measures.
 SHELL_VOXELS = 4
@@ -56,6 +56,38 @@ def _shell_pairs(data: np.ndarray, width: int):
             slab = np.asarray(data[tuple(index)], dtype=np.float32)
             parts.append(np.abs(np.diff(slab, axis=along)).ravel())
     return np.concatenate(parts)
+
+
+def _shell_values(data: np.ndarray, width: int) -> np.ndarray:
+    """The voxels within ``width`` voxels of the image's six faces (edges and corners repeated)."""
+    parts = []
+    for axis in range(3):
+        for side in (slice(0, width), slice(-width, None)):
+            index = [slice(None)] * 3
+            index[axis] = side
+            parts.append(np.asarray(data[tuple(index)], dtype=np.float32).ravel())
+    return np.concatenate(parts)
+
+
+def air_offset(data: np.ndarray) -> float:
+    """The level of an image's air where it lies below zero, else 0.
+
+    Magnitude images have their air at zero (a noise floor above it). Some are stored otherwise:
+    signed integers with the air at -1024 or -32768, or intensities z-scored for machine learning
+    (air about -0.5 to -1), and every intensity threshold of the head mask then takes the air for
+    head or nothing for head. The air's level is the median of the image's outer shell
+    (:data:`SHELL_VOXELS` thick); where it is below zero and the shell is not noise spanning
+    zero (its interquartile range narrower than that level's distance below zero: a signed
+    MP2RAGE UNI image's shell spans the whole range, and :func:`quiet_background` handles it),
+    it is returned, for the caller to subtract. Where the head fills more than half of the shell,
+    the median is tissue and the air's level is not found (0).
+    """
+    if min(data.shape[:3]) < 2 * SHELL_VOXELS + 1:
+        return 0.0
+    low, level, high = np.percentile(_shell_values(data, SHELL_VOXELS), [25, 50, 75])
+    if not np.isfinite(level) or level >= 0 or high - low >= -level:
+        return 0.0
+    return float(level)
 
 
 def background_roughness(data: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 """From a head image to the face surface the renders are made of.
 
 One function, :func:`reconstruct_head`, chains the steps every caller needs
-in the same order (the participant workflow and the benchmarks): ghosts of
+in the same order (the participant workflow and the benchmarks): an air stored
+below zero (signed, z-scored) brought to zero, ghosts of
 the head in the air taken out where there are any (or, where the background is
 noise as bright as the head, as in an MP2RAGE UNI image, the mask made from how
 smooth the image is instead of its intensities), head mask, skin surface,
@@ -23,7 +24,8 @@ import pyvista as pv
 from bids_app.presence import MIN_FACE_CUT_MM2
 
 from .background import (
-    MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS, background_roughness, quiet_background, shell_filled,
+    MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS, air_offset, background_roughness, quiet_background,
+    shell_filled,
 )
 from .ghosts import Ghost, find_ghosts, remove_ghosts
 from .mask import head_mask, image_edge_cut
@@ -52,6 +54,10 @@ class HeadReconstruction:
     background_roughness: float = 0.0
     """:func:`~bids_app.mri.background.background_roughness` of the image (near 0 for a dark
     background)."""
+    air_offset: float = 0.0
+    """The air's level in the image where it was below zero (signed storage, z-scored
+    intensities; :func:`~bids_app.mri.background.air_offset`), subtracted before masking; 0
+    otherwise."""
     smoothness_mask: bool = False
     """The air is noise as bright as the head (an MP2RAGE UNI image: rough, and the intensity mask
     filled the image's outer shell), so the mask was made from
@@ -87,6 +93,9 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
         If no head or no face can be found.
     """
     start = time.perf_counter()
+    offset = air_offset(data)
+    if offset:  # the air stored below zero (signed, z-scored): brought to zero, as in magnitude images
+        data = np.asarray(data, dtype=np.float32) - np.float32(offset)
     roughness = background_roughness(data)
     ghosts: tuple[Ghost, ...] = ()
     mask = None  # the intensity mask, where it was made to choose between the masks
@@ -117,4 +126,5 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
                               ghosts=ghosts, face_cut_mm2=cut_mm2, background_roughness=roughness,
+                              air_offset=offset,
                               smoothness_mask=smooth, seconds=seconds)

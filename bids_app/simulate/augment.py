@@ -28,7 +28,7 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
-    "deface", "skull_strip", "add_noise", "add_spikes", "mp2rage_uni", "turn_voxels", "lower_face_gain",
+    "deface", "skull_strip", "add_noise", "add_spikes", "motion", "mp2rage_uni", "turn_voxels", "lower_face_gain",
     "dim_lower_face", "add_frame", "add_goggles", "add_cheek_pads",
 ]
 
@@ -280,6 +280,35 @@ def kspace_ghosts(data, affine, n_ghosts: int = 4, intensity: float = 1.0, axis:
     centre = [slice(None)] * 3
     centre[axis] = slice(n // 2 - half, n // 2 + half)
     k[tuple(centre)] = original[tuple(centre)]
+    return np.abs(np.fft.ifftn(np.fft.ifftshift(k))).astype(np.float32), affine
+
+
+def motion(data, affine, n_moves: int = 3, degrees: float = 4.0, shift_mm: float = 3.0,
+           axis: int = 1, seed: int = 0):
+    """Head motion during the scan (ringing and ghosts along the phase-encoding ``axis``).
+
+    k-space is acquired line by line along ``axis``, in order; the lines are split into
+    ``n_moves + 1`` consecutive segments, and the head holds a different pose in each (seeded
+    random rotations up to ``degrees`` about each axis and shifts up to ``shift_mm``, about the
+    centre of the field of view). The segment holding the centre of k-space keeps the original
+    pose, so the image's overall position does not move. Returns the magnitude image."""
+    d = np.asarray(data, dtype=np.float32)
+    a = np.asarray(affine, float)
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftshift(np.fft.fftn(d))
+    n = d.shape[axis]
+    bounds = np.linspace(0, n, int(n_moves) + 2).round().astype(int)
+    zooms = np.sqrt((a[:3, :3] ** 2).sum(0))
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        if start <= n // 2 < stop:
+            continue  # the centre of k-space: the original pose
+        pitch, roll, yaw = rng.uniform(-degrees, degrees, 3)
+        moved, _ = rotate_head(d, a, pitch=pitch, roll=roll, yaw=yaw)
+        voxels = rng.uniform(-shift_mm, shift_mm, 3) / zooms
+        moved = ndi.shift(moved, voxels, order=1, mode="constant", cval=0.0)
+        lines = [slice(None)] * 3
+        lines[axis] = slice(int(start), int(stop))
+        k[tuple(lines)] = np.fft.fftshift(np.fft.fftn(moved))[tuple(lines)]
     return np.abs(np.fft.ifftn(np.fft.ifftshift(k))).astype(np.float32), affine
 
 

@@ -119,6 +119,9 @@ def process_anat_image(
     if head.clutter_voxels:
         LOGGER.info("%s: removed %d voxels of clutter standing in front of the face",
                     label, head.clutter_voxels)
+    if head.air_offset:
+        LOGGER.warning("%s: %s: the air is stored at %g, below zero (signed storage or z-scored intensities): "
+                       "brought to zero before the head mask", label, image.path.name, head.air_offset)
     if head.ghosts:
         LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
                        image.path.name, "; ".join(g.describe() for g in head.ghosts))
@@ -185,6 +188,7 @@ def process_anat_image(
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
             "GhostsRemoved": [g.to_json() for g in head.ghosts],
+            "AirOffset": round(float(head.air_offset), 4),
             "FaceModel": models[0].info["Name"],
             "DetectionThreshold": settings.render_min_score,
         }
