@@ -61,8 +61,18 @@ NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR
            "skullstrip-cropped", "deface-cropped", "deface-tight", "deface-mp2rage-uni", "mp2rage-uni-deface",
            "deface-noise-15%", "deface-noise-25%", "deface-iso4", "deface-coronal-1x5x1", "deface-motion-strong",
            "deface-baseline-air", "deface-signed-1024", "deface-zscore", "deface-cut-at-nose",
-           "deface-cut-nose+20mm",
+           "deface-cut-nose+20mm", "deface-head-0.65", "deface-T2w-fatsat", "deface-phantom",
+           "deface-padded-pitch-40",
            "defaced-mp2rage-uni", "mask-mp2rage-uni", "plane-mp2rage-uni"}
+
+
+def _with_phantom(data, affine, tip):
+    """A bottle of water beside the head, in a field of view padded by 40 mm to hold it."""
+    from bids_app.mri.mask import head_mask
+
+    padded, padded_affine = augment.pad(data, affine, 40.0)
+    zooms = np.linalg.norm(padded_affine[:3, :3], axis=0)
+    return augment.add_phantom(padded, padded_affine, head_mask(padded, zooms), tip)
 
 
 def extra_variants(vol, mask, frame) -> dict:
@@ -141,6 +151,12 @@ def extra_variants(vol, mask, frame) -> dict:
         "motion-strong": lambda: augment.motion(d, a, n_moves=6, degrees=8.0, shift_mm=6.0),
         "deface-motion-strong": lambda: augment.motion(*augment.deface(d, a, tip, ant, sup), n_moves=6,
                                                        degrees=8.0, shift_mm=6.0),
+        # larger poses in a field of view padded by 40 mm (the face stays in the image)
+        "padded-pitch40": lambda: augment.rotate_head(*augment.pad(d, a, 40.0), pitch=40.0),
+        "padded-pitch-40": lambda: augment.rotate_head(*augment.pad(d, a, 40.0), pitch=-40.0),
+        "padded-roll40": lambda: augment.rotate_head(*augment.pad(d, a, 40.0), roll=40.0),
+        "deface-padded-pitch-40": lambda: augment.rotate_head(*augment.pad(*augment.deface(d, a, tip, ant, sup), 40.0),
+                                                              pitch=-40.0),
         "pitch30": lambda: augment.rotate_head(d, a, pitch=30.0),
         "pitch-30": lambda: augment.rotate_head(d, a, pitch=-30.0),
         "yaw30": lambda: augment.rotate_head(d, a, yaw=30.0),
@@ -157,6 +173,15 @@ def extra_variants(vol, mask, frame) -> dict:
         "iso0.6": lambda: augment.resample(d, a, (0.6, 0.6, 0.6)),
         "deface-baseline-air": lambda: (lambda dd, aa: (dd + np.float32(0.1 * np.percentile(dd, 99)), aa))(
             *augment.deface(d, a, tip, ant, sup)),
+        # smaller heads (a child's: every length 0.8 and 0.65 times), fat-suppressed T2w, and a
+        # bottle of water beside the head
+        "head-0.8": lambda: augment.scale_head(d, a, 0.8),
+        "head-0.65": lambda: augment.scale_head(d, a, 0.65),
+        "deface-head-0.65": lambda: augment.scale_head(*augment.deface(d, a, tip, ant, sup), 0.65),
+        "T2w-fatsat": lambda: augment.remap_contrast(d, a, "T2w-fatsat"),
+        "deface-T2w-fatsat": lambda: augment.remap_contrast(*augment.deface(d, a, tip, ant, sup), "T2w-fatsat"),
+        "phantom": lambda: _with_phantom(d, a, tip),
+        "deface-phantom": lambda: _with_phantom(*augment.deface(d, a, tip, ant, sup), tip),
         "noise-15%": lambda: augment.add_noise(d, a, 0.15),
         "noise-25%": lambda: augment.add_noise(d, a, 0.25),
         "deface-noise-15%": lambda: augment.add_noise(*augment.deface(d, a, tip, ant, sup), 0.15),

@@ -140,3 +140,52 @@ def test_mp2rage_uni_fills_the_air_with_noise_and_keeps_the_head_smooth(head):
     deep = np.asarray(ndi.binary_erosion(mask, iterations=8))  # brain and deep tissue
     assert np.median(steps[air[:, 1:]]) > 5 * np.median(steps[(deep[:, 1:] & deep[:, :-1])])
     assert np.array_equal(uni, augment.mp2rage_uni(vol.data, vol.affine)[0])
+
+
+def test_pad_and_scale_head_move_the_grid_not_the_head(head):
+    """``pad`` adds zeros around the image and keeps every voxel at its world position;
+    ``scale_head`` scales every length (voxel sizes and positions) and keeps the voxels."""
+    vol, _, frame = head
+    data, affine = np.asarray(vol.data, np.float32), vol.affine
+    padded, padded_affine = augment.pad(data, affine, 10.0)
+    n = (np.array(padded.shape) - np.array(data.shape)) // 2
+    assert np.all(n * np.linalg.norm(affine[:3, :3], axis=0) >= 10.0)
+    inner = tuple(slice(k, k + s) for k, s in zip(n, data.shape))
+    np.testing.assert_array_equal(padded[inner], data)
+    assert not padded[: n[0]].any() and not padded[-n[0]:].any()
+    np.testing.assert_allclose(padded_affine[:3, :3] @ n + padded_affine[:3, 3], affine[:3, 3])
+    small, small_affine = augment.scale_head(data, affine, 0.65)
+    np.testing.assert_array_equal(small, data)
+    tip_voxel = np.linalg.solve(affine, np.r_[frame.nose_tip, 1.0])
+    np.testing.assert_allclose((small_affine @ tip_voxel)[:3], 0.65 * frame.nose_tip, atol=1e-6)
+
+
+def test_motion_rings_along_the_phase_axis_and_keeps_the_head_in_place(head):
+    """``augment.motion``: k-space lines from other poses add ghosts and ringing along the
+    phase-encoding axis (the air in front of and behind the head gains signal), while the head
+    stays where it was (k-space centre in the original pose: the centre of mass moves under a
+    voxel); the same seed gives the same image."""
+    vol, _, _ = head
+    data, coarse = augment.resample(vol.data, vol.affine, (2.0, 2.0, 2.0))  # 8 times fewer voxels: quick
+    mask = head_mask(data, (2.0, 2.0, 2.0))
+    moved, affine = augment.motion(data, coarse, n_moves=4, degrees=6.0, shift_mm=5.0)
+    assert moved.shape == data.shape and np.array_equal(affine, coarse)
+    air = ~np.asarray(ndi.binary_dilation(mask, iterations=3))
+    assert moved[air].mean() > 3 * data[air].mean()
+    assert moved[air].mean() > 0.005 * np.percentile(data, 99)
+    shift = np.subtract(ndi.center_of_mass(moved), ndi.center_of_mass(data))
+    assert np.linalg.norm(shift) < 1.0
+    assert np.array_equal(moved, augment.motion(data, coarse, n_moves=4, degrees=6.0, shift_mm=5.0)[0])
+
+
+def test_a_phantom_stands_beside_the_head_not_in_it(head):
+    """``augment.add_phantom``: a bright bottle beside the head, outside its mask; the head unchanged
+    (in a field of view padded by 40 mm: the demo's ends close to the head)."""
+    vol, _, frame = head
+    data, affine = augment.pad(vol.data, vol.affine, 40.0)
+    mask = head_mask(data, vol.zooms)
+    with_bottle, _ = augment.add_phantom(data, affine, mask, frame.nose_tip)
+    changed = with_bottle != data
+    volume_ml = changed.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000
+    assert 60 < volume_ml < 110  # a cylinder of radius 20 mm, 80 mm tall: 100 mL, less what was as bright
+    assert not (changed & mask).any()

@@ -29,7 +29,7 @@ from scipy import ndimage as ndi
 __all__ = [
     "remap_contrast", "bias_field", "reorient", "resample", "rotate_head", "cut_below",
     "deface", "skull_strip", "add_noise", "add_spikes", "motion", "mp2rage_uni", "turn_voxels", "lower_face_gain",
-    "dim_lower_face", "add_frame", "add_goggles", "add_cheek_pads",
+    "dim_lower_face", "add_frame", "add_goggles", "add_cheek_pads", "add_phantom", "scale_head", "pad",
 ]
 
 #: Piecewise-linear remaps of T1w intensity (fractions of the head's 99th
@@ -42,6 +42,8 @@ CONTRASTS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "FLAIR": ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.06, 0.10, 0.70, 0.50, 0.90, 1.0)),
     # T2w: CSF brightest, WM dark, fat moderately bright, skin/muscle dark
     "T2w":   ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.05, 1.00, 0.55, 0.35, 0.60, 0.65)),
+    # T2w with fat suppressed: CSF brightest, fat (marrow, subcutaneous fat) dark
+    "T2w-fatsat": ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.05, 1.00, 0.55, 0.35, 0.08, 0.08)),
     # PD: little contrast between tissues, all well above air
     "PD":    ((0.0, 0.08, 0.20, 0.45, 0.65, 0.90, 1.2), (0.0, 0.10, 0.75, 0.80, 0.70, 0.85, 0.9)),
 }
@@ -518,3 +520,39 @@ def add_cheek_pads(data, affine, head: np.ndarray, nose_tip: Sequence[float],
     pads = np.broadcast_to(pads, data.shape) & band & ~np.asarray(head, bool)
     out = np.where(pads, np.maximum(data, v), data)
     return out.astype(np.float32), affine
+
+
+def add_phantom(data, affine, head: np.ndarray, nose_tip: Sequence[float], radius_mm: float = 20.0,
+                gap_mm: float = 10.0, value: float | None = None):
+    """A bottle of water standing beside the head (a phantom or a marker placed in the coil): a
+    cylinder of ``radius_mm`` along the world's superior axis, ``gap_mm`` outside the skin on the
+    head's right at the height of the nose tip, 80 mm tall, as bright as ``value`` (default 0.8 of
+    the 99th percentile)."""
+    tip = np.asarray(nose_tip, float)
+    v = float(np.percentile(data, 99)) * 0.8 if value is None else value
+    x, y, z = _world(data.shape, affine)
+    xw = np.broadcast_to(x, data.shape)[np.asarray(head, bool)]
+    centre_x = float(xw.max()) + gap_mm + radius_mm
+    centre_y = tip[1] - 60.0
+    bottle = ((x - centre_x) ** 2 + (y - centre_y) ** 2 <= radius_mm ** 2) & (np.abs(z - tip[2]) <= 40.0)
+    out = np.where(np.broadcast_to(bottle, data.shape), np.maximum(data, v), data)
+    return out.astype(np.float32), affine
+
+
+def scale_head(data, affine, factor: float):
+    """The same image with every length scaled by ``factor`` (its voxels and its position): a smaller
+    (a child's, for ``factor`` below 1) or larger head of the same shape."""
+    a = np.asarray(affine, float).copy()
+    a[:3, :] *= float(factor)
+    return np.asarray(data, np.float32), a
+
+
+def pad(data, affine, margin_mm: float):
+    """The same image in a field of view ``margin_mm`` larger on every side (zeros around it)."""
+    a = np.asarray(affine, float)
+    zooms = np.sqrt((a[:3, :3] ** 2).sum(0))
+    n = np.ceil(margin_mm / zooms).astype(int)
+    out = np.pad(np.asarray(data, np.float32), [(int(k), int(k)) for k in n])
+    new = a.copy()
+    new[:3, 3] = a[:3, :3] @ (-n.astype(float)) + a[:3, 3]
+    return out, new
