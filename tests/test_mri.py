@@ -56,8 +56,9 @@ def _save(tmp_path, data, name="img.nii.gz"):
     return path
 
 
-def test_load_squeezes_4d_of_one(tmp_path):
-    data = np.zeros((16, 16, 16, 1), np.float32)
+@pytest.mark.parametrize("shape", [(16, 16, 16, 1), (16, 16, 16, 1, 1)])
+def test_load_squeezes_4d_and_5d_of_one(tmp_path, shape):
+    data = np.zeros(shape, np.float32)
     data[4:12, 4:12, 4:12] = 1
     assert load_head(_save(tmp_path, data)).data.shape == (16, 16, 16)
 

@@ -58,8 +58,8 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     Returns
     -------
     HeadVolume
-        ``(data, affine, zooms)``. A 4D image whose last axis has length 1
-        is squeezed to 3D. Non-finite voxels (NaN, Inf) are set to 0.
+        ``(data, affine, zooms)``. A 4D or 5D image whose axes beyond the
+        third have length 1 is squeezed to 3D. Non-finite voxels (NaN, Inf) are set to 0.
 
     Raises
     ------
@@ -82,9 +82,9 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
         raise ImageError(f"{name}: cannot be read as an image ({exc})") from None
 
     shape = tuple(int(n) for n in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
+    while len(shape) > 3 and shape[-1] == 1:  # 4D or 5D with one volume (some converters write (x, y, z, 1, 1))
         img = img.slicer[..., 0]
-        shape = shape[:3]
+        shape = shape[:-1]
     if len(shape) != 3:
         raise ImageError(f"{name}: expected a 3D image, got shape {shape}")
     if min(shape) < 8:
