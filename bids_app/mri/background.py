@@ -16,6 +16,9 @@ each voxel (1 inside the head, towards 0 in the noise), instead of the
 intensities, where the intensity mask fills the image's outer shell
 (:func:`shell_filled`; a very noisy magnitude image is rough too, but its air is
 dark enough for the intensities).
+
+:func:`air_offset` reads the level of an air stored below zero (signed integers,
+z-scored intensities), for :func:`~bids_app.mri.reconstruct_head` to bring it to zero first.
 """
 
 from __future__ import annotations
@@ -44,29 +47,21 @@ AIR_LIKE = 0.6
 CLOSING_MM = 3.0
 
 
+def _shell_slabs(data: np.ndarray, width: int):
+    """``(axis, slab)`` for each of the image's six faces: the ``width`` voxels along ``axis`` at
+    that face (float32; edges and corners in more than one slab)."""
+    for axis in range(3):
+        for side in (slice(0, width), slice(-width, None)):
+            index = [slice(None)] * 3
+            index[axis] = side
+            yield axis, np.asarray(data[tuple(index)], dtype=np.float32)
+
+
 def _shell_pairs(data: np.ndarray, width: int):
     """Absolute differences between neighbouring voxels within ``width`` voxels of the image's
     six faces (differences along an axis lying in each face)."""
-    parts = []
-    for axis in range(3):
-        along = (axis + 1) % 3  # an axis in the face's plane
-        for side in (slice(0, width), slice(-width, None)):
-            index = [slice(None)] * 3
-            index[axis] = side
-            slab = np.asarray(data[tuple(index)], dtype=np.float32)
-            parts.append(np.abs(np.diff(slab, axis=along)).ravel())
-    return np.concatenate(parts)
-
-
-def _shell_values(data: np.ndarray, width: int) -> np.ndarray:
-    """The voxels within ``width`` voxels of the image's six faces (edges and corners repeated)."""
-    parts = []
-    for axis in range(3):
-        for side in (slice(0, width), slice(-width, None)):
-            index = [slice(None)] * 3
-            index[axis] = side
-            parts.append(np.asarray(data[tuple(index)], dtype=np.float32).ravel())
-    return np.concatenate(parts)
+    return np.concatenate([np.abs(np.diff(slab, axis=(axis + 1) % 3)).ravel()
+                           for axis, slab in _shell_slabs(data, width)])
 
 
 def air_offset(data: np.ndarray) -> float:
@@ -84,7 +79,8 @@ def air_offset(data: np.ndarray) -> float:
     """
     if min(data.shape[:3]) < 2 * SHELL_VOXELS + 1:
         return 0.0
-    low, level, high = np.percentile(_shell_values(data, SHELL_VOXELS), [25, 50, 75])
+    shell = np.concatenate([slab.ravel() for _, slab in _shell_slabs(data, SHELL_VOXELS)])
+    low, level, high = np.percentile(shell, [25, 50, 75])
     if not np.isfinite(level) or level >= 0 or high - low >= -level:
         return 0.0
     return float(level)

@@ -4,8 +4,8 @@ Each function takes and returns ``(data, affine)`` (world mm, RAS+) and
 changes one property of the scan the way real scans differ: contrast,
 bias field, storage orientation, oblique or anisotropic voxel grids, the
 head's pose in the scanner, a cut field of view, defacing, skull
-stripping, noise, a dim and noisy lower face (coil sensitivity) and objects outside the head
-(frames, goggles, pads). They are pure numpy /
+stripping, noise, head motion, a dim and noisy lower face (coil sensitivity), smaller heads,
+and objects outside the head (frames, goggles, pads, a phantom). They are pure numpy /
 scipy and deterministic (seeded).
 
 Limits: the contrast remaps change the intensity of each tissue class of a
