@@ -62,8 +62,17 @@ NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR
            "deface-noise-15%", "deface-noise-25%", "deface-iso4", "deface-coronal-1x5x1", "deface-motion-strong",
            "deface-baseline-air", "deface-signed-1024", "deface-zscore", "deface-cut-at-nose",
            "deface-cut-nose+20mm", "deface-head-0.65", "deface-T2w-fatsat", "deface-phantom",
-           "deface-padded-pitch-40",
-           "defaced-mp2rage-uni", "mask-mp2rage-uni", "plane-mp2rage-uni"}
+           "deface-padded-pitch-40", "deface-crop-side-20mm",
+           "defaced-mp2rage-uni", "mask-mp2rage-uni", "plane-mp2rage-uni",
+           *(f"{state}-{name}" for state in ("defaced", "mask", "plane") for name in ("signed", "zscore"))}
+
+
+#: Other ways of storing a scan's intensities (the cohorts' ``STATE-NAME`` states, on request): the
+#: air at -1024 (signed integers) and z-scored (machine-learning-ready datasets).
+ENCODINGS = {
+    "signed": lambda data: data - np.float32(1024.0),
+    "zscore": lambda data: (data - data.mean()) / data.std(),
+}
 
 
 def _with_phantom(data, affine, tip):
@@ -118,6 +127,10 @@ def extra_variants(vol, mask, frame) -> dict:
         "crop-5mm": lambda: augment.crop_front(d, a, 5.0),
         "crop-15mm": lambda: augment.crop_front(d, a, 15.0),
         "crop-35mm": lambda: augment.crop_front(d, a, 35.0),
+        # a field of view that ends inside the head's side (an ear and the cheek beside it cut)
+        "crop-side-20mm": lambda: augment.crop_front(d, a, 20.0, axis=0),
+        "crop-side-40mm": lambda: augment.crop_front(d, a, 40.0, axis=0),
+        "deface-crop-side-20mm": lambda: augment.crop_front(*augment.deface(d, a, tip, ant, sup), 20.0, axis=0),
         "skullstrip-cropped": lambda: augment.crop_to_content(*augment.skull_strip(d, a, mask,
                                                                                    floor_z=float(tip[2]))),
         "deface-cropped": lambda: augment.crop_to_content(*augment.deface(d, a, tip, ant, sup)),
@@ -164,10 +177,10 @@ def extra_variants(vol, mask, frame) -> dict:
         # other encodings: a constant baseline in the air, air at -1024 (signed), 8-bit
         # quantisation, and a fine grid (0.6 mm, as at 7 T)
         "baseline-air": lambda: (d + np.float32(0.1 * np.percentile(d, 99)), a),
-        "signed-1024": lambda: (d - np.float32(1024.0), a),
-        "zscore": lambda: ((d - d.mean()) / d.std(), a),
-        "deface-signed-1024": lambda: (augment.deface(d, a, tip, ant, sup)[0] - np.float32(1024.0), a),
-        "deface-zscore": lambda: (lambda dd: ((dd - dd.mean()) / dd.std(), a))(augment.deface(d, a, tip, ant, sup)[0]),
+        "signed-1024": lambda: (ENCODINGS["signed"](d), a),
+        "zscore": lambda: (ENCODINGS["zscore"](d), a),
+        "deface-signed-1024": lambda: (ENCODINGS["signed"](augment.deface(d, a, tip, ant, sup)[0]), a),
+        "deface-zscore": lambda: (ENCODINGS["zscore"](augment.deface(d, a, tip, ant, sup)[0]), a),
         "signed-mp2rage-uni": lambda: (augment.mp2rage_uni(d, a)[0] - np.float32(2048.0), a),
         "uint8": lambda: (np.round(np.clip(d / np.percentile(d, 99.5), 0, 1) * 255).astype(np.float32), a),
         "iso0.6": lambda: augment.resample(d, a, (0.6, 0.6, 0.6)),
@@ -260,7 +273,8 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
     The simulator's copies are placed by the truth instead. ``states``: only these (for
     example ``skullstrip`` after a change to :func:`augment.skull_strip`); ``STATE-mp2rage-uni``
     (for example ``intact-mp2rage-uni``, ``mask-mp2rage-uni``) adds that state's scans made into
-    MP2RAGE UNI images (:func:`augment.mp2rage_uni`), only when asked for."""
+    MP2RAGE UNI images (:func:`augment.mp2rage_uni`), and ``STATE-signed`` and ``STATE-zscore``
+    the scans stored otherwise (:data:`ENCODINGS`), only when asked for."""
     import nibabel as nib
 
     kinds = [("bids", "intact"), ("bids_defaced", "defaced")]
@@ -273,7 +287,9 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
     for kind, state in kinds:
         copies = [c for c in COHORT_COPIES if state == "intact" and wanted(c)]
         uni = f"{state}-mp2rage-uni"  # on request only: the scan as an MP2RAGE UNI image
-        if not (wanted(state) or copies or (states and uni in states)):
+        encodings = {f"{state}-{name}": encode for name, encode in ENCODINGS.items() if states and
+                     f"{state}-{name}" in states}  # on request only: the scan stored otherwise
+        if not (wanted(state) or copies or (states and uni in states) or encodings):
             continue
         for path in sorted((cohort / kind).glob("sub-*/anat/*.nii*"))[:limit]:
             sub = f"{cohort.name}/{path.name.split('_')[0]}"
@@ -283,6 +299,8 @@ def cohort_scans(cohort: Path, n_renders: int, model, limit: int | None = None,
                 yield (sub, state, *measure(data, img.affine, model, n_renders))
             if states and uni in states:
                 yield (sub, uni, *measure(*augment.mp2rage_uni(data, img.affine), model, n_renders))
+            for name, encode in encodings.items():
+                yield (sub, name, *measure(encode(data), img.affine, model, n_renders))
             if not copies:
                 continue
             try:
@@ -422,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", help="only these alterations of the real heads")
     ap.add_argument("--limit", type=int, help="only the first N participants of each cohort")
     ap.add_argument("--states", nargs="+", help="only these states of the cohorts (intact, defaced, mask, "
-                    "plane, skullstrip, skullstrip-cropped, crop-15mm; STATE-mp2rage-uni on request)")
+                    "plane, skullstrip, skullstrip-cropped, crop-15mm; STATE-mp2rage-uni, STATE-signed, "
+                    "STATE-zscore on request)")
     args = ap.parse_args(argv)
     logging.getLogger("facerisk").setLevel(logging.ERROR)  # the looks' log lines: the tables say it
     scans: list[dict] = []
