@@ -1,4 +1,4 @@
-"""Tests of bids_app.mri.augment.dim_lower_face on a real bundled head (data/demo)."""
+"""Tests of bids_app.mri.augment (the alterations of real heads) on a real bundled head (data/demo)."""
 
 from __future__ import annotations
 
