@@ -61,7 +61,7 @@ def remap_contrast(data: np.ndarray, affine: np.ndarray, kind: str, skin_mm: flo
     xp, fp = CONTRASTS[kind]
     scale = float(np.percentile(data[data > 0], 99)) if np.any(data > 0) else 1.0
     x = data / scale
-    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
+    zooms = _zooms(affine)
     head = ndi.binary_fill_holes(ndi.gaussian_filter(x, 1.0 / zooms) > 0.12)
     lab, n = ndi.label(head)
     if n > 1:
@@ -71,6 +71,11 @@ def remap_contrast(data: np.ndarray, affine: np.ndarray, kind: str, skin_mm: flo
     w = ndi.gaussian_filter(deep, 1.5 / zooms)
     out = (w * np.interp(x, xp, fp) + (1.0 - w) * x) * scale
     return out.astype(np.float32), affine
+
+
+def _zooms(affine: np.ndarray) -> np.ndarray:
+    """Voxel size (mm) along each voxel axis of ``affine``."""
+    return np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
 
 
 def _world(shape: Sequence[int], affine: np.ndarray, step: int = 1):
@@ -121,7 +126,7 @@ def resample(data, affine, zooms: Sequence[float], rotation_deg: Sequence[float]
     to the old one (an oblique acquisition: the head stays where it was)."""
     a = np.asarray(affine, float)
     rot = _rotmat(rotation_deg)
-    old_z = np.sqrt((a[:3, :3] ** 2).sum(0))
+    old_z = _zooms(a)
     new = np.eye(4)
     new[:3, :3] = rot @ (a[:3, :3] / old_z) @ np.diag(zooms)
     # keep the field of view centred
@@ -187,7 +192,7 @@ def skull_strip(data, affine, head: np.ndarray, floor_z: float | None = None):
     left of the face by a wider opening (:data:`BRAIN_CORE_MM`: its pieces of
     at least :data:`BRAIN_PIECE` of the largest, and what lies within that
     distance of them), largest piece, holes filled. No face is left."""
-    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
+    zooms = _zooms(affine)
     it = max(int(round(10.0 / zooms.min())), 1)
     p99 = float(np.percentile(data[head], 99))
     brain = ndi.binary_erosion(head, iterations=it) & (data > 0.25 * p99) & (data < 0.85 * p99)
@@ -300,7 +305,7 @@ def motion(data, affine, n_moves: int = 3, degrees: float = 4.0, shift_mm: float
     k = np.fft.fftshift(np.fft.fftn(d))
     n = d.shape[axis]
     bounds = np.linspace(0, n, int(n_moves) + 2).round().astype(int)
-    zooms = np.sqrt((a[:3, :3] ** 2).sum(0))
+    zooms = _zooms(a)
     for start, stop in zip(bounds[:-1], bounds[1:]):
         if start <= n // 2 < stop:
             continue  # the centre of k-space: the original pose
@@ -485,7 +490,7 @@ def add_goggles(data, affine, head: np.ndarray, nose_tip: Sequence[float],
     a = np.asarray(anterior, float)
     s = np.asarray(superior, float)
     v = float(np.percentile(data, 99)) if value is None else value
-    zooms = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(0))
+    zooms = _zooms(affine)
     # mm from the nose tip along the face's right, superior and anterior axes
     u = _plane_side(data, affine, tip, np.cross(a, s))
     w = _plane_side(data, affine, tip, s)
@@ -550,7 +555,7 @@ def scale_head(data, affine, factor: float):
 def pad(data, affine, margin_mm: float):
     """The same image in a field of view ``margin_mm`` larger on every side (zeros around it)."""
     a = np.asarray(affine, float)
-    zooms = np.sqrt((a[:3, :3] ** 2).sum(0))
+    zooms = _zooms(a)
     n = np.ceil(margin_mm / zooms).astype(int)
     out = np.pad(np.asarray(data, np.float32), [(int(k), int(k)) for k in n])
     new = a.copy()
