@@ -68,8 +68,9 @@ def broken_dataset(tmp_path_factory):
     expected["trunc"] = "sub-trunc_T1w.nii.gz: cannot"
     add_image(root, "empty", lambda p: p.write_bytes(b""))
     expected["empty"] = "sub-empty_T1w.nii.gz: cannot be read"
-    add_image(root, "fourd", save(np.stack([cube[::4, ::4, ::4]] * 3, axis=-1)))
-    expected["fourd"] = "expected a 3D image"
+    # 4D images are read (their first volume); five axes with several volumes are not
+    add_image(root, "fived", save(np.stack([cube[::4, ::4, ::4]] * 4, axis=-1).reshape(cube[::4, ::4, ::4].shape + (2, 2))))
+    expected["fived"] = "expected a 3D image"
     add_image(root, "twod", save(cube[:, :, 40]))
     expected["twod"] = "expected a 3D image"
     add_image(root, "nan", save(np.full((40, 40, 40), np.nan, np.float32)))

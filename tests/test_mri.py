@@ -63,10 +63,23 @@ def test_load_squeezes_4d_and_5d_of_one(tmp_path, shape):
     assert load_head(_save(tmp_path, data)).data.shape == (16, 16, 16)
 
 
-@pytest.mark.parametrize("case", ["4d", "zeros", "nan", "garbage", "missing"])
+def test_load_takes_the_first_of_several_volumes_and_says_so(tmp_path, caplog):
+    # a repeated (or multi-echo) acquisition stored as one 4D file: a real head twice
+    head = nib.load(HEADS["03"])
+    first = np.asarray(head.dataobj, dtype=np.float32)
+    path = tmp_path / "sub-03_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([first, 0.5 * first], axis=-1), head.affine), path)
+    with caplog.at_level("WARNING", logger="facerisk"):
+        vol = load_head(path)
+    assert np.array_equal(vol.data, load_head(HEADS["03"]).data)
+    assert np.allclose(vol.affine, load_head(HEADS["03"]).affine)
+    assert any("2 volumes" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("case", ["5d", "zeros", "nan", "garbage", "missing"])
 def test_load_errors_name_file_and_reason(tmp_path, case):
-    if case == "4d":
-        path = _save(tmp_path, np.ones((16, 16, 16, 2), np.float32))
+    if case == "5d":
+        path = _save(tmp_path, np.ones((16, 16, 16, 2, 2), np.float32))
     elif case == "zeros":
         path = _save(tmp_path, np.zeros((16, 16, 16), np.float32))
     elif case == "nan":

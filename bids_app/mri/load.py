@@ -6,6 +6,7 @@ and surface steps are pure functions of arrays.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import NamedTuple
 
@@ -13,6 +14,8 @@ import nibabel as nib
 import numpy as np
 
 __all__ = ["HeadVolume", "ImageError", "load_head"]
+
+LOGGER = logging.getLogger("facerisk")
 
 
 class ImageError(ValueError):
@@ -59,13 +62,16 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     -------
     HeadVolume
         ``(data, affine, zooms)``. A 4D or 5D image whose axes beyond the
-        third have length 1 is squeezed to 3D. Non-finite voxels (NaN, Inf) are set to 0.
+        third have length 1 is squeezed to 3D; of a 4D image with several
+        volumes (repeated or multi-echo acquisitions stored in one file), the
+        first volume is used and a warning is logged: every volume shows the
+        same head. Non-finite voxels (NaN, Inf) are set to 0.
 
     Raises
     ------
     ImageError
-        If the file cannot be read, is not 3D, holds only zeros or only
-        non-finite values, or has a degenerate affine.
+        If the file cannot be read, is not 3D or 4D, holds only zeros or
+        only non-finite values, or has a degenerate affine.
     """
     name = os.fspath(path)
     try:
@@ -85,8 +91,12 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     while len(shape) > 3 and shape[-1] == 1:  # 4D or 5D with one volume (some converters write (x, y, z, 1, 1))
         img = img.slicer[..., 0]
         shape = shape[:-1]
+    if len(shape) == 4:
+        LOGGER.warning("%s: %d volumes in one image (shape %s): the first is used", name, shape[3], shape)
+        img = img.slicer[..., 0]
+        shape = shape[:3]
     if len(shape) != 3:
-        raise ImageError(f"{name}: expected a 3D image, got shape {shape}")
+        raise ImageError(f"{name}: expected a 3D image (or 4D: the first volume is used), got shape {shape}")
     if min(shape) < 8:
         raise ImageError(f"{name}: image too small to hold a head, shape {shape}")
     if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
