@@ -189,3 +189,35 @@ def test_a_phantom_stands_beside_the_head_not_in_it(head):
     volume_ml = changed.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000
     assert 60 < volume_ml < 110  # a cylinder of radius 20 mm, 80 mm tall: 100 mL, less what was as bright
     assert not (changed & mask).any()
+
+
+def test_tilt_header_turns_the_affine_about_the_field_of_views_centre(head):
+    """``augment.tilt_header``: the voxels unchanged, the affine rotated by the given pitch about the
+    centre of the field of view (which stays where it was)."""
+    vol, _, _ = head
+    data, affine = augment.tilt_header(vol.data, vol.affine, pitch=40.0)
+    np.testing.assert_array_equal(data, vol.data)
+    centre = np.r_[(np.array(data.shape) - 1) / 2.0, 1.0]
+    np.testing.assert_allclose(affine @ centre, vol.affine @ centre, atol=1e-6)
+    turn = affine[:3, :3] @ np.linalg.inv(vol.affine[:3, :3])
+    assert np.degrees(np.arccos((np.trace(turn) - 1) / 2)) == pytest.approx(40.0)
+    np.testing.assert_allclose(turn @ [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], atol=1e-9)  # about left-right
+
+
+def test_a_torso_is_added_below_the_head_which_stays_in_place(head):
+    """``augment.add_torso``: the image extended 220 mm downwards, every old voxel at its world
+    position, the body below the head as bright as the head's median, its chest's front where asked (or
+    at the field of view's front: the image is extended downwards only)."""
+    vol, mask, frame = head
+    data, affine = augment.add_torso(vol.data, vol.affine, mask, frame.nose_tip, front_mm=20.0)
+    below = data.shape[2] - vol.data.shape[2]
+    assert below * vol.zooms[2] >= 220.0
+    np.testing.assert_allclose(affine[:3, :3] @ [0, 0, below] + affine[:3, 3], vol.affine[:3, 3])
+    old = data[:, :, below:]
+    assert np.array_equal(old[old != vol.data], np.full((old != vol.data).sum(), np.median(vol.data[mask]),
+                                                        np.float32))  # only body added, never dimmed
+    body = data[:, :, :below] > 0
+    def y_max(voxels):
+        return (affine[:3, :3] @ np.argwhere(voxels).T + affine[:3, 3:4])[1].max()
+    edge = y_max(np.ones_like(body))  # the front of the field of view, below the head
+    assert y_max(body) == pytest.approx(min(frame.nose_tip[1] + 20.0, edge), abs=2 * vol.zooms[1])

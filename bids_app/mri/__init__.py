@@ -27,7 +27,7 @@ from .load import HeadVolume, ImageError, load_head
 from .mask import head_mask, image_edge_cut
 from .overhangs import remove_face_overhangs
 from .reconstruct import HeadReconstruction, reconstruct_head
-from .surface import FaceFrame, face_frame, face_frame_at, head_surface, turned_frames
+from .surface import FaceFrame, face_frame, face_frame_at, face_frame_in_image, head_surface, turned_frames
 
 __all__ = [
     "FaceFrame",
@@ -36,6 +36,7 @@ __all__ = [
     "ImageError",
     "face_frame",
     "face_frame_at",
+    "face_frame_in_image",
     "head_mask",
     "head_surface",
     "image_edge_cut",

@@ -30,7 +30,7 @@ from .background import (
 from .ghosts import Ghost, find_ghosts, remove_ghosts
 from .mask import head_mask, image_edge_cut
 from .overhangs import remove_face_overhangs
-from .surface import FaceFrame, face_frame, head_surface
+from .surface import FaceFrame, face_frame_in_image, head_surface
 
 __all__ = ["HeadReconstruction", "reconstruct_head"]
 
@@ -117,11 +117,11 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
         mask = head_mask(data, zooms)
     masked = time.perf_counter()
     surface = head_surface(mask, affine)
-    frame = face_frame(surface)
+    frame = face_frame_in_image(surface, affine)
     mask, clutter = remove_face_overhangs(mask, affine, frame.nose_tip, frame.anterior, frame.superior)
     if clutter:
         surface = head_surface(mask, affine)
-        frame = face_frame(surface)
+        frame = face_frame_in_image(surface, affine)
     cut_mm2, _ = image_edge_cut(mask, affine, frame.anterior)
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,

@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from .mask import block_sums
 
-__all__ = ["FaceFrame", "head_surface", "face_frame", "face_frame_at", "symmetry_axis"]
+__all__ = ["FaceFrame", "head_surface", "face_frame", "face_frame_at", "face_frame_in_image", "symmetry_axis"]
 
 #: Angle (degrees) above the posterior axis of the line from the nose tip to
 #: the centre of the cranial vault, on an upright head (median of the eight
@@ -27,6 +27,14 @@ VAULT_PITCH = 18.0
 #: symmetry (the nose tip of a head rolled or yawed by 15 degrees is within
 #: 3 mm of it; the pads beside the cheeks are 60-80 mm away).
 NOSE_MIDLINE_MM = 20.0
+#: An image whose voxel axes are turned by more than this (degrees) from the
+#: scanner's is stored oblique: :func:`face_frame_in_image` then also tries
+#: the voxel axes as the prior for the head's axes.
+OBLIQUE_DEG = 10.0
+#: Cell (mm) of the depth map the nose tip is searched on (:func:`face_frame`).
+NOSE_CELL_MM = 2.0
+#: Field of a mesh from :func:`head_surface` that was decimated: the triangles it had before.
+DECIMATED_FROM = "DecimatedFromTriangles"
 
 
 @dataclass(frozen=True)
@@ -203,7 +211,8 @@ def head_surface(
     surf = grid.contour([0.5], scalars="m", method="flying_edges", compute_normals=False)
     if surf.n_cells == 0:
         raise ValueError("mask produced an empty surface")
-    if surf.n_cells > max_triangles:
+    contoured = surf.n_cells
+    if contoured > max_triangles:
         surf = surf.decimate(1.0 - max_triangles / surf.n_cells * 0.98)
     if smooth_iter > 0:
         surf = surf.smooth_taubin(n_iter=smooth_iter, pass_band=pass_band,
@@ -220,6 +229,8 @@ def head_surface(
     if float(np.mean(np.einsum("ij,ij->i", pts - pts.mean(0), surf.point_data["Normals"]))) < 0:
         surf = surf.flip_faces().compute_normals(**normals)
     surf.clear_cell_data()
+    if contoured > max_triangles:  # what the nose search needs to know (_surface_samples)
+        surf.field_data[DECIMATED_FROM] = np.array([contoured])
     return surf
 
 
@@ -312,6 +323,34 @@ def turned_frames(surf: pv.PolyData, frame: FaceFrame) -> list[FaceFrame]:
     return frames
 
 
+def _surface_samples(surf: pv.PolyData, spacing: float) -> np.ndarray:
+    """The mesh's vertices and points spread over its triangles longer than twice ``spacing`` (mm).
+
+    A head mesh contoured at 2 mm has edges of at most about 3.5 mm, but
+    one decimated because it was large (a field of view down to the chest,
+    a noisy mask) keeps few vertices on its smooth parts: a depth map of
+    its vertices alone has holes there, through which the surface behind
+    shows, and a neck seen beside such a hole "stood out" 176 mm. Points on
+    a barycentric grid of each long triangle (edges cut into pieces of at
+    most ``spacing``) fill them. A mesh that :func:`head_surface` did not
+    decimate comes back as its vertices.
+    """
+    pts = np.asarray(surf.points, dtype=float)
+    if DECIMATED_FROM not in surf.field_data:
+        return pts
+    faces = np.asarray(surf.regular_faces)
+    tri = pts[faces]  # (triangles, 3 corners, xyz)
+    longest = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+    pieces = np.where(longest > 2.0 * spacing, np.minimum(np.ceil(longest / spacing), 64), 1).astype(int)
+    extra = [pts]
+    for n in np.unique(pieces[pieces > 1]):
+        i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+        keep = (i + j) <= n
+        weights = np.stack([i[keep], j[keep], n - i[keep] - j[keep]], axis=1) / float(n)
+        extra.append(np.einsum("kc,tcd->tkd", weights, tri[pieces == n]).reshape(-1, 3))
+    return np.concatenate(extra) if len(extra) > 1 else pts
+
+
 def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,
               midline: float | None = None) -> tuple[np.ndarray, float]:
     """Most nose-like protrusion of the surface seen from ``a`` (see :func:`face_frame`).
@@ -325,7 +364,7 @@ def _nose_tip(pts: np.ndarray, r: np.ndarray, a: np.ndarray, s: np.ndarray,
     than the nose, but it is never on the midline.
     """
     u, v, w = pts @ r, pts @ a, pts @ s
-    cell = 2.0
+    cell = NOSE_CELL_MM
     iu = ((u - u.min()) // cell).astype(int)
     iw = ((w - w.min()) // cell).astype(int)
     depth = np.full((iu.max() + 1, iw.max() + 1), -np.inf)
@@ -439,9 +478,14 @@ def face_frame(
         s = np.cross(r, a)
         midline = float(np.median(pts @ r))
 
+    samples = None
+
     def find_tip():
+        nonlocal samples
         if nose_tip is None:
-            return _nose_tip(pts, r, a, s, midline)
+            if samples is None:
+                samples = _surface_samples(surf, NOSE_CELL_MM)
+            return _nose_tip(samples, r, a, s, midline)
         return pts[int(np.argmin(np.linalg.norm(pts - np.asarray(nose_tip, float), axis=1)))], float("nan")
 
     tip, prominence = find_tip()
@@ -472,6 +516,45 @@ def face_frame(
     center = tip + 15.0 * s - 25.0 * a
     return FaceFrame(center=center, anterior=a, superior=s, size=size, nose_tip=tip,
                      prominence=prominence)
+
+
+def _pitch_error(pts: np.ndarray, frame: FaceFrame) -> float:
+    """How far (degrees) ``frame``'s pitch is from an upright head's (:func:`_vault_pitch`); inf if unmeasured."""
+    pitch = _vault_pitch(pts, frame.right, frame.anterior, frame.superior, frame.nose_tip)
+    return float("inf") if pitch is None else abs(VAULT_PITCH - pitch)
+
+
+def voxel_axes(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World directions (unit) of the second and third voxel axes of a closest-RAS image:
+    the anterior and superior axes of the slab the image was acquired on."""
+    columns = np.asarray(affine, float)[:3, :3]
+    return _unit(columns[:, 1]), _unit(columns[:, 2])
+
+
+def face_frame_in_image(surf: pv.PolyData, affine: np.ndarray) -> FaceFrame:
+    """:func:`face_frame` with the better of two priors for the head's axes.
+
+    The scanner's axes (world RAS) are the prior of an image stored straight.
+    An image stored oblique (voxel axes more than :data:`OBLIQUE_DEG` from
+    the scanner's; ``affine`` of its closest-RAS voxel order) was usually
+    acquired on a slab aligned with the head (AC-PC), so a head tilted in
+    the scanner lies straight in its voxel axes; since :func:`face_frame`
+    fits the pitch only within 30 degrees of its prior, a head tilted by 40
+    degrees got a frame looking at its brow or chin. Both priors are then
+    fitted and the frame whose nose-to-vault line is nearer an upright head's
+    (:data:`VAULT_PITCH`) is kept; the scanner's on a tie.
+    """
+    frame = face_frame(surf)
+    anterior, superior = voxel_axes(affine)
+    cosines = np.clip([anterior[1], superior[2]], -1.0, 1.0)
+    if float(np.degrees(np.arccos(cosines.min()))) <= OBLIQUE_DEG:
+        return frame
+    try:
+        slab = face_frame(surf, anterior=anterior, superior=superior)
+    except ValueError:
+        return frame
+    pts = np.asarray(surf.points, dtype=float)
+    return slab if _pitch_error(pts, slab) < _pitch_error(pts, frame) else frame
 
 
 def face_frame_at(surf: pv.PolyData, frame: FaceFrame, nose_tip: np.ndarray) -> FaceFrame:

@@ -161,6 +161,19 @@ def rotate_head(data, affine, pitch: float = 0.0, roll: float = 0.0, yaw: float 
     return _resample(data, a, np.linalg.inv(world) @ a, data.shape), a
 
 
+def tilt_header(data, affine, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0):
+    """A tilted head imaged on a slab aligned with it (an AC-PC-aligned acquisition): the voxels
+    unchanged, the affine rotated (degrees, as :func:`rotate_head`) about the field of view's
+    centre, so that the head lies straight in its voxel axes and tilted in the scanner's."""
+    a = np.asarray(affine, float)
+    centre = a @ np.r_[(np.array(data.shape) - 1) / 2.0, 1.0]
+    rot = np.eye(4)
+    rot[:3, :3] = _rotmat((pitch, roll, yaw))
+    t1, t2 = np.eye(4), np.eye(4)
+    t1[:3, 3], t2[:3, 3] = -centre[:3], centre[:3]
+    return np.asarray(data, np.float32), t2 @ rot @ t1 @ a
+
+
 def _plane_side(data, affine, point, normal):
     x, y, z = _world(data.shape, affine)
     n = np.asarray(normal, float)
@@ -561,3 +574,29 @@ def pad(data, affine, margin_mm: float):
     new = a.copy()
     new[:3, 3] = a[:3, :3] @ (-n.astype(float)) + a[:3, 3]
     return out, new
+
+
+def add_torso(data, affine, head: np.ndarray, nose_tip: Sequence[float], front_mm: float = 0.0,
+              value: float | None = None):
+    """Neck, shoulders and chest in a field of view extended 220 mm downwards (a large head-and-neck
+    field of view): an image in closest-RAS voxel order gets zeros added below it, a neck (a
+    cylinder of radius 50 mm whose axis is 80 mm behind the nose tip, from the chest up to 40 mm
+    below the nose tip) and a chest (an ellipsoid 380 mm wide, 220 mm deep and 240 mm tall whose
+    front is ``front_mm`` in front of the nose tip: positive for a chest that stands out further
+    than the nose, as on a supine person with a large chest), as bright as ``value`` (default the
+    median of the head)."""
+    tip = np.asarray(nose_tip, float)
+    a = np.asarray(affine, float)
+    v = float(np.median(np.asarray(data)[np.asarray(head, bool)])) if value is None else value
+    below = int(np.ceil(220.0 / _zooms(a)[2]))
+    out = np.pad(np.asarray(data, np.float32), [(0, 0), (0, 0), (below, 0)])
+    new = a.copy()
+    new[:3, 3] = a[:3, 3] - a[:3, 2] * below
+    x, y, z = _world(out.shape, new)
+    bottom = float((a @ np.r_[0.0, 0.0, 0.0, 1.0])[2])  # the old image's lowest slice (world height)
+    centre_z = bottom - 100.0
+    neck = ((x - tip[0]) ** 2 + (y - (tip[1] - 80.0)) ** 2 <= 50.0 ** 2) & (z >= centre_z) & (z <= tip[2] - 40.0)
+    chest = (((x - tip[0]) / 190.0) ** 2 + ((y - (tip[1] + front_mm - 110.0)) / 110.0) ** 2
+             + ((z - centre_z) / 120.0) ** 2) <= 1.0
+    body = np.broadcast_to(neck | chest, out.shape)
+    return np.where(body, np.maximum(out, np.float32(v)), out).astype(np.float32), new
