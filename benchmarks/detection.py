@@ -55,16 +55,15 @@ from bids_app.presence import MIN_FACE_CUT_MM2  # noqa: E402
 #: The participant level's default detection settings.
 DEFAULT_SETTINGS = Settings(bids_dir=Path("."), output_dir=Path("."), analysis_level="participant")
 
-#: Alterations of a real head that remove its face.
-NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "skullstrip-FLAIR", "deface-FLAIR-noise",
-           "deface-1x1x3", "deface-header-face-up", "skullstrip-header-upside-down", "deface-ghost",
-           "skullstrip-cropped", "deface-cropped", "deface-tight", "deface-mp2rage-uni", "mp2rage-uni-deface",
-           "deface-noise-15%", "deface-noise-25%", "deface-iso4", "deface-coronal-1x5x1", "deface-motion-strong",
-           "deface-baseline-air", "deface-signed-1024", "deface-zscore", "deface-cut-at-nose",
-           "deface-cut-nose+20mm", "deface-head-0.65", "deface-T2w-fatsat", "deface-phantom",
-           "deface-padded-pitch-40", "deface-crop-side-20mm",
-           "defaced-mp2rage-uni", "mask-mp2rage-uni", "plane-mp2rage-uni",
-           *(f"{state}-{name}" for state in ("defaced", "mask", "plane") for name in ("signed", "zscore"))}
+#: Alterations of a real head, and states of a simulated cohort, that remove its face; so does every
+#: alteration whose name starts with "deface-" or "skullstrip-" and every cohort state whose name
+#: starts with "defaced-", "mask-" or "plane-" (:func:`has_face`).
+NO_FACE = {"deface", "skullstrip", "defaced", "mask", "plane", "mp2rage-uni-deface"}
+
+
+def has_face(state: str) -> bool:
+    """Whether the scans of this alteration or cohort state show a face."""
+    return state not in NO_FACE and not state.startswith(("deface-", "skullstrip-", "defaced-", "mask-", "plane-"))
 
 
 #: Other ways of storing a scan's intensities (the cohorts' ``STATE-NAME`` states, on request): the
@@ -170,6 +169,24 @@ def extra_variants(vol, mask, frame) -> dict:
         "padded-roll40": lambda: augment.rotate_head(*augment.pad(d, a, 40.0), roll=40.0),
         "deface-padded-pitch-40": lambda: augment.rotate_head(*augment.pad(*augment.deface(d, a, tip, ant, sup), 40.0),
                                                               pitch=-40.0),
+        # a tilted head on a slab aligned with it: straight in the voxels, tilted in the header
+        "tilted-pitch25": lambda: augment.tilt_header(d, a, pitch=25.0),
+        "tilted-pitch-25": lambda: augment.tilt_header(d, a, pitch=-25.0),
+        "tilted-pitch40": lambda: augment.tilt_header(d, a, pitch=40.0),
+        "tilted-roll25": lambda: augment.tilt_header(d, a, roll=25.0),
+        "tilted-yaw40": lambda: augment.tilt_header(d, a, yaw=40.0),
+        # and the other way round: an upright head on a slab tilted by 40 or 25 degrees (straight in
+        # the header, tilted in the voxels), the field of view padded by 30 mm to hold the whole head
+        "oblique-pitch40": lambda: augment.resample(*augment.pad(d, a, 30.0), vol.zooms, rotation_deg=(40.0, 0.0, 0.0)),
+        "oblique-roll25": lambda: augment.resample(*augment.pad(d, a, 30.0), vol.zooms, rotation_deg=(0.0, 25.0, 0.0)),
+        "deface-tilted-pitch25": lambda: augment.tilt_header(*augment.deface(d, a, tip, ant, sup), pitch=25.0),
+        "deface-tilted-pitch40": lambda: augment.tilt_header(*augment.deface(d, a, tip, ant, sup), pitch=40.0),
+        "skullstrip-tilted-pitch-40": lambda: augment.tilt_header(
+            *augment.skull_strip(d, a, mask, floor_z=float(tip[2])), pitch=-40.0),
+        "deface-oblique": lambda: augment.resample(*augment.deface(d, a, tip, ant, sup), vol.zooms,
+                                                   rotation_deg=(12.0, 0.0, 8.0)),
+        "deface-oblique-pitch40": lambda: augment.resample(*augment.pad(*augment.deface(d, a, tip, ant, sup), 30.0),
+                                                           vol.zooms, rotation_deg=(40.0, 0.0, 0.0)),
         "pitch30": lambda: augment.rotate_head(d, a, pitch=30.0),
         "pitch-30": lambda: augment.rotate_head(d, a, pitch=-30.0),
         "yaw30": lambda: augment.rotate_head(d, a, yaw=30.0),
@@ -193,8 +210,19 @@ def extra_variants(vol, mask, frame) -> dict:
         "deface-head-0.65": lambda: augment.scale_head(*augment.deface(d, a, tip, ant, sup), 0.65),
         "T2w-fatsat": lambda: augment.remap_contrast(d, a, "T2w-fatsat"),
         "deface-T2w-fatsat": lambda: augment.remap_contrast(*augment.deface(d, a, tip, ant, sup), "T2w-fatsat"),
+        # neck, shoulders and chest in a field of view extended downwards: the chest 30 mm behind
+        # the nose tip, or 20 mm in front of it (a supine person with a large chest)
+        "torso": lambda: augment.add_torso(d, a, mask, tip, front_mm=-30.0),
+        "torso-chest-in-front": lambda: augment.add_torso(d, a, mask, tip, front_mm=20.0),
+        "deface-torso-chest-in-front": lambda: augment.add_torso(*augment.deface(d, a, tip, ant, sup), mask, tip,
+                                                                 front_mm=20.0),
         "phantom": lambda: _with_phantom(d, a, tip),
         "deface-phantom": lambda: _with_phantom(*augment.deface(d, a, tip, ant, sup), tip),
+        # a portable low-field scanner (64 mT class): 1.6 x 1.6 x 5 mm, noisy, a strong bias field
+        "lowfield": lambda: augment.bias_field(*augment.add_noise(*augment.resample(d, a, (1.6, 1.6, 5.0)), 0.08),
+                                               low=0.5),
+        "deface-lowfield": lambda: augment.bias_field(*augment.add_noise(*augment.resample(
+            *augment.deface(d, a, tip, ant, sup), (1.6, 1.6, 5.0)), 0.08), low=0.5),
         "noise-15%": lambda: augment.add_noise(d, a, 0.15),
         "noise-25%": lambda: augment.add_noise(d, a, 0.25),
         "deface-noise-15%": lambda: augment.add_noise(*augment.deface(d, a, tip, ant, sup), 0.15),
@@ -347,7 +375,7 @@ def report(scans: list[dict]) -> None:
     cuts: dict[bool, list[float]] = {True: [], False: []}  # FaceCutMm2 per scan
     cut_scans: list[str] = []
     for scan in scans:
-        face = scan["state"] not in NO_FACE
+        face = has_face(scan["state"])
         renders = scan["renders"]
         first[face] += [dets[0] for dets in renders if dets]
         decision = presence.scan_decision([[_geometry(d) for d in dets] for dets in renders],
