@@ -50,6 +50,33 @@ def _is_annex_pointer(name: str) -> bool:
     return len(head) < 1024 and b"/annex/objects/" in head
 
 
+def _brightest_of_volumes(img, name: str) -> np.ndarray:
+    """Voxel-wise maximum of a 4D image's volumes, each scaled to the first's 99th percentile of |x|.
+
+    Volumes of one file (repeats, echoes, a copy defaced and one not) all
+    show the same head, at different intensity scales; the maximum keeps
+    whatever any of them shows, and on identical volumes it is the first.
+    """
+    def volume(t: int) -> np.ndarray:
+        try:
+            data = np.asarray(img.dataobj[..., t], dtype=np.float32)
+        except Exception as exc:
+            raise ImageError(f"{name}: cannot read volume {t + 1} ({exc})") from None
+        return np.where(np.isfinite(data), data, np.float32(0))
+
+    def scale(data: np.ndarray) -> float:
+        return float(np.percentile(np.abs(data), 99))
+
+    out = volume(0)
+    reference = scale(out)
+    for t in range(1, img.shape[3]):
+        data = volume(t)
+        level = scale(data)
+        if level > 0 and reference > 0:
+            np.maximum(out, data * np.float32(reference / level), out=out)
+    return out
+
+
 def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     """Load a 3D head image and reorient it to the closest canonical (RAS+) order.
 
@@ -62,10 +89,12 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     -------
     HeadVolume
         ``(data, affine, zooms)``. A 4D or 5D image whose axes beyond the
-        third have length 1 is squeezed to 3D; of a 4D image with several
-        volumes (repeated or multi-echo acquisitions stored in one file), the
-        first volume is used and a warning is logged: every volume shows the
-        same head. Non-finite voxels (NaN, Inf) are set to 0.
+        third have length 1 is squeezed to 3D; a 4D image with several
+        volumes (repeated or multi-echo acquisitions stored in one file)
+        becomes their voxel-wise maximum, each volume scaled to the first's
+        99th percentile, and a warning is logged: a face that any volume shows
+        (one copy defaced, another not) is kept. Non-finite voxels (NaN, Inf)
+        are set to 0.
 
     Raises
     ------
@@ -92,11 +121,12 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
         img = img.slicer[..., 0]
         shape = shape[:-1]
     if len(shape) == 4:
-        LOGGER.warning("%s: %d volumes in one image (shape %s): the first is used", name, shape[3], shape)
-        img = img.slicer[..., 0]
+        LOGGER.warning("%s: %d volumes in one image (shape %s): their voxel-wise maximum is used, so that a "
+                       "face any of them shows is seen", name, shape[3], shape)
+        img = nib.Nifti1Image(_brightest_of_volumes(img, name), img.affine)
         shape = shape[:3]
     if len(shape) != 3:
-        raise ImageError(f"{name}: expected a 3D image (or 4D: the first volume is used), got shape {shape}")
+        raise ImageError(f"{name}: expected a 3D image (or 4D: its volumes are combined), got shape {shape}")
     if min(shape) < 8:
         raise ImageError(f"{name}: image too small to hold a head, shape {shape}")
     if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
