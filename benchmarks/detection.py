@@ -107,6 +107,9 @@ def extra_variants(vol, mask, frame) -> dict:
         "header-face-up": lambda: augment.turn_voxels(d, a, 1, (1, 2)),
         "header-upside-down": lambda: augment.turn_voxels(d, a, 2, (1, 2)),
         "header-face-left": lambda: augment.turn_voxels(d, a, 1, (0, 1)),
+        # a prone head whose header still says supine: the face looks at the header's posterior
+        "header-prone": lambda: augment.turn_voxels(d, a, 2, (0, 1)),
+        "deface-header-prone": lambda: augment.turn_voxels(*augment.deface(d, a, tip, ant, sup), 2, (0, 1)),
         "deface-header-face-up": lambda: augment.turn_voxels(*augment.deface(d, a, tip, ant, sup), 1, (1, 2)),
         "skullstrip-header-upside-down": lambda: augment.turn_voxels(
             *augment.skull_strip(d, a, mask, floor_z=float(tip[2])), 2, (1, 2)),
