@@ -146,17 +146,23 @@ def _rotmat(deg: Sequence[float]) -> np.ndarray:
     return mz @ my @ mx
 
 
+def _turn_about_centre(shape: Sequence[int], affine, pitch: float, roll: float, yaw: float) -> np.ndarray:
+    """4x4 world rotation (degrees, as :func:`rotate_head`) about the centre of the field of view."""
+    a = np.asarray(affine, float)
+    centre = a @ np.r_[(np.array(shape) - 1) / 2.0, 1.0]
+    rot = np.eye(4)
+    rot[:3, :3] = _rotmat((pitch, roll, yaw))
+    t1, t2 = np.eye(4), np.eye(4)
+    t1[:3, 3], t2[:3, 3] = -centre[:3], centre[:3]
+    return t2 @ rot @ t1
+
+
 def rotate_head(data, affine, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0):
     """Rotate the head in the scanner (degrees; pitch about x, nose up for
     positive; roll about y; yaw about z) about the centre of the field of
     view; the grid and affine stay the same."""
     a = np.asarray(affine, float)
-    centre = a @ np.r_[(np.array(data.shape) - 1) / 2.0, 1.0]
-    rot = np.eye(4)
-    rot[:3, :3] = _rotmat((pitch, roll, yaw))
-    t1, t2 = np.eye(4), np.eye(4)
-    t1[:3, 3], t2[:3, 3] = -centre[:3], centre[:3]
-    world = t2 @ rot @ t1  # moves the head
+    world = _turn_about_centre(data.shape, a, pitch, roll, yaw)  # moves the head
     # output voxel -> world -> (inverse head motion) -> input voxel
     return _resample(data, a, np.linalg.inv(world) @ a, data.shape), a
 
@@ -166,12 +172,7 @@ def tilt_header(data, affine, pitch: float = 0.0, roll: float = 0.0, yaw: float 
     unchanged, the affine rotated (degrees, as :func:`rotate_head`) about the field of view's
     centre, so that the head lies straight in its voxel axes and tilted in the scanner's."""
     a = np.asarray(affine, float)
-    centre = a @ np.r_[(np.array(data.shape) - 1) / 2.0, 1.0]
-    rot = np.eye(4)
-    rot[:3, :3] = _rotmat((pitch, roll, yaw))
-    t1, t2 = np.eye(4), np.eye(4)
-    t1[:3, 3], t2[:3, 3] = -centre[:3], centre[:3]
-    return np.asarray(data, np.float32), t2 @ rot @ t1 @ a
+    return np.asarray(data, np.float32), _turn_about_centre(data.shape, a, pitch, roll, yaw) @ a
 
 
 def _plane_side(data, affine, point, normal):
