@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyvista as pv
 from nibabel.affines import voxel_sizes
+from nibabel.orientations import io_orientation
 from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 
@@ -524,11 +525,13 @@ def _pitch_error(pts: np.ndarray, frame: FaceFrame) -> float:
     return float("inf") if pitch is None else abs(VAULT_PITCH - pitch)
 
 
-def voxel_axes(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World directions (unit) of the second and third voxel axes of a closest-RAS image:
-    the anterior and superior axes of the slab the image was acquired on."""
+def _voxel_axes(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World directions (unit) of the voxel axes nearest the scanner's anterior and superior ones:
+    the anterior and superior axes of the slab the image was acquired on (any voxel order)."""
     columns = np.asarray(affine, float)[:3, :3]
-    return _unit(columns[:, 1]), _unit(columns[:, 2])
+    axis_of = {int(world): (voxel, float(sign)) for voxel, (world, sign) in enumerate(io_orientation(affine))}
+    anterior, superior = (_unit(columns[:, axis_of[w][0]] * axis_of[w][1]) for w in (1, 2))
+    return anterior, superior
 
 
 def face_frame_in_image(surf: pv.PolyData, affine: np.ndarray) -> FaceFrame:
@@ -536,7 +539,7 @@ def face_frame_in_image(surf: pv.PolyData, affine: np.ndarray) -> FaceFrame:
 
     The scanner's axes (world RAS) are the prior of an image stored straight.
     An image stored oblique (voxel axes more than :data:`OBLIQUE_DEG` from
-    the scanner's; ``affine`` of its closest-RAS voxel order) was usually
+    the scanner's; ``affine`` is the image's, in any voxel order) was usually
     acquired on a slab aligned with the head (AC-PC), so a head tilted in
     the scanner lies straight in its voxel axes; since :func:`face_frame`
     fits the pitch only within 30 degrees of its prior, a head tilted by 40
@@ -545,7 +548,7 @@ def face_frame_in_image(surf: pv.PolyData, affine: np.ndarray) -> FaceFrame:
     (:data:`VAULT_PITCH`) is kept; the scanner's on a tie.
     """
     frame = face_frame(surf)
-    anterior, superior = voxel_axes(affine)
+    anterior, superior = _voxel_axes(affine)
     cosines = np.clip([anterior[1], superior[2]], -1.0, 1.0)
     if float(np.degrees(np.arccos(cosines.min()))) <= OBLIQUE_DEG:
         return frame
