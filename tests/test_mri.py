@@ -86,9 +86,20 @@ def test_load_combines_several_volumes_so_that_any_face_is_kept(tmp_path, caplog
     assert np.linalg.norm(head_of_both.frame.nose_tip - frame.nose_tip) < 3.0
 
 
-@pytest.mark.parametrize("case", ["5d", "zeros", "nan", "garbage", "missing"])
+@pytest.mark.parametrize("case", ["5d", "zeros", "constant", "nan", "garbage", "missing", "micrometre voxels",
+                                  "kilometre voxels"])
 def test_load_errors_name_file_and_reason(tmp_path, case):
-    if case == "5d":
+    if case in ("micrometre voxels", "kilometre voxels"):
+        # the header's scale wrong by 1000 either way, its units saying nothing (a 2.7 mm head, or a
+        # 270 m one: the first used to allocate 70 GiB, the second to fail with an IndexError)
+        head = nib.load(HEADS["03"])
+        affine = head.affine.copy()
+        affine[:3, :3] *= 0.001 if case.startswith("micro") else 1000.0
+        path = tmp_path / "sub-03_T1w.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(head.dataobj), affine), path)
+    elif case == "constant":
+        path = _save(tmp_path, np.full((16, 16, 16), 7.0, np.float32))
+    elif case == "5d":
         path = _save(tmp_path, np.ones((16, 16, 16, 2, 2), np.float32))
     elif case == "zeros":
         path = _save(tmp_path, np.zeros((16, 16, 16), np.float32))
@@ -103,7 +114,28 @@ def test_load_errors_name_file_and_reason(tmp_path, case):
         load_head(path)
     assert isinstance(info.value, ValueError)
     assert str(path) in str(info.value)
+    reasons = {"constant": "the same value (7)", "micrometre voxels": "not a head in millimetres",
+               "kilometre voxels": "not a head in millimetres"}
+    assert reasons.get(case, "") in str(info.value)
 
+
+@pytest.mark.parametrize("units, scale", [("micron", 1000.0), ("meter", 0.001)])
+def test_load_reads_voxel_sizes_in_the_headers_units_where_millimetres_are_impossible(tmp_path, caplog, units, scale):
+    """A header in micrometres (or metres) whose voxel sizes say so: read as the same head in mm."""
+    head = nib.load(HEADS["03"])
+    affine = head.affine.copy()
+    affine[:3, :] *= scale
+    img = nib.Nifti1Image(np.asarray(head.dataobj), affine)
+    img.header.set_xyzt_units(units)
+    path = tmp_path / "sub-03_T1w.nii.gz"
+    nib.save(img, path)
+    with caplog.at_level("WARNING", logger="facerisk"):
+        vol = load_head(path)
+    plain = load_head(HEADS["03"])
+    np.testing.assert_allclose(vol.affine, plain.affine, atol=1e-6)
+    assert vol.zooms == pytest.approx(plain.zooms)
+    np.testing.assert_array_equal(vol.data, plain.data)
+    assert any(units in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
 
 
 def test_load_names_datalad_files_without_content(tmp_path):

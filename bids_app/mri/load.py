@@ -17,6 +17,14 @@ __all__ = ["HeadVolume", "ImageError", "load_head"]
 
 LOGGER = logging.getLogger("facerisk")
 
+#: Voxel sizes (mm) an image of a head can have: from a 7 T or ex vivo grid to a thick 2D slice.
+#: Outside this range the header's units are wrong (metres or micrometres written as millimetres).
+VOXEL_MM = (0.05, 20.0)
+#: The longest side (mm) of a head image's field of view can be at most this (a whole body is 2 m).
+MAX_FIELD_OF_VIEW_MM = 3000.0
+#: Millimetres per unit of the NIfTI header's spatial units (``xyzt_units``).
+_MM_PER_UNIT = {"meter": 1000.0, "micron": 0.001}
+
 
 class ImageError(ValueError):
     """An anatomical image cannot be used to reconstruct a head surface.
@@ -77,6 +85,44 @@ def _brightest_of_volumes(img, name: str) -> np.ndarray:
     return out
 
 
+def _plausible_grid(zooms, shape) -> bool:
+    """Whether voxels of ``zooms`` mm on a grid of ``shape`` can hold a head (:data:`VOXEL_MM`,
+    :data:`MAX_FIELD_OF_VIEW_MM`)."""
+    zooms = np.asarray(zooms, float)
+    return bool(np.all((zooms >= VOXEL_MM[0]) & (zooms <= VOXEL_MM[1]))
+                and np.max(zooms * np.asarray(shape, float)) <= MAX_FIELD_OF_VIEW_MM)
+
+
+def _in_millimetres(img, name: str):
+    """``img`` with its affine in millimetres, or :class:`ImageError` where it cannot be.
+
+    Scanners and converters write millimetres, and most tools read the affine as millimetres
+    whatever the header's units say. A header whose voxel sizes are impossible in millimetres
+    (micrometres or kilometres of head) is converted where its units field says metres or
+    micrometres and that gives possible ones (a warning is logged); otherwise it is refused, with
+    the sizes found, rather than reconstructed at a scale where every anatomical length of the
+    face search is wrong (or a grid of thousands of voxels a side is allocated).
+    """
+    shape = img.shape[:3]
+    zooms = np.sqrt((np.asarray(img.affine[:3, :3], float) ** 2).sum(axis=0))
+    if _plausible_grid(zooms, shape):
+        return img
+    units = img.header.get_xyzt_units()[0] if hasattr(img.header, "get_xyzt_units") else "unknown"
+    scale = _MM_PER_UNIT.get(units)
+    sizes = " x ".join(f"{z:g}" for z in zooms)
+    if scale is not None and _plausible_grid(zooms * scale, shape):
+        LOGGER.warning("%s: voxel sizes %s in the header's units (%s) are read as %s mm", name, sizes, units,
+                       " x ".join(f"{z * scale:g}" for z in zooms))
+        affine = np.array(img.affine, float)
+        affine[:3, :] *= scale
+        converted = nib.Nifti1Image(np.asanyarray(img.dataobj), affine)
+        converted.header.set_xyzt_units("mm")
+        return converted
+    raise ImageError(f"{name}: voxel sizes {sizes} (header units: {units}) give a field of view of "
+                     f"{float(np.max(zooms * np.asarray(shape, float))):g} mm: not a head in millimetres "
+                     f"(voxels of {VOXEL_MM[0]:g}-{VOXEL_MM[1]:g} mm expected; is the header's scale wrong?)")
+
+
 def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     """Load a 3D head image and reorient it to the closest canonical (RAS+) order.
 
@@ -99,8 +145,10 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     Raises
     ------
     ImageError
-        If the file cannot be read, is not 3D or 4D, holds only zeros or
-        only non-finite values, or has a degenerate affine.
+        If the file cannot be read, is not 3D or 4D, holds only zeros,
+        one value or only non-finite values, or has a degenerate affine or
+        voxel sizes no head image has (after reading the header's units,
+        where it says metres or micrometres: see :func:`_in_millimetres`).
     """
     name = os.fspath(path)
     try:
@@ -132,6 +180,8 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-9:
         raise ImageError(f"{name}: affine is degenerate or non-finite")
 
+    img = _in_millimetres(img, name)
+
     try:
         img = nib.as_closest_canonical(img)
         data = np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32)
@@ -145,6 +195,8 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
         data = np.where(finite, data, np.float32(0))
     if not np.any(data != 0):
         raise ImageError(f"{name}: image is empty (all voxels are zero)")
+    if float(data.max()) == float(data.min()):
+        raise ImageError(f"{name}: every voxel has the same value ({float(data.flat[0]):g}): no head to find")
 
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     return HeadVolume(data, np.asarray(img.affine, dtype=float), zooms)  # type: ignore[arg-type]
