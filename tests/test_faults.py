@@ -68,7 +68,7 @@ def broken_dataset(tmp_path_factory):
     expected["trunc"] = "sub-trunc_T1w.nii.gz: cannot"
     add_image(root, "empty", lambda p: p.write_bytes(b""))
     expected["empty"] = "sub-empty_T1w.nii.gz: cannot be read"
-    # 4D images are read (their first volume); five axes with several volumes are not
+    # 4D images are read (the voxel-wise maximum of their volumes); five axes with several volumes are not
     add_image(root, "fived", save(np.stack([cube[::4, ::4, ::4]] * 4, axis=-1).reshape(cube[::4, ::4, ::4].shape + (2, 2))))
     expected["fived"] = "expected a 3D image"
     add_image(root, "twod", save(cube[:, :, 40]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import nibabel as nib
@@ -136,6 +137,18 @@ def test_load_reads_voxel_sizes_in_the_headers_units_where_millimetres_are_impos
     assert vol.zooms == pytest.approx(plain.zooms)
     np.testing.assert_array_equal(vol.data, plain.data)
     assert any(units in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("name", ["sub-03_T1w.nii", "sub-03_T1w.nii.gz"])
+def test_load_reads_a_file_named_for_the_other_compression(tmp_path, caplog, name):
+    """Gzipped data named ``.nii`` (or plain data named ``.nii.gz``): read as it is, with a warning."""
+    source = HEADS["03"]
+    path = tmp_path / name
+    path.write_bytes(source.read_bytes() if name.endswith(".nii") else gzip.decompress(source.read_bytes()))
+    with caplog.at_level("WARNING", logger="facerisk"):
+        vol = load_head(path)
+    np.testing.assert_array_equal(vol.data, load_head(source).data)
+    assert any("named" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
 
 
 def test_load_names_datalad_files_without_content(tmp_path):

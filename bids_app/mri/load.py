@@ -6,8 +6,10 @@ and surface steps are pure functions of arrays.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import zlib
 from typing import NamedTuple
 
 import nibabel as nib
@@ -56,6 +58,33 @@ def _is_annex_pointer(name: str) -> bool:
     except OSError:
         return False
     return len(head) < 1024 and b"/annex/objects/" in head
+
+
+def _read_misnamed(name: str):
+    """A NIfTI file whose name says the wrong compression (gzipped data named ``.nii``, or plain
+    data named ``.nii.gz``), read from its bytes, with a warning; None where it is not one."""
+    try:
+        with open(name, "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    gzipped = raw[:2] == b"\x1f\x8b"
+    if gzipped == name.endswith(".gz"):
+        return None  # named right: the file itself is what is wrong
+    try:
+        data = gzip.decompress(raw) if gzipped else raw
+    except (OSError, EOFError, zlib.error):
+        return None
+    for kind in (nib.Nifti1Image, nib.Nifti2Image):
+        try:
+            img = kind.from_bytes(data)
+        except Exception:
+            continue
+        LOGGER.warning("%s: the file is %s but named %s; read as it is", name,
+                       "gzip-compressed" if gzipped else "not compressed", ".nii.gz" if name.endswith(".gz") else
+                       os.path.splitext(name)[1] or "without an extension")
+        return img
+    return None
 
 
 def _brightest_of_volumes(img, name: str) -> np.ndarray:
@@ -159,10 +188,14 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
                              "git-annex file whose content is not here? `datalad get` it)") from None
         raise ImageError(f"{name}: file not found") from None
     except Exception as exc:  # nibabel raises many kinds for corrupt files
-        if _is_annex_pointer(name):
+        misnamed = _read_misnamed(name)
+        if misnamed is not None:
+            img = misnamed
+        elif _is_annex_pointer(name):
             raise ImageError(f"{name}: a git-annex pointer, not the image (a DataLad file whose "
                              "content is not here? `datalad get` it)") from None
-        raise ImageError(f"{name}: cannot be read as an image ({exc})") from None
+        else:
+            raise ImageError(f"{name}: cannot be read as an image ({exc})") from None
 
     shape = tuple(int(n) for n in img.shape)
     while len(shape) > 3 and shape[-1] == 1:  # 4D or 5D with one volume (some converters write (x, y, z, 1, 1))
