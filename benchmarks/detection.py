@@ -220,6 +220,12 @@ def extra_variants(vol, mask, frame) -> dict:
         "deface-torso-chest-in-front": lambda: augment.add_torso(*augment.deface(d, a, tip, ant, sup), mask, tip,
                                                                  front_mm=20.0),
         "phantom": lambda: _with_phantom(d, a, tip),
+        # a corrupt slice: an axial plate of garbage 5 mm above the nose tip (head and air raised by
+        # five times the 99.9th percentile), a coronal slice dropped 10 mm behind it
+        "slice-plate": lambda: augment.corrupt_slice(d, a, tip + 5.0 * np.asarray(sup), axis=2),
+        "slice-dropped": lambda: augment.corrupt_slice(d, a, tip - 10.0 * np.asarray(ant), axis=1, kind="blank"),
+        "deface-slice-plate": lambda: augment.corrupt_slice(*augment.deface(d, a, tip, ant, sup),
+                                                            tip + 5.0 * np.asarray(sup), axis=2),
         "deface-phantom": lambda: _with_phantom(*augment.deface(d, a, tip, ant, sup), tip),
         # a portable low-field scanner (64 mT class): 1.6 x 1.6 x 5 mm, noisy, a strong bias field
         "lowfield": lambda: augment.bias_field(*augment.add_noise(*augment.resample(d, a, (1.6, 1.6, 5.0)), 0.08),

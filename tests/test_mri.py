@@ -377,7 +377,8 @@ def test_a_face_cut_by_the_field_of_view_is_told_from_a_defaced_one(head03):
     assert image_edge_cut(mask, vol.affine, frame.anterior)[0] == 0  # the image holds the head
     data, affine = augment.crop_front(vol.data, vol.affine, 15.0)
     cut = reconstruct_head(data, affine, vol.zooms)
-    area, points = image_edge_cut(cut.mask, affine, cut.frame.anterior)
+    area, points = image_edge_cut(cut.mask, affine, cut.frame.anterior, nose_tip=cut.frame.nose_tip,
+                                  superior=cut.frame.superior)
     assert cut.face_cut and area == cut.face_cut_mm2 >= MIN_FACE_CUT_MM2  # measured 585 mm^2
     behind = (frame.nose_tip - points) @ frame.anterior  # the cut lies 15 mm behind the nose tip
     assert np.all(np.abs(behind - 15.0) < 3.0) and np.linalg.norm(frame.nose_tip - points.mean(0)) < 30.0
@@ -385,6 +386,19 @@ def test_a_face_cut_by_the_field_of_view_is_told_from_a_defaced_one(head03):
     for data, affine in (defaced, augment.crop_to_content(*defaced)):
         head = reconstruct_head(data, affine, vol.zooms)
         assert not head.face_cut and head.face_cut_mm2 < MIN_FACE_CUT_MM2 / 4  # measured 0
+
+
+def test_a_chest_on_the_images_front_edge_is_not_a_face_cut_by_it(head03):
+    """A field of view down to the chest, the chest 20 mm in front of the nose tip, on the image's
+    front edge: far below the face, so it does not count as a face cut by the field of view
+    (defaced, it made the scan ``Review``; measured 18,909 mm^2 on the whole edge, 0 in the face's
+    window)."""
+    vol, mask, frame = head03
+    defaced = augment.deface(vol.data, vol.affine, frame.nose_tip, frame.anterior, frame.superior)
+    data, affine = augment.add_torso(*defaced, mask, frame.nose_tip, front_mm=20.0)
+    head = reconstruct_head(data, affine, vol.zooms)
+    whole, _ = image_edge_cut(head.mask, affine, head.frame.anterior)
+    assert whole >= 10 * MIN_FACE_CUT_MM2 and not head.face_cut and head.face_cut_mm2 < MIN_FACE_CUT_MM2 / 4
 
 
 def test_a_background_of_noise_is_told_and_the_head_masked_from_its_smoothness(head03):

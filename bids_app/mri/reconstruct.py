@@ -2,7 +2,8 @@
 
 One function, :func:`reconstruct_head`, chains the steps every caller needs
 in the same order (the participant workflow and the benchmarks): an air stored
-below zero (signed, z-scored) brought to zero, ghosts of
+below zero (signed, z-scored) brought to zero, corrupt slices (a plate of
+garbage, a dropped slice) replaced by their neighbours' mean, ghosts of
 the head in the air taken out where there are any (or, where the background is
 noise as bright as the head, as in an MP2RAGE UNI image, the mask made from how
 smooth the image is instead of its intensities), head mask, skin surface,
@@ -30,6 +31,7 @@ from .background import (
 from .ghosts import Ghost, find_ghosts, remove_ghosts
 from .mask import head_mask, image_edge_cut
 from .overhangs import remove_face_overhangs
+from .slices import CorruptSlice, find_corrupt_slices, repair_slices
 from .surface import FaceFrame, face_frame_in_image, head_surface
 
 __all__ = ["HeadReconstruction", "reconstruct_head"]
@@ -58,6 +60,9 @@ class HeadReconstruction:
     """The air's level in the image where it was below zero (signed storage, z-scored
     intensities; :func:`~bids_app.mri.background.air_offset`), subtracted before masking; 0
     otherwise."""
+    corrupt_slices: tuple[CorruptSlice, ...] = ()
+    """Slices far brighter or blanker than their neighbours on both sides, replaced by the mean of
+    the nearest intact ones before masking (:mod:`bids_app.mri.slices`; empty on an intact scan)."""
     smoothness_mask: bool = False
     """The air is noise as bright as the head (an MP2RAGE UNI image: rough, and the intensity mask
     filled the image's outer shell), so the mask was made from
@@ -96,6 +101,9 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     offset = air_offset(data)
     if offset:  # the air stored below zero (signed, z-scored): brought to zero, as in magnitude images
         data = np.asarray(data, dtype=np.float32) - np.float32(offset)
+    corrupt = tuple(find_corrupt_slices(data))
+    if corrupt:
+        data = repair_slices(data, corrupt)
     roughness = background_roughness(data)
     ghosts: tuple[Ghost, ...] = ()
     mask = None  # the intensity mask, where it was made to choose between the masks
@@ -122,9 +130,9 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     if clutter:
         surface = head_surface(mask, affine)
         frame = face_frame_in_image(surface, affine)
-    cut_mm2, _ = image_edge_cut(mask, affine, frame.anterior)
+    cut_mm2, _ = image_edge_cut(mask, affine, frame.anterior, nose_tip=frame.nose_tip, superior=frame.superior)
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
                               ghosts=ghosts, face_cut_mm2=cut_mm2, background_roughness=roughness,
-                              air_offset=offset,
+                              air_offset=offset, corrupt_slices=corrupt,
                               smoothness_mask=smooth, seconds=seconds)

@@ -274,6 +274,24 @@ def add_spikes(data, affine, fraction: float = 1e-4, level: float = 1000.0, seed
     return out, affine
 
 
+def corrupt_slice(data, affine, point: Sequence[float], axis: int = 2, kind: str = "bright",
+                  level: float = 5.0):
+    """One voxel slice along ``axis`` through world ``point`` made corrupt: ``"bright"`` adds
+    ``level`` times the image's 99.9th percentile to all of it (a plate of garbage across head and
+    air), ``"blank"`` sets it to zero (a dropped slice)."""
+    out = np.array(data, dtype=np.float32, copy=True)
+    index = int(round(np.linalg.solve(np.asarray(affine, float), np.r_[np.asarray(point, float), 1.0])[axis]))
+    index = min(max(index, 0), out.shape[axis] - 1)
+    moved = np.moveaxis(out, axis, 0)
+    if kind == "bright":
+        moved[index] += np.float32(level * np.percentile(data, 99.9))
+    elif kind == "blank":
+        moved[index] = 0
+    else:
+        raise ValueError(f"kind must be 'bright' or 'blank', got {kind!r}")
+    return out, affine
+
+
 def add_ghost(data, affine, amplitude: float = 0.25, axis: int = 1, fraction: float = 0.5):
     """A ghost: the image plus ``amplitude`` times itself shifted by ``fraction``
     of the field of view along voxel ``axis`` (a Nyquist ghost along the

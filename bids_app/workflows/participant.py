@@ -122,6 +122,10 @@ def process_anat_image(
     if head.air_offset:
         LOGGER.warning("%s: %s: the air is stored at %g, below zero (signed storage or z-scored intensities): "
                        "brought to zero before the head mask", label, image.path.name, head.air_offset)
+    if head.corrupt_slices:
+        LOGGER.warning("%s: %s: %d corrupt slice(s) replaced by the mean of their neighbours before the head "
+                       "mask: %s", label, image.path.name, len(head.corrupt_slices),
+                       "; ".join(c.describe() for c in head.corrupt_slices[:5]))
     if head.ghosts:
         LOGGER.warning("%s: %s: ghosts of the head in the air (%s) subtracted before the head mask", label,
                        image.path.name, "; ".join(g.describe() for g in head.ghosts))
@@ -188,6 +192,7 @@ def process_anat_image(
             "FaceFrame": frame.to_json(),
             "ClutterCutVoxels": head.clutter_voxels,
             "GhostsRemoved": [g.to_json() for g in head.ghosts],
+            "SlicesRepaired": [c.to_json() for c in head.corrupt_slices],
             "AirOffset": round(float(head.air_offset), 4),
             "FaceModel": models[0].info["Name"],
             "DetectionThreshold": settings.render_min_score,

@@ -1,0 +1,164 @@
+"""Corrupt slices: a whole slice far brighter or blanker than the slices on both sides of it.
+
+A slice of garbage (a spike, a conversion error, a slice filled with a constant) adds a bright
+plate across the head and the air; the head mask takes the plate for head, and where it crosses
+the face the renders show a plate, not a face (demo sub-03 with one axial slice raised by five
+times the image's brightest tissue: no face in 10 renders, called "no face"). A dropped slice
+(all zeros) splits the head in two along it.
+
+:func:`find_corrupt_slices` compares each slice, along each voxel axis, with the slices on both
+sides of it (the two nearest on each side), on two robust levels: the slice's 25th percentile
+(the air's level where the slice holds air; a constant added to the slice raises it) and its
+98th (the tissue's). A slice is *bright* where its air level stands above both sides' by at
+least :data:`BRIGHT_STEP` of the image's tissue level, or its tissue level is at least
+:data:`BRIGHT_RATIO` times both sides' and :data:`BRIGHT_STEP` above them; it is *blank* where
+both sides hold tissue (their tissue level at least :data:`TISSUE_LEVEL` of the image's) and its
+own tissue level is under :data:`BLANK_RATIO` of both sides'. Intact heads change far more
+slowly from slice to slice (``benchmarks/slices.py`` prints the largest ratios and steps found
+on real and simulated scans). :func:`repair_slices` replaces each corrupt slice by the mean of
+the nearest intact slices on either side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CorruptSlice", "SliceContrasts", "find_corrupt_slices", "repair_slices", "slice_contrasts",
+           "slice_levels"]
+
+#: The voxel axes of a volume from :func:`~bids_app.mri.load_head` (closest RAS+ order).
+AXIS_NAMES = ("sagittal", "coronal", "axial")
+#: A bright slice's air level stands this far (fraction of the image's tissue level) above both sides'.
+BRIGHT_STEP = 0.5
+#: ... or its tissue level is this many times both sides' (and :data:`BRIGHT_STEP` above them).
+BRIGHT_RATIO = 2.0
+#: A blank slice's tissue level is under this fraction of both sides' ...
+BLANK_RATIO = 0.05
+#: ... where both sides hold tissue: their tissue level at least this fraction of the image's.
+TISSUE_LEVEL = 0.3
+#: Slices along an axis needed to compare a slice with two on each side.
+MIN_SLICES = 8
+#: About this many voxels per slice are sampled for its levels.
+SAMPLE_VOXELS = 4096
+
+
+@dataclass(frozen=True)
+class CorruptSlice:
+    """Slice ``index`` along voxel ``axis`` of the RAS+ volume: ``kind`` "bright" or "blank"."""
+
+    axis: int
+    index: int
+    kind: str
+    air_level: float
+    """The slice's 25th percentile over the image's tissue level (its neighbours' in :attr:`describe`)."""
+    tissue_level: float
+    """The slice's 98th percentile over the image's tissue level."""
+
+    def describe(self) -> str:
+        return (f"{self.kind} {AXIS_NAMES[self.axis]} slice {self.index} (air {self.air_level:.2f}, "
+                f"tissue {self.tissue_level:.2f} of the image's tissue level)")
+
+    def to_json(self) -> dict:
+        return {"Axis": AXIS_NAMES[self.axis], "Index": self.index, "Kind": self.kind,
+                "AirLevel": round(self.air_level, 3), "TissueLevel": round(self.tissue_level, 3)}
+
+
+def slice_levels(data: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice along ``axis``: the 25th and 98th percentiles of its voxels (a sample of about
+    :data:`SAMPLE_VOXELS` of them, on a regular grid)."""
+    moved = np.moveaxis(np.asarray(data), axis, 0)
+    step = max(1, int(np.sqrt(moved.shape[1] * moved.shape[2] / SAMPLE_VOXELS)))
+    sample = np.asarray(moved[:, ::step, ::step], dtype=np.float32).reshape(moved.shape[0], -1)
+    low, high = np.percentile(sample, [25, 98], axis=1)
+    return low, high
+
+
+@dataclass(frozen=True)
+class SliceContrasts:
+    """Per slice along one voxel axis, how it stands against the two nearest slices on each side
+    (levels as fractions of the image's tissue level; ``nan`` for the first and last slice)."""
+
+    air_level: np.ndarray
+    tissue_level: np.ndarray
+    air_step: np.ndarray
+    """The slice's air level minus the larger of both sides' (a constant added to the slice)."""
+    tissue_ratio: np.ndarray
+    """The slice's tissue level over the larger of both sides'."""
+    tissue_step: np.ndarray
+    """The slice's tissue level minus the larger of both sides'."""
+    blank_ratio: np.ndarray
+    """The slice's tissue level over the smaller of both sides' where both hold tissue
+    (:data:`TISSUE_LEVEL`), else ``nan``."""
+
+    def corrupt(self) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean arrays: bright slices, blank slices (the thresholds of the module)."""
+        with np.errstate(invalid="ignore"):
+            bright = (self.air_step >= BRIGHT_STEP) | ((self.tissue_ratio >= BRIGHT_RATIO)
+                                                       & (self.tissue_step >= BRIGHT_STEP))
+            blank = self.blank_ratio < BLANK_RATIO
+        return bright, blank & ~bright
+
+
+def image_tissue_level(data: np.ndarray) -> float:
+    """The image's 98th percentile (on a grid of about 96 voxels a side)."""
+    step = tuple(max(1, n // 96) for n in data.shape)
+    return float(np.percentile(np.asarray(data[:: step[0], :: step[1], :: step[2]], dtype=np.float32), 98))
+
+
+def slice_contrasts(data: np.ndarray, axis: int, tissue: float) -> SliceContrasts:
+    """:class:`SliceContrasts` along ``axis`` (at least :data:`MIN_SLICES` slices), levels over ``tissue``."""
+    low, high = (x / tissue for x in slice_levels(data, axis))
+    n = len(low)
+    nan = np.full(n, np.nan)
+    air_step, tissue_ratio, tissue_step, blank_ratio = nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    for s in range(1, n - 1):
+        before = [i for i in (s - 2, s - 1) if i >= 0]
+        after = [i for i in (s + 1, s + 2) if i < n]
+        sides_high = (float(np.max(high[before])), float(np.max(high[after])))
+        air_step[s] = low[s] - max(np.max(low[before]), np.max(low[after]))
+        tissue_ratio[s] = high[s] / max(max(sides_high), 1e-6)
+        tissue_step[s] = high[s] - max(sides_high)
+        if min(np.min(high[before]), np.min(high[after])) >= TISSUE_LEVEL:
+            blank_ratio[s] = high[s] / min(sides_high)
+    return SliceContrasts(low, high, air_step, tissue_ratio, tissue_step, blank_ratio)
+
+
+def find_corrupt_slices(data: np.ndarray) -> list[CorruptSlice]:
+    """Slices far brighter (a plate of garbage) or blanker (dropped) than the slices on both sides."""
+    if data.ndim != 3:
+        return []
+    tissue = image_tissue_level(data)
+    if not np.isfinite(tissue) or tissue <= 0:
+        return []
+    found = []
+    for axis in range(3):
+        if data.shape[axis] < MIN_SLICES:
+            continue
+        contrasts = slice_contrasts(data, axis, tissue)
+        bright, blank = contrasts.corrupt()
+        for s in np.flatnonzero(bright | blank):
+            found.append(CorruptSlice(axis, int(s), "bright" if bright[s] else "blank",
+                                      float(contrasts.air_level[s]), float(contrasts.tissue_level[s])))
+    return found
+
+
+def repair_slices(data: np.ndarray, corrupt: Sequence[CorruptSlice]) -> np.ndarray:
+    """A copy of ``data`` with each corrupt slice replaced by the mean of the nearest intact slices
+    on either side along its axis (float32)."""
+    out = np.array(data, dtype=np.float32, copy=True)
+    bad: dict[int, set[int]] = {}
+    for c in corrupt:
+        bad.setdefault(c.axis, set()).add(c.index)
+    for axis, indices in bad.items():
+        moved = np.moveaxis(out, axis, 0)  # a view: writing it writes ``out``
+        n = moved.shape[0]
+        for s in sorted(indices):
+            below = next((i for i in range(s - 1, -1, -1) if i not in indices), None)
+            above = next((i for i in range(s + 1, n) if i not in indices), None)
+            near = [moved[i] for i in (below, above) if i is not None]
+            if near:
+                moved[s] = np.mean(near, axis=0)
+    return out
