@@ -161,6 +161,19 @@ def test_progress_lines_for_loading_ranking_and_report(tmp_path, caplog):
                         ("report: participant pages", "pages")):
         done = [line for line in lines if line.startswith(f"{stage}: ")]
         assert done, (stage, lines)
-        # stage, count, rate and time left
+        # stage, count, rate, and "done" at the end (time left before it)
         assert re.fullmatch(rf"{re.escape(stage)}: (\d+) of \1 {unit} \(100%\) in [\d.]+ s, \S+ {unit}/s, "
-                            r"about \S+ s left", done[-1]), done[-1]
+                            r"done", done[-1]), done[-1]
+
+
+def test_progress_says_time_left_while_running_and_done_at_the_end(caplog):
+    from bids_app.progress import Progress
+
+    with caplog.at_level(logging.INFO, logger="facerisk"):
+        progress = Progress("ranking: photos", 10, "photos", every_s=0.0)
+        progress(4)
+        progress(10)
+        Progress("loading: embeddings", 0, "participants", every_s=0.0)(0)  # nothing to load: no "nan s left"
+    lines = [r.getMessage() for r in caplog.records]
+    assert re.search(r"4 of 10 photos \(40%\) .*(about \d+ s left|time left not known yet)$", lines[0]), lines[0]
+    assert lines[1].endswith("done") and lines[2].endswith("done") and "nan" not in " ".join(lines)
