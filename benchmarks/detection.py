@@ -154,6 +154,11 @@ def extra_variants(vol, mask, frame) -> dict:
         # very noisy magnitude images (rough backgrounds whose air is still dark), with and without a face
         # low resolution (isotropic 3 and 4 mm; 2D slices 5 mm thick in each direction), with and
         # without a face
+        # clinical 2D FLAIR: 0.5 mm in plane, slices 5 mm thick with a 1.5 mm gap, axial or coronal
+        "FLAIR-axial-0.5x0.5x6.5": lambda: augment.resample(*flair(), (0.5, 0.5, 6.5)),
+        "FLAIR-coronal-0.5x6.5x0.5": lambda: augment.resample(*flair(), (0.5, 6.5, 0.5)),
+        "deface-FLAIR-axial-0.5x0.5x6.5": lambda: augment.resample(*augment.deface(*flair(), tip, ant, sup),
+                                                                   (0.5, 0.5, 6.5)),
         "iso3": lambda: augment.resample(d, a, (3.0, 3.0, 3.0)),
         "iso4": lambda: augment.resample(d, a, (4.0, 4.0, 4.0)),
         "axial-1x1x5": lambda: augment.resample(d, a, (1.0, 1.0, 5.0)),
