@@ -3,9 +3,10 @@
 For every scan (the real heads with alterations, as in ``benchmarks/detection.py``, and the
 NIfTI files of simulated cohorts), each slice along each voxel axis is compared with the two
 nearest slices on either side (``slice_contrasts``): the step of its air level (25th
-percentile) over both sides', the ratio and step of its tissue level (98th percentile), and,
-where both sides hold tissue, its tissue level over theirs. Printed: the most extreme value of
-each over every slice of every scan, against the thresholds, the scans with a slice found
+percentile) over both sides', the step of its tissue level (98th percentile) over both sides'
+where it is at least ``BRIGHT_RATIO`` times theirs, and the fraction of the voxels that are
+tissue in the slices just before and after it that are blank in it. Printed: the most extreme
+value of each over every slice of every scan, against the thresholds, the scans with a slice found
 corrupt, and the time of the search. Two alterations made here show what a corrupt slice looks
 like (``augment.corrupt_slice``): ``plate`` (the axial slice through the nose tip raised by five
 times the image's 99.9th percentile) and ``dropped`` (the coronal slice 10 mm behind the nose tip
@@ -42,19 +43,22 @@ CORRUPT = ("plate", "dropped")
 
 
 def measure(data: np.ndarray) -> dict:
-    """The extremes of every slice contrast over the scan's three axes, and what was found."""
+    """The extremes of the slice contrasts over the scan's three axes, and what was found:
+    the largest air step, the largest tissue step of a slice at least ``BRIGHT_RATIO`` times as
+    bright as both sides (0 where none is), and the largest blank fraction."""
     tissue = slices.image_tissue_level(data)
-    out = {"air_step": -np.inf, "tissue_ratio": 0.0, "tissue_step_at_ratio": 0.0, "blank_ratio": np.inf}
+    out = {"air_step": 0.0, "tissue_step": 0.0, "blank_fraction": 0.0}
     for axis in range(3):
         if data.shape[axis] < slices.MIN_SLICES:
             continue
         c = slices.slice_contrasts(data, axis, tissue)
+        with np.errstate(invalid="ignore"):
+            ratio_met = c.tissue_ratio >= slices.BRIGHT_RATIO
         out["air_step"] = max(out["air_step"], float(np.nanmax(c.air_step)))
-        i = int(np.nanargmax(c.tissue_ratio))
-        if c.tissue_ratio[i] > out["tissue_ratio"]:
-            out["tissue_ratio"], out["tissue_step_at_ratio"] = float(c.tissue_ratio[i]), float(c.tissue_step[i])
-        if np.isfinite(c.blank_ratio).any():
-            out["blank_ratio"] = min(out["blank_ratio"], float(np.nanmin(c.blank_ratio)))
+        if ratio_met.any():
+            out["tissue_step"] = max(out["tissue_step"], float(np.nanmax(c.tissue_step[ratio_met])))
+        if np.isfinite(c.blank_fraction).any():
+            out["blank_fraction"] = max(out["blank_fraction"], float(np.nanmax(c.blank_fraction)))
     start = time.perf_counter()
     found = slices.find_corrupt_slices(data)
     out["seconds"] = time.perf_counter() - start
@@ -105,20 +109,21 @@ def main() -> None:
             m = measure(data)
             corrupt = name in CORRUPT
             scans.append((corrupt, m))
-            print(f"  {where:28s} {name:18s} air step {m['air_step']:6.3f}  tissue ratio {m['tissue_ratio']:5.2f} "
-                  f"(step {m['tissue_step_at_ratio']:5.2f})  blank ratio {m['blank_ratio']:6.3f}  "
+            print(f"  {where:28s} {name:18s} air step {m['air_step']:6.3f}  tissue step at ratio >= "
+                  f"{slices.BRIGHT_RATIO:g} {m['tissue_step']:6.3f}  blank fraction {m['blank_fraction']:5.3f}  "
                   f"{m['seconds'] * 1000:4.0f} ms  found: {'; '.join(m['found']) or '-'}", flush=True)
     print(f"thresholds: bright from an air step of {slices.BRIGHT_STEP} or a tissue ratio of {slices.BRIGHT_RATIO} "
-          f"with a step of {slices.BRIGHT_STEP}; blank under a ratio of {slices.BLANK_RATIO} "
-          f"(both sides' tissue at least {slices.TISSUE_LEVEL})")
+          f"with a step of {slices.BRIGHT_STEP}; blank from a blank fraction of {slices.BLANK_FRACTION} "
+          f"(voxels under {slices.BLANK_LEVEL} where both sides are at least {slices.TISSUE_LEVEL})")
     for corrupt in (False, True):
         group = [m for c, m in scans if c == corrupt]
         if not group:
             continue
         label = "corrupt slice made" if corrupt else "intact slices    "
         print(f"{label}: {len(group)} scans, found on {sum(bool(m['found']) for m in group)}; largest air step "
-              f"{max(m['air_step'] for m in group):.3f}, largest tissue ratio {max(m['tissue_ratio'] for m in group):.2f}, "
-              f"smallest blank ratio {min(m['blank_ratio'] for m in group):.3f}; search median "
+              f"{max(m['air_step'] for m in group):.3f}, largest tissue step at the ratio "
+              f"{max(m['tissue_step'] for m in group):.3f}, largest blank fraction "
+              f"{max(m['blank_fraction'] for m in group):.3f}; search median "
               f"{np.median([m['seconds'] for m in group]) * 1000:.0f} ms")
 
 

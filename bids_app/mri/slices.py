@@ -11,9 +11,11 @@ sides of it (the two nearest on each side), on two robust levels: the slice's 25
 (the air's level where the slice holds air; a constant added to the slice raises it) and its
 98th (the tissue's). A slice is *bright* where its air level stands above both sides' by at
 least :data:`BRIGHT_STEP` of the image's tissue level, or its tissue level is at least
-:data:`BRIGHT_RATIO` times both sides' and :data:`BRIGHT_STEP` above them; it is *blank* where
-both sides hold tissue (their tissue level at least :data:`TISSUE_LEVEL` of the image's) and its
-own tissue level is under :data:`BLANK_RATIO` of both sides'. Intact heads change far more
+:data:`BRIGHT_RATIO` times both sides' and :data:`BRIGHT_STEP` above them. It is *blank* where,
+of the voxels that are tissue in the slices on both sides of it (at least :data:`TISSUE_LEVEL`
+of the image's tissue level; at least :data:`MIN_TISSUE_VOXELS` of those sampled), at least
+:data:`BLANK_FRACTION` are under :data:`BLANK_LEVEL` in it: a slice dropped anywhere in the head,
+even through the nose alone. Intact heads change far more
 slowly from slice to slice (``benchmarks/slices.py`` prints the largest ratios and steps found
 on real and simulated scans). :func:`repair_slices` replaces each corrupt slice by the mean of
 the nearest intact slices on either side.
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["CorruptSlice", "SliceContrasts", "find_corrupt_slices", "repair_slices", "slice_contrasts",
-           "slice_levels"]
+           "slice_levels", "slice_sample"]
 
 #: The voxel axes of a volume from :func:`~bids_app.mri.load_head` (closest RAS+ order).
 AXIS_NAMES = ("sagittal", "coronal", "axial")
@@ -35,14 +37,18 @@ AXIS_NAMES = ("sagittal", "coronal", "axial")
 BRIGHT_STEP = 0.5
 #: ... or its tissue level is this many times both sides' (and :data:`BRIGHT_STEP` above them).
 BRIGHT_RATIO = 2.0
-#: A blank slice's tissue level is under this fraction of both sides' ...
-BLANK_RATIO = 0.05
-#: ... where both sides hold tissue: their tissue level at least this fraction of the image's.
+#: A voxel is tissue at this fraction of the image's tissue level ...
 TISSUE_LEVEL = 0.3
+#: ... and blank under this fraction of it.
+BLANK_LEVEL = 0.05
+#: A slice is blank where this fraction of the voxels that are tissue on both sides of it is blank ...
+BLANK_FRACTION = 0.9
+#: ... of at least this many such voxels sampled.
+MIN_TISSUE_VOXELS = 8
 #: Slices along an axis needed to compare a slice with two on each side.
 MIN_SLICES = 8
 #: About this many voxels per slice are sampled for its levels.
-SAMPLE_VOXELS = 1024
+SAMPLE_VOXELS = 2048
 
 
 @dataclass(frozen=True)
@@ -66,13 +72,17 @@ class CorruptSlice:
                 "AirLevel": round(self.air_level, 3), "TissueLevel": round(self.tissue_level, 3)}
 
 
-def slice_levels(data: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per slice along ``axis``: the 25th and 98th percentiles of its voxels (a sample of about
-    :data:`SAMPLE_VOXELS` of them, on a regular grid)."""
+def slice_sample(data: np.ndarray, axis: int) -> np.ndarray:
+    """About :data:`SAMPLE_VOXELS` voxels of each slice along ``axis``, on a regular grid:
+    ``(slices, voxels)`` float32."""
     moved = np.moveaxis(np.asarray(data), axis, 0)
     step = max(1, int(np.sqrt(moved.shape[1] * moved.shape[2] / SAMPLE_VOXELS)))
-    sample = np.asarray(moved[:, ::step, ::step], dtype=np.float32).reshape(moved.shape[0], -1)
-    low, high = np.percentile(sample, [25, 98], axis=1)
+    return np.asarray(moved[:, ::step, ::step], dtype=np.float32).reshape(moved.shape[0], -1)
+
+
+def slice_levels(data: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice along ``axis``: the 25th and 98th percentiles of its sampled voxels."""
+    low, high = np.percentile(slice_sample(data, axis), [25, 98], axis=1)
     return low, high
 
 
@@ -89,16 +99,16 @@ class SliceContrasts:
     """The slice's tissue level over the larger of both sides'."""
     tissue_step: np.ndarray
     """The slice's tissue level minus the larger of both sides'."""
-    blank_ratio: np.ndarray
-    """The slice's tissue level over the smaller of both sides' where both hold tissue
-    (:data:`TISSUE_LEVEL`), else ``nan``."""
+    blank_fraction: np.ndarray
+    """Of the sampled voxels that are tissue in the slices just before and just after, the fraction
+    blank in this one (``nan`` where fewer than :data:`MIN_TISSUE_VOXELS`)."""
 
     def corrupt(self) -> tuple[np.ndarray, np.ndarray]:
         """Boolean arrays: bright slices, blank slices (the thresholds of the module)."""
         with np.errstate(invalid="ignore"):
             bright = (self.air_step >= BRIGHT_STEP) | ((self.tissue_ratio >= BRIGHT_RATIO)
                                                        & (self.tissue_step >= BRIGHT_STEP))
-            blank = self.blank_ratio < BLANK_RATIO
+            blank = self.blank_fraction >= BLANK_FRACTION
         return bright, blank & ~bright
 
 
@@ -110,7 +120,8 @@ def image_tissue_level(data: np.ndarray) -> float:
 
 def slice_contrasts(data: np.ndarray, axis: int, tissue: float) -> SliceContrasts:
     """:class:`SliceContrasts` along ``axis`` (at least :data:`MIN_SLICES` slices), levels over ``tissue``."""
-    low, high = (x / tissue for x in slice_levels(data, axis))
+    sample = slice_sample(data, axis) / np.float32(tissue)
+    low, high = np.percentile(sample, [25, 98], axis=1)
     n = len(low)
 
     def side(values: np.ndarray, reduce, fill: float) -> tuple[np.ndarray, np.ndarray]:
@@ -120,17 +131,19 @@ def slice_contrasts(data: np.ndarray, axis: int, tissue: float) -> SliceContrast
 
     low_before, low_after = side(low, np.maximum, -np.inf)
     high_before, high_after = side(high, np.maximum, -np.inf)
-    least_before, least_after = side(high, np.minimum, np.inf)
     sides_high = np.maximum(high_before, high_after)
-    both_tissue = np.minimum(least_before, least_after) >= TISSUE_LEVEL
+    tissue_around = np.zeros(sample.shape, dtype=bool)
+    tissue_around[1:n - 1] = (sample[:-2] >= TISSUE_LEVEL) & (sample[2:] >= TISSUE_LEVEL)
+    counted = tissue_around.sum(axis=1)
+    blanked = (tissue_around & (sample < BLANK_LEVEL)).sum(axis=1)
     inner = np.zeros(n, dtype=bool)
     inner[1:n - 1] = True  # the first and last slice have no side to compare with
     with np.errstate(divide="ignore", invalid="ignore"):
         air_step = np.where(inner, low - np.maximum(low_before, low_after), np.nan)
         tissue_ratio = np.where(inner, high / np.maximum(sides_high, 1e-6), np.nan)
         tissue_step = np.where(inner, high - sides_high, np.nan)
-        blank_ratio = np.where(inner & both_tissue, high / np.minimum(high_before, high_after), np.nan)
-    return SliceContrasts(low, high, air_step, tissue_ratio, tissue_step, blank_ratio)
+        blank_fraction = np.where(inner & (counted >= MIN_TISSUE_VOXELS), blanked / np.maximum(counted, 1), np.nan)
+    return SliceContrasts(low, high, air_step, tissue_ratio, tissue_step, blank_fraction)
 
 
 def find_corrupt_slices(data: np.ndarray) -> list[CorruptSlice]:
