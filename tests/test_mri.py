@@ -151,6 +151,18 @@ def test_load_reads_a_file_named_for_the_other_compression(tmp_path, caplog, nam
     assert any("named" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
 
 
+def test_load_reads_a_negated_image_as_its_magnitude(tmp_path, caplog):
+    """Every intensity at or below zero (stored negated): it used to fail with "volume has no
+    positive intensities"; read as the same head, with a warning."""
+    head = nib.load(HEADS["03"])
+    path = tmp_path / "sub-03_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(-np.asarray(head.dataobj, np.float32), head.affine), path)
+    with caplog.at_level("WARNING", logger="facerisk"):
+        vol = load_head(path)
+    np.testing.assert_array_equal(vol.data, load_head(HEADS["03"]).data)
+    assert any("negated" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+
+
 def test_load_names_datalad_files_without_content(tmp_path):
     # what a DataLad clone holds before `datalad get`: a symbolic link into the
     # annex (locked files) or a pointer file (unlocked files)

@@ -169,7 +169,8 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
         becomes their voxel-wise maximum, each volume scaled to the first's
         99th percentile, and a warning is logged: a face that any volume shows
         (one copy defaced, another not) is kept. Non-finite voxels (NaN, Inf)
-        are set to 0.
+        are set to 0. An image with no intensity above zero is negated (a
+        warning is logged).
 
     Raises
     ------
@@ -230,6 +231,9 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
         raise ImageError(f"{name}: image is empty (all voxels are zero)")
     if float(data.max()) == float(data.min()):
         raise ImageError(f"{name}: every voxel has the same value ({float(data.flat[0]):g}): no head to find")
+    if float(data.max()) <= 0:  # stored negated (every intensity at or below zero): the head is its magnitude
+        LOGGER.warning("%s: no intensity is above zero (a negated image?): its magnitude is used", name)
+        data = np.negative(data)
 
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     return HeadVolume(data, np.asarray(img.affine, dtype=float), zooms)  # type: ignore[arg-type]
