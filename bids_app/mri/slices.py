@@ -15,10 +15,12 @@ least :data:`BRIGHT_STEP` of the image's tissue level, or its tissue level is at
 of the voxels that are tissue in the slices on both sides of it (at least :data:`TISSUE_LEVEL`
 of the image's tissue level; at least :data:`MIN_TISSUE_VOXELS` of those sampled), at least
 :data:`BLANK_FRACTION` are under :data:`BLANK_LEVEL` in it: a slice dropped anywhere in the head,
-even through the nose alone. Intact heads change far more
-slowly from slice to slice (``benchmarks/slices.py`` prints the largest ratios and steps found
-on real and simulated scans). :func:`repair_slices` replaces each corrupt slice by the mean of
-the nearest intact slices on either side.
+even through the nose alone. Intact heads change far more slowly from slice to slice: on 358
+intact scans (the 8 real heads with 26 alterations, 150 simulated scans; ``benchmarks/slices.py``)
+the largest air step was 0.087 of the tissue level, no slice was twice as bright as its sides by
+more than 0.009, and the largest blank fraction was 0.32 (0.43 on 6.5 mm sagittal slices); one
+plate or one dropped slice gives 6-9 and 1.0. :func:`repair_slices` replaces each corrupt slice by
+the mean of the nearest intact slices on either side.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["CorruptSlice", "SliceContrasts", "find_corrupt_slices", "repair_slices", "slice_contrasts",
-           "slice_levels", "slice_sample"]
+           "slice_sample"]
 
 #: The voxel axes of a volume from :func:`~bids_app.mri.load_head` (closest RAS+ order).
 AXIS_NAMES = ("sagittal", "coronal", "axial")
@@ -59,7 +61,7 @@ class CorruptSlice:
     index: int
     kind: str
     air_level: float
-    """The slice's 25th percentile over the image's tissue level (its neighbours' in :attr:`describe`)."""
+    """The slice's 25th percentile over the image's tissue level."""
     tissue_level: float
     """The slice's 98th percentile over the image's tissue level."""
 
@@ -78,12 +80,6 @@ def slice_sample(data: np.ndarray, axis: int) -> np.ndarray:
     moved = np.moveaxis(np.asarray(data), axis, 0)
     step = max(1, int(np.sqrt(moved.shape[1] * moved.shape[2] / SAMPLE_VOXELS)))
     return np.asarray(moved[:, ::step, ::step], dtype=np.float32).reshape(moved.shape[0], -1)
-
-
-def slice_levels(data: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per slice along ``axis``: the 25th and 98th percentiles of its sampled voxels."""
-    low, high = np.percentile(slice_sample(data, axis), [25, 98], axis=1)
-    return low, high
 
 
 @dataclass(frozen=True)
