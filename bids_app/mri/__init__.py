@@ -8,7 +8,8 @@ are pure functions of arrays and meshes::
     surf = head_surface(mask, vol.affine)
     frame = face_frame(surf)
 
-or all at once, with ghosts of the head in the air subtracted first
+or all at once, with corrupt slices replaced by their neighbours' mean
+(:mod:`bids_app.mri.slices`) and ghosts of the head in the air subtracted first
 (:mod:`bids_app.mri.ghosts`) and clutter in front of the upper face removed
 (:func:`remove_face_overhangs`): ``reconstruct_head(vol.data, vol.affine, vol.zooms)``.
 
