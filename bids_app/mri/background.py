@@ -30,6 +30,8 @@ from scipy import ndimage as ndi
 
 from bids_app.presence import MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS
 
+from .mask import sampled_percentile
+
 __all__ = ["NOISY_BACKGROUND_ROUGHNESS", "MIN_SHELL_FILLED", "air_offset", "background_roughness",
            "shell_filled", "quiet_background"]  # the two thresholds: from bids_app.presence
 
@@ -96,8 +98,7 @@ def background_roughness(data: np.ndarray) -> float:
     """
     if min(data.shape[:3]) < 2 * SHELL_VOXELS + 1:
         return 0.0
-    step = tuple(max(1, n // 64) for n in data.shape[:3])  # about 64^3 voxels: the percentile is stable
-    top = float(np.percentile(np.asarray(data[:: step[0], :: step[1], :: step[2]], dtype=np.float32), 99.5))
+    top = sampled_percentile(data, 99.5, per_side=64)
     if not np.isfinite(top) or top <= 0:
         return 0.0
     return float(np.median(_shell_pairs(data, SHELL_VOXELS)) / top)

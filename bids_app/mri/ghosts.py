@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .mask import _ball, _block_mean, _otsu, fill_holes, largest_component
+from .mask import _ball, _block_mean, _otsu, fill_holes, largest_component, sampled_percentile
 
 __all__ = ["Ghost", "find_ghosts", "remove_ghosts", "MIN_AMPLITUDE", "MIN_CORRELATION"]
 
@@ -68,8 +68,7 @@ class Ghost:
 def find_ghosts(data: np.ndarray, zooms: Sequence[float]) -> list[Ghost]:
     """Copies of the head shifted by a fraction of the field of view (see the module)."""
     vol = np.asarray(data, dtype=np.float32)
-    step = tuple(max(1, n // 96) for n in vol.shape)
-    scale = float(np.percentile(vol[:: step[0], :: step[1], :: step[2]], 99.5))
+    scale = sampled_percentile(vol, 99.5)
     if not np.isfinite(scale) or scale <= 0:
         return []
     factors = [max(1, int(round(GRID_MM / float(z)))) for z in zooms[:3]]

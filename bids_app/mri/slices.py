@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .mask import sampled_percentile
+
 __all__ = ["CorruptSlice", "SliceContrasts", "find_corrupt_slices", "repair_slices", "slice_contrasts",
            "slice_sample"]
 
@@ -110,8 +112,7 @@ class SliceContrasts:
 
 def image_tissue_level(data: np.ndarray) -> float:
     """The image's 98th percentile (on a grid of about 64 voxels a side)."""
-    step = tuple(max(1, n // 64) for n in data.shape)
-    return float(np.percentile(np.asarray(data[:: step[0], :: step[1], :: step[2]], dtype=np.float32), 98))
+    return sampled_percentile(data, 98, per_side=64)
 
 
 def slice_contrasts(data: np.ndarray, axis: int, tissue: float) -> SliceContrasts:
