@@ -37,8 +37,12 @@ class Progress:
         self.last = now
         elapsed = now - self.start
         rate = done / elapsed if elapsed > 0 else math.nan
-        left = 0.0 if done >= self.total else (self.total - done) / rate if done and rate > 0 else math.nan
+        if done >= self.total:
+            left = "done"
+        elif done and rate > 0:
+            left = f"about {(self.total - done) / rate:.0f} s left"
+        else:
+            left = "time left not known yet"
         self.logger.info("%s: %d of %d %s (%.0f%%) in %.1f s, %.0f %s/s, %s",
                          self.stage, done, self.total, self.unit, 100.0 * done / max(self.total, 1), elapsed,
-                         rate, self.unit, "done" if done >= self.total else
-                         f"about {left:.0f} s left" if math.isfinite(left) else "time left not known yet")
+                         rate, self.unit, left)
