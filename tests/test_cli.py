@@ -353,3 +353,17 @@ def test_parallel_workers_reuse_the_index_of_the_parent(tmp_path):
     assert len(reused) == 2 and set(reused) == set(built), logs  # by each worker
     assert Path(built[0]).parent.parent == work.resolve()
     assert not Path(built[0]).parent.exists()  # the private index is gone after the run
+
+
+def test_command_turns_off_numpys_huge_page_advice_unless_asked():
+    """The package, imported before numpy (as the ``facerisk`` command imports it), turns numpy's
+    huge-page advice off (about 1 s of system time on the first participant where the kernel
+    compacts memory for it); NUMPY_MADVISE_HUGEPAGE in the environment wins."""
+    # numpy's own switch returns its previous state: the state the import left
+    probe = "import bids_app, numpy; print(numpy._core.multiarray._set_madvise_hugepage(True))"
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "NUMPY_MADVISE_HUGEPAGE": "1"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -225,6 +225,30 @@ def test_block_means_are_numpys_means(factors):
     np.testing.assert_allclose(field, (blocks > 50).mean(axis=(1, 3, 5)), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("factors", [(2, 2, 2), (2, 2, 1), (1, 1, 1), (4, 4, 1), (2, 3, 4)])
+def test_skin_band_refinement_is_the_full_size_comparison(factors):
+    """The fine mask's edge, compared on the band's blocks only, is the comparison of the upsampled
+    volumes, cropped fine grids included."""
+    from bids_app.mri.mask import _refine_band, _upsample
+
+    rng = np.random.default_rng(5)
+    coarse_shape = (9, 7, 8)
+    inner = rng.random(coarse_shape) < 0.3
+    band = (rng.random(coarse_shape) < 0.4) & ~inner
+    level = rng.random(coarse_shape).astype(np.float32)
+    shape = tuple(n * f - (1 if f > 1 else 0) for n, f in zip(coarse_shape, factors))  # grids cut short
+    fine = rng.random(shape).astype(np.float32)
+    up = [np.repeat(np.repeat(np.repeat(a, factors[0], 0), factors[1], 1), factors[2], 2)[: shape[0], : shape[1],
+                                                                                           : shape[2]]
+          for a in (inner, band, level)]
+    assert np.array_equal(_upsample(inner, factors, shape), up[0])
+    refined = _upsample(inner, factors, shape)
+    _refine_band(refined, band, level, fine, factors)
+    expected = up[0] | (up[1] & (fine > up[2]))
+    assert expected.sum() > up[0].sum()  # the band adds voxels
+    assert np.array_equal(refined, expected)
+
+
 def test_surface_closed_and_small(head02):
     vol, mask, surf = head02
     assert surf.is_all_triangles

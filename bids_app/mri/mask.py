@@ -214,12 +214,37 @@ def _block_mean(vol: np.ndarray, factors: Sequence[int]) -> np.ndarray:
 
 
 def _upsample(mask: np.ndarray, factors: Sequence[int], shape: Sequence[int]) -> np.ndarray:
-    """Nearest-neighbour inverse of :func:`_block_mean` cropped to ``shape``."""
-    out = mask
-    for ax, k in enumerate(factors):
-        if k > 1:
-            out = np.repeat(out, int(k), axis=ax)
-    return out[: shape[0], : shape[1], : shape[2]]
+    """Nearest-neighbour inverse of :func:`_block_mean` cropped to ``shape``.
+
+    Each coarse voxel broadcast into its block of one array allocated once
+    (three :func:`numpy.repeat` calls made two intermediate copies).
+    """
+    (n0, n1, n2), (f0, f1, f2) = mask.shape, [int(k) for k in factors]
+    out = np.empty((n0, f0, n1, f1, n2, f2), dtype=mask.dtype)
+    out[...] = mask[:, None, :, None, :, None]
+    return out.reshape(n0 * f0, n1 * f1, n2 * f2)[: shape[0], : shape[1], : shape[2]]
+
+
+def _refine_band(refined: np.ndarray, band: np.ndarray, level: np.ndarray, fine: np.ndarray,
+                 factors: Sequence[int]) -> None:
+    """Set ``refined`` True wherever ``fine`` is above ``level`` within the coarse ``band``.
+
+    ``band`` and ``level`` are on the coarse grid (``factors`` fine voxels a
+    side), ``refined`` and ``fine`` on the fine grid (cropped to its shape);
+    only the fine voxels of the band's blocks are compared, each with its
+    block's level: the full-size comparison ``upsample(band) & (fine >
+    upsample(level))`` without its full-size arrays (the skin band is a few
+    percent of the head's box).
+    """
+    coarse = np.nonzero(band)
+    thresholds = level[coarse]
+    shape = fine.shape
+    for offset in np.ndindex(*[int(f) for f in factors]):
+        index = [c * int(f) + o for c, f, o in zip(coarse, factors, offset)]
+        inside = (index[0] < shape[0]) & (index[1] < shape[1]) & (index[2] < shape[2])
+        index = tuple(i[inside] for i in index)
+        above = fine[index] > thresholds[inside]
+        refined[tuple(i[above] for i in index)] = True
 
 
 def bias_scale(smoothed: np.ndarray, zooms: Sequence[float], *, sigma_mm: float = 25.0) -> np.ndarray:
@@ -372,11 +397,9 @@ def head_mask(
         grown = tuple(slice(max(b.start - r, 0), min(b.stop + r, n)) for b, r, n in zip(fbox, reach, sub.shape))
         fsmooth = ndi.gaussian_filter(sub[grown], sigma=sigma, mode="nearest", truncate=2.5)
         fsmooth = fsmooth[tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(fbox, grown))]
-        shape = fsmooth.shape
-        fouter = _upsample(outer[cbox], factors, shape)
-        finner = _upsample(ndi.binary_erosion(cmask, cross)[cbox], factors, shape)
-        fbias = _upsample(bias[cbox], factors, shape)
-        refined = finner | (fouter & (fsmooth > t * fbias))
+        inner = ndi.binary_erosion(cmask, cross)[cbox]
+        refined = _upsample(inner, factors, fsmooth.shape)
+        _refine_band(refined, outer[cbox] & ~inner, t * bias[cbox], fsmooth, factors)
         mask = np.zeros(sub.shape, dtype=bool)
         mask[fbox] = fill_holes(refined) if sub.shape[2] > 1 else refined
     else:
