@@ -225,6 +225,23 @@ def test_block_means_are_numpys_means(factors):
     np.testing.assert_allclose(field, (blocks > 50).mean(axis=(1, 3, 5)), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("shape,factors", [((25, 32, 31), (4, 4, 4)), ((13, 40, 9), (4, 2, 8)), ((1, 5, 6), (3, 3, 3))])
+def test_bias_scale_upsampling_is_linear_interpolation_clamped_at_the_edges(shape, factors):
+    """The bias scale's way back to the fine grid, one axis at a time, is scipy's order-1
+    interpolation with the edge values extended (to float32 rounding)."""
+    from scipy import ndimage as ndi
+
+    from bids_app.mri.mask import _linear_upsample
+
+    values = np.random.default_rng(1).random(shape).astype(np.float32)
+    coords = [(np.arange(n * f - 1) + 0.5) / f - 0.5 for n, f in zip(shape, factors)]  # beyond both edges
+    grid = np.broadcast_arrays(*np.meshgrid(*coords, indexing="ij", sparse=True))
+    expected = ndi.map_coordinates(values, grid, order=1, mode="nearest")
+    got = _linear_upsample(values, coords)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("factors", [(2, 2, 2), (2, 2, 1), (1, 1, 1), (4, 4, 1), (2, 3, 4)])
 def test_skin_band_refinement_is_the_full_size_comparison(factors):
     """The fine mask's edge, compared on the band's blocks only, is the comparison of the upsampled

