@@ -225,6 +225,22 @@ def test_block_means_are_numpys_means(factors):
     np.testing.assert_allclose(field, (blocks > 50).mean(axis=(1, 3, 5)), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fill_holes_is_scipys_in_3d_and_slice_by_slice(seed):
+    """Cavities filled as :func:`scipy.ndimage.binary_fill_holes` fills them: in 3D, and with
+    ``axial`` in each slice of the last axis (4-connected background, as the mask's airways)."""
+    from scipy import ndimage as ndi
+
+    from bids_app.mri.mask import fill_holes
+
+    rng = np.random.default_rng(seed)
+    mask = ndi.binary_opening(rng.random((30, 26, 22)) < 0.55)  # shells with holes of many shapes
+    per_slice = np.stack([ndi.binary_fill_holes(mask[:, :, k]) for k in range(mask.shape[2])], axis=2)
+    assert not np.array_equal(per_slice, mask)
+    assert np.array_equal(fill_holes(mask), per_slice)
+    assert np.array_equal(fill_holes(mask, axial=False), ndi.binary_fill_holes(mask))
+
+
 @pytest.mark.parametrize("shape,factors", [((25, 32, 31), (4, 4, 4)), ((13, 40, 9), (4, 2, 8)), ((1, 5, 6), (3, 3, 3))])
 def test_bias_scale_upsampling_is_linear_interpolation_clamped_at_the_edges(shape, factors):
     """The bias scale's way back to the fine grid, one axis at a time, is scipy's order-1

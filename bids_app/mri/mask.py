@@ -138,19 +138,20 @@ def fill_holes(mask: np.ndarray, *, axial: bool = True) -> np.ndarray:
     surface mesh. One labelling of the background replaces the iterated
     dilation of :func:`scipy.ndimage.binary_fill_holes`.
     """
-    padded = np.pad(~mask, 1, constant_values=True)
     if axial:
         structure = np.zeros((3, 3, 3), dtype=bool)
         structure[:, :, 1] = ndi.generate_binary_structure(2, 1)
     else:
         structure = None
-    labels, _ = ndi.label(padded, structure=structure)
-    border = np.concatenate([labels[0].ravel(), labels[-1].ravel(),
-                             labels[:, 0].ravel(), labels[:, -1].ravel()])
-    inside = np.ones(int(labels.max()) + 1, dtype=bool)  # lookup: label -> not outside
-    inside[border] = False
+    labels, count = ndi.label(~mask, structure=structure)
+    # outside: the background's pieces that reach the volume's border (within their slice)
+    faces = [labels[0], labels[-1], labels[:, 0], labels[:, -1]]
+    if not axial:
+        faces += [labels[:, :, 0], labels[:, :, -1]]
+    inside = np.ones(count + 1, dtype=bool)  # lookup: label -> not outside
+    inside[np.concatenate([f.ravel() for f in faces])] = False
     inside[0] = True  # label 0: the mask itself
-    return inside[labels[1:-1, 1:-1, 1:-1]]
+    return inside[labels]
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
