@@ -43,13 +43,14 @@ from pathlib import Path
 t0 = time.perf_counter()
 from bids_app.cli.parser import parse_args
 from bids_app import bids as bidsio
+from bids_app.cli.run import model_threads
 from bids_app.face import load_face_model
 from bids_app.workflows.participant import run_participant
 settings = parse_args([sys.argv[1], sys.argv[2], "participant", "--modality", "T1w",
                        "--n-renders", sys.argv[3], "--skip-bids-validator", "--force"])
 bidsio.init_derivatives(settings.output_dir, settings.bids_dir)
 layout = bidsio.load_layout(settings.bids_dir, validate=False)
-model = load_face_model("sface")
+model = load_face_model("sface", threads=model_threads(1))  # as the command loads it for one process
 t1 = time.perf_counter()
 result = run_participant("01", layout, settings, [model])
 again = run_participant("01", layout, settings, [model])  # the same head again, in the same process

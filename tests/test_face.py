@@ -218,3 +218,24 @@ def test_same_person_closer_than_others(
             # measured: same 0.46-0.98 (lowest: a 3/4 profile, mirrored), others <= 0.31
             assert same > 0.4, (name, i, same)
             assert same > others + 0.15, (name, i, same, others)
+
+
+def test_model_threads_give_the_same_embedding(model: FaceModel, astronaut: np.ndarray) -> None:
+    """The command gives SFace's session a second onnxruntime thread where a CPU is free
+    (:func:`bids_app.cli.run.model_threads`): the embedding is the same, to float rounding."""
+    two = load_face_model("sface", threads=2)
+    det = model.detect(astronaut)[0]
+    one_vec, two_vec = model.embed(astronaut, det), two.embed(astronaut, det)
+    assert one_vec.shape == two_vec.shape == (model.dim,)
+    np.testing.assert_allclose(two_vec, one_vec, rtol=0, atol=1e-6)
+
+
+def test_model_threads_share_the_cpus_this_process_may_use(monkeypatch) -> None:
+    import os
+
+    from bids_app.cli import run
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert [run.model_threads(n) for n in (1, 3, 4, 5, 8, 16)] == [2, 2, 2, 1, 1, 1]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert run.model_threads(1) == 1

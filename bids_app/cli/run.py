@@ -64,8 +64,22 @@ def _write_run_config(settings, stamp: str) -> None:
 
 _WORKER: dict = {}
 
+#: onnxruntime threads per participant process, at most: two take SFace's embedding of 10 renders
+#: from 0.39 to 0.21-0.26 s on a 2-core machine with the same embeddings; more were not measured.
+MAX_MODEL_THREADS = 2
 
-def _worker_init(settings, database_dir) -> None:
+
+def model_threads(processes: int) -> int:
+    """onnxruntime threads for each of ``processes`` participant processes: the CPUs this process
+    may run on (its affinity: a SLURM task's allocation), shared out, 1 to :data:`MAX_MODEL_THREADS`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_MODEL_THREADS, cpus // max(1, int(processes))))
+
+
+def _worker_init(settings, database_dir, threads: int) -> None:
     """Per worker process, once: umask, logging, face model and BIDS index.
 
     ``database_dir`` is the pybids index the parent built (see
@@ -77,7 +91,7 @@ def _worker_init(settings, database_dir) -> None:
 
     os.umask(settings.umask)
     setup_logging(settings)
-    _WORKER["models"] = [load_face_model(name) for name in settings.face_models]
+    _WORKER["models"] = [load_face_model(name, threads=threads) for name in settings.face_models]
     _WORKER["layout"] = bidsio.load_layout(settings.bids_dir, database_dir,
                                            validate=not settings.skip_bids_validator)
 
@@ -162,15 +176,16 @@ def _run_participants(settings, database_dir) -> int:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(settings.nprocs, len(subjects)), mp_context=context,
-                                 initializer=_worker_init, initargs=(settings, database_dir)) as pool:
+        workers = min(settings.nprocs, len(subjects))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                 initargs=(settings, database_dir, model_threads(workers))) as pool:
             futures = {pool.submit(_worker_run, s, settings): s for s in subjects}
             for number, future in enumerate(as_completed(futures), start=1):
                 subject = futures[future]
                 error = future.exception()
                 report(number, subject, error if error else future.result())
     else:
-        models = [load_face_model(name) for name in settings.face_models]
+        models = [load_face_model(name, threads=model_threads(1)) for name in settings.face_models]
         for number, subject in enumerate(subjects, start=1):
             LOGGER.info("[%d/%d] sub-%s", number, len(subjects), subject)
             try:

@@ -84,7 +84,11 @@ def _is_pack_path(name: str) -> bool:
     return os.sep in name or "/" in name or Path(name).expanduser().is_dir()
 
 
-def load_face_model(name: str = "sface", **kwargs: Any) -> FaceModel:
+#: The backends that run onnxruntime sessions and take their intra-op ``threads`` (and packs).
+ONNX_MODELS = frozenset({"sface"})
+
+
+def load_face_model(name: str = "sface", *, threads: int | None = None, **kwargs: Any) -> FaceModel:
     """Build the face model called *name*.
 
     Parameters
@@ -93,9 +97,13 @@ def load_face_model(name: str = "sface", **kwargs: Any) -> FaceModel:
         A key of :data:`FACE_MODELS` (case-insensitive), or the path of an
         insightface model pack folder (anything containing a path separator,
         or an existing folder).
+    threads : int, optional
+        onnxruntime intra-op threads for the backends that run ONNX sessions
+        (:data:`ONNX_MODELS` and packs; their default: 1); dlib, which runs
+        its own, does not take it.
     **kwargs
         Passed to the backend, e.g. ``min_score`` (default detection
-        threshold) or ``threads`` (sface and packs).
+        threshold).
 
     Raises
     ------
@@ -108,6 +116,8 @@ def load_face_model(name: str = "sface", **kwargs: Any) -> FaceModel:
     """
     text = str(name).strip()
     key = text.lower()
+    if threads is not None and (key in ONNX_MODELS or (key not in FACE_MODELS and _is_pack_path(text))):
+        kwargs["threads"] = int(threads)
     if key in FACE_MODELS:
         return FACE_MODELS[key](**kwargs)
     if _is_pack_path(text):
