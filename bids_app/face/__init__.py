@@ -84,7 +84,8 @@ def _is_pack_path(name: str) -> bool:
     return os.sep in name or "/" in name or Path(name).expanduser().is_dir()
 
 
-#: The backends that run onnxruntime sessions and take their intra-op ``threads`` (and packs).
+#: The registered backends that run onnxruntime sessions and take their intra-op ``threads``
+#: (insightface packs, given by path, take it too).
 ONNX_MODELS = frozenset({"sface"})
 
 
