@@ -163,6 +163,45 @@ def test_load_reads_a_negated_image_as_its_magnitude(tmp_path, caplog):
     assert any("negated" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
 
 
+def test_load_reads_complex_voxels_as_their_magnitude(tmp_path, caplog):
+    """A complex image whose phase turns across the head (its real part crosses zero inside the
+    head; it used to be read, with numpy's warning, as that real part), stored with a scale
+    factor, in 3D and as two volumes: read as the magnitude, the same head, with a warning."""
+    head = nib.load(HEADS["03"])
+    magnitude = np.asarray(head.dataobj, np.float32)
+    x = np.arange(magnitude.shape[0], dtype=np.float32)[:, None, None]
+    complex_data = (magnitude * np.exp(1j * x / 20.0)).astype(np.complex64)
+    reference = load_head(HEADS["03"]).data
+    for volumes, data in (("3D", complex_data), ("4D", np.stack([complex_data, 0.5 * complex_data], axis=-1))):
+        img = nib.Nifti1Image(data, head.affine)
+        img.header.set_slope_inter(2.0, 0.0)
+        path = tmp_path / f"sub-03_{volumes}_T1w.nii.gz"
+        nib.save(img, path)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="facerisk"):
+            vol = load_head(path)
+        np.testing.assert_allclose(vol.data, 2.0 * reference, rtol=1e-5, atol=1e-3)
+        assert any("complex" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+
+
+def test_load_reads_colour_voxels_as_grey(tmp_path, caplog):
+    """An RGB NIfTI (a volume exported through an image tool) used to fail ("cannot read the voxel
+    data"): read as the mean of its channels, with a warning."""
+    head = nib.load(HEADS["03"])
+    grey = np.asarray(head.dataobj, np.float32)
+    rgb = np.zeros(grey.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    level = np.clip(grey / grey.max() * 255, 0, 255).astype(np.uint8)
+    rgb["R"], rgb["G"], rgb["B"] = level, level // 2, level // 4
+    path = tmp_path / "sub-03_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(rgb, head.affine), path)
+    with caplog.at_level("WARNING", logger="facerisk"):
+        vol = load_head(path)
+    expected = nib.as_closest_canonical(nib.Nifti1Image(
+        (level.astype(np.float32) + level // 2 + level // 4) / 3, head.affine)).get_fdata(dtype=np.float32)
+    np.testing.assert_allclose(vol.data, expected, rtol=1e-6, atol=1e-4)
+    assert any("colour" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+
+
 def test_load_names_datalad_files_without_content(tmp_path):
     # what a DataLad clone holds before `datalad get`: a symbolic link into the
     # annex (locked files) or a pointer file (unlocked files)

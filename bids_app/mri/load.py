@@ -87,6 +87,33 @@ def _read_misnamed(name: str):
     return None
 
 
+def _intensities(raw: np.ndarray, name: str, *, warn: bool = True) -> np.ndarray:
+    """``float32`` intensities of the voxel values ``raw`` as stored.
+
+    Complex values (a complex MR image, as some reconstructions export it)
+    become their magnitude: the phase varies across a head, so the real part
+    alone crosses zero inside it. Colour voxels (an RGB or RGBA NIfTI) become
+    the mean of their red, green and blue channels. A warning says either.
+    """
+    if np.iscomplexobj(raw):
+        if warn:
+            LOGGER.warning("%s: complex voxel values: their magnitude is used", name)
+        return np.abs(raw).astype(np.float32)
+    if raw.dtype.names:  # structured: RGB(A) voxels
+        channels = [c for c in raw.dtype.names if c.upper() in ("R", "G", "B")] or list(raw.dtype.names)
+        if warn:
+            LOGGER.warning("%s: colour voxels (%s): the mean of %s is used as the intensity", name,
+                           "".join(raw.dtype.names), "".join(channels))
+        return np.mean([raw[c].astype(np.float32) for c in channels], axis=0, dtype=np.float32)
+    return np.asarray(raw, dtype=np.float32)
+
+
+def _special_voxels(img) -> bool:
+    """Whether the image stores complex or colour voxels (read through :func:`_intensities`)."""
+    dtype = np.dtype(img.get_data_dtype())
+    return dtype.kind == "c" or dtype.names is not None
+
+
 def _brightest_of_volumes(img, name: str) -> np.ndarray:
     """Voxel-wise maximum of a 4D image's volumes, each scaled to the first's 99th percentile of |x|.
 
@@ -96,7 +123,7 @@ def _brightest_of_volumes(img, name: str) -> np.ndarray:
     """
     def volume(t: int) -> np.ndarray:
         try:
-            data = np.asarray(img.dataobj[..., t], dtype=np.float32)
+            data = _intensities(np.asanyarray(img.dataobj[..., t]), name, warn=t == 0)
         except Exception as exc:
             raise ImageError(f"{name}: cannot read volume {t + 1} ({exc})") from None
         return np.where(np.isfinite(data), data, np.float32(0))
@@ -170,7 +197,8 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
         99th percentile, and a warning is logged: a face that any volume shows
         (one copy defaced, another not) is kept. Non-finite voxels (NaN, Inf)
         are set to 0. An image with no intensity above zero is negated (a
-        warning is logged).
+        warning is logged). Complex voxels are read as their magnitude and
+        colour (RGB) voxels as the mean of their channels, with a warning.
 
     Raises
     ------
@@ -217,6 +245,9 @@ def load_head(path: str | os.PathLike[str]) -> HeadVolume:
     img = _in_millimetres(img, name)
 
     try:
+        if _special_voxels(img):  # complex or colour: made intensities before anything reads them as numbers
+            img = nib.Nifti1Image(_intensities(np.asanyarray(img.dataobj), name), img.affine, img.header)
+            img.set_data_dtype(np.float32)
         img = nib.as_closest_canonical(img)
         data = np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32)
     except Exception as exc:
