@@ -67,10 +67,12 @@ def has_face(state: str) -> bool:
 
 
 #: Other ways of storing a scan's intensities (the cohorts' ``STATE-NAME`` states, on request): the
-#: air at -1024 (signed integers) and z-scored (machine-learning-ready datasets).
+#: air at -1024 (signed integers), z-scored (machine-learning-ready datasets) and inverted (an
+#: intensity scale turned upside down: the air the brightest part).
 ENCODINGS = {
     "signed": lambda data: data - np.float32(1024.0),
     "zscore": lambda data: (data - data.mean()) / data.std(),
+    "inverted": lambda data: data.max() - data,
 }
 
 
@@ -206,6 +208,10 @@ def extra_variants(vol, mask, frame) -> dict:
         "zscore": lambda: (ENCODINGS["zscore"](d), a),
         "deface-signed-1024": lambda: (ENCODINGS["signed"](augment.deface(d, a, tip, ant, sup)[0]), a),
         "deface-zscore": lambda: (ENCODINGS["zscore"](augment.deface(d, a, tip, ant, sup)[0]), a),
+        "inverted": lambda: (ENCODINGS["inverted"](d), a),
+        "inverted-FLAIR-noise": lambda: (lambda dd, aa: (ENCODINGS["inverted"](dd), aa))(
+            *augment.add_noise(*augment.remap_contrast(d, a, "FLAIR"), 0.03)),
+        "deface-inverted": lambda: (ENCODINGS["inverted"](augment.deface(d, a, tip, ant, sup)[0]), a),
         "signed-mp2rage-uni": lambda: (augment.mp2rage_uni(d, a)[0] - np.float32(2048.0), a),
         "uint8": lambda: (np.round(np.clip(d / np.percentile(d, 99.5), 0, 1) * 255).astype(np.float32), a),
         "iso0.6": lambda: augment.resample(d, a, (0.6, 0.6, 0.6)),

@@ -558,6 +558,32 @@ def test_a_signed_mp2rage_uni_image_keeps_its_noise(head03):
     assert air_offset(uni - 2048.0) == 0.0 and air_offset(uni) == 0.0
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.03])
+def test_an_image_stored_inverted_is_mirrored_about_its_air(head03, noise):
+    """Demo sub-03 stored inverted (``max - x``: the air the brightest part), also with noise in
+    the air: it used to be ``Review``, the "head" a box (the air taken for head). Mirrored about
+    its maximum first: the same mask and nose as the image stored the usual way, less its minimum
+    (a shift that alone moves this noisy head's nose tip by 2.9 mm, a near tie of two tips)."""
+    from bids_app.mri.background import inversion_level
+
+    vol, mask, frame = head03
+    assert inversion_level(vol.data) == 0.0
+    data = vol.data
+    if noise:
+        data = augment.add_noise(vol.data, vol.affine, noise)[0]
+        plain = reconstruct_head(data - data.min(), vol.affine, vol.zooms)
+        mask, frame = plain.mask, plain.frame
+    stored = data.max() - data
+    level = inversion_level(stored)
+    assert level == stored.max()
+    head = reconstruct_head(stored, vol.affine, vol.zooms)
+    assert head.inverted_about == level and head.air_offset == 0.0 and not head.noisy_background
+    assert _dice(head.mask, mask) > 0.98
+    assert np.linalg.norm(head.frame.nose_tip - frame.nose_tip) < 2.0
+    # an MP2RAGE UNI image's air is noise over the whole range, not an inverted air
+    assert inversion_level(augment.mp2rage_uni(vol.data, vol.affine)[0]) == 0.0
+
+
 def _turned_point(point, shape, affine, k, axes):
     """Where the voxel under world ``point`` lands after :func:`augment.turn_voxels` (same affine)."""
     marker = np.zeros(shape, bool)

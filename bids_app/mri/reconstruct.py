@@ -25,7 +25,7 @@ import pyvista as pv
 from bids_app.presence import MIN_FACE_CUT_MM2
 
 from .background import (
-    MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS, air_offset, background_roughness, quiet_background,
+    MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS, air_offset, background_roughness, inversion_level, quiet_background,
     shell_filled,
 )
 from .ghosts import Ghost, find_ghosts, remove_ghosts
@@ -60,6 +60,10 @@ class HeadReconstruction:
     """The air's level in the image where it was below zero (signed storage, z-scored
     intensities; :func:`~bids_app.mri.background.air_offset`), subtracted before masking; 0
     otherwise."""
+    inverted_about: float = 0.0
+    """Where the image was stored inverted (the air its brightest part;
+    :func:`~bids_app.mri.background.inversion_level`), the level its intensities were mirrored
+    about before masking (its maximum); 0 otherwise."""
     corrupt_slices: tuple[CorruptSlice, ...] = ()
     """Slices far brighter or blanker than their neighbours on both sides, replaced by the mean of
     the nearest intact ones before masking (:mod:`bids_app.mri.slices`; empty on an intact scan)."""
@@ -101,6 +105,9 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     offset = air_offset(data)
     if offset:  # the air stored below zero (signed, z-scored): brought to zero, as in magnitude images
         data = np.asarray(data, dtype=np.float32) - np.float32(offset)
+    inverted = inversion_level(data)
+    if inverted:  # the air stored as the brightest part: the intensities mirrored
+        data = np.float32(inverted) - np.asarray(data, dtype=np.float32)
     corrupt = tuple(find_corrupt_slices(data))
     if corrupt:
         data = repair_slices(data, corrupt)
@@ -134,5 +141,5 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
     seconds = {"mask": masked - start, "surface": time.perf_counter() - masked}
     return HeadReconstruction(mask=mask, surface=surface, frame=frame, clutter_voxels=clutter,
                               ghosts=ghosts, face_cut_mm2=cut_mm2, background_roughness=roughness,
-                              air_offset=offset, corrupt_slices=corrupt,
+                              air_offset=offset, inverted_about=inverted, corrupt_slices=corrupt,
                               smoothness_mask=smooth, seconds=seconds)

@@ -122,6 +122,10 @@ def process_anat_image(
     if head.air_offset:
         LOGGER.warning("%s: %s: the air is stored at %g, below zero (signed storage or z-scored intensities): "
                        "brought to zero before the head mask", label, image.path.name, head.air_offset)
+    if head.inverted_about:
+        LOGGER.warning("%s: %s: the air is the image's brightest part (an image stored inverted): the "
+                       "intensities are mirrored about %g before the head mask", label, image.path.name,
+                       head.inverted_about)
     if head.corrupt_slices:
         LOGGER.warning("%s: %s: %d corrupt slice(s) replaced by the mean of their neighbours before the head "
                        "mask: %s", label, image.path.name, len(head.corrupt_slices),
@@ -194,6 +198,7 @@ def process_anat_image(
             "GhostsRemoved": [g.to_json() for g in head.ghosts],
             "SlicesRepaired": [c.to_json() for c in head.corrupt_slices],
             "AirOffset": round(float(head.air_offset), 4),
+            "InvertedAbout": round(float(head.inverted_about), 4),
             "FaceModel": models[0].info["Name"],
             "DetectionThreshold": settings.render_min_score,
         }
