@@ -117,17 +117,16 @@ def load_face_model(name: str = "sface", *, threads: int | None = None, **kwargs
     """
     text = str(name).strip()
     key = text.lower()
-    if threads is not None and (key in ONNX_MODELS or (key not in FACE_MODELS and _is_pack_path(text))):
-        kwargs["threads"] = int(threads)
+    onnx = {} if threads is None else {"threads": int(threads)}  # for the backends that take it
     if key in FACE_MODELS:
-        return FACE_MODELS[key](**kwargs)
+        return FACE_MODELS[key](**kwargs, **(onnx if key in ONNX_MODELS else {}))
     if _is_pack_path(text):
         from bids_app.face.insightface_pack import InsightFacePackModel, PackError
 
         folder = Path(text).expanduser()
         if not folder.is_dir():
             raise PackError(f"face model pack {text}: no such folder")
-        return InsightFacePackModel(folder, **kwargs)
+        return InsightFacePackModel(folder, **kwargs, **onnx)
     raise _unknown(text)
 
 
