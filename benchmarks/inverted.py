@@ -31,9 +31,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bids_app.mri import load_head, reconstruct_head  # noqa: E402
 from bids_app.mri.background import (  # noqa: E402
-    MAX_INVERTED_AIR_SPREAD, MIN_INVERTED_AIR, _shell_quartiles, inversion_level,
+    MAX_INVERTED_AIR_SPREAD, MIN_INVERTED_AIR, inversion_level, inversion_measures,
 )
-from bids_app.mri.mask import sampled_percentile  # noqa: E402
 
 #: Alterations of detection.py left out: their air is the others', and making them is slow.
 SKIPPED = {"motion", "motion-strong", "deface-motion-strong"}
@@ -44,11 +43,7 @@ INVERTED = ("T1w", "FLAIR", "T2w", "bias", "noise", "lowfield", "iso4", "crop-15
 
 def measures(data: np.ndarray) -> tuple[float, float, bool]:
     """(shell median / 99.5th percentile, shell interquartile range / median, recognised as inverted)."""
-    low, level, high = _shell_quartiles(data)
-    top = sampled_percentile(data, 99.5, per_side=64)
-    ratio = level / top if top > 0 else float("nan")
-    spread = (high - low) / abs(level) if level else float("nan")
-    return float(ratio), float(spread), inversion_level(data) > 0
+    return (*inversion_measures(data), inversion_level(data) > 0)
 
 
 def real_head_rows():

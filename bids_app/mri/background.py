@@ -35,7 +35,7 @@ from bids_app.presence import MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS
 from .mask import sampled_percentile
 
 __all__ = ["NOISY_BACKGROUND_ROUGHNESS", "MIN_SHELL_FILLED", "air_offset", "background_roughness",
-           "inversion_level", "shell_filled", "quiet_background"]  # the two thresholds: from bids_app.presence
+           "inversion_level", "inversion_measures", "shell_filled", "shell_quartiles", "quiet_background"]  # the two thresholds: from bids_app.presence
 
 #: Voxels of the image's outer shell whose differences :func:`background_roughness` measures.
 SHELL_VOXELS = 4
@@ -68,7 +68,7 @@ def _shell_pairs(data: np.ndarray, width: int):
                            for axis, slab in _shell_slabs(data, width)])
 
 
-def air_offset(data: np.ndarray) -> float:
+def air_offset(data: np.ndarray, *, quartiles: tuple[float, float, float] | None = None) -> float:
     """The level of an image's air where it lies below zero, else 0.
 
     Magnitude images have their air at zero (a noise floor above it). Some are stored otherwise:
@@ -79,9 +79,10 @@ def air_offset(data: np.ndarray) -> float:
     zero (its interquartile range narrower than that level's distance below zero: a signed
     MP2RAGE UNI image's shell spans the whole range, and :func:`quiet_background` handles it),
     it is returned, for the caller to subtract. Where the head fills more than half of the shell,
-    the median is tissue and the air's level is not found (0).
+    the median is tissue and the air's level is not found (0). ``quartiles``: the shell's, where
+    the caller has them (:func:`shell_quartiles`).
     """
-    low, level, high = _shell_quartiles(data)
+    low, level, high = shell_quartiles(data) if quartiles is None else quartiles
     if not np.isfinite(level) or level >= 0 or high - low >= -level:
         return 0.0
     return float(level)
@@ -98,7 +99,19 @@ MIN_INVERTED_AIR = 0.8
 MAX_INVERTED_AIR_SPREAD = 0.25
 
 
-def inversion_level(data: np.ndarray) -> float:
+def inversion_measures(data: np.ndarray, *,
+                       quartiles: tuple[float, float, float] | None = None) -> tuple[float, float]:
+    """What :func:`inversion_level` reads: the median of the image's outer shell over the image's
+    99.5th percentile, and the shell's interquartile range over that median (NaN where either is
+    not defined). ``quartiles``: the shell's, where the caller has them (:func:`shell_quartiles`)."""
+    low, level, high = shell_quartiles(data) if quartiles is None else quartiles
+    top = sampled_percentile(data, 99.5, per_side=64)
+    brightness = level / top if np.isfinite(top) and top > 0 else float("nan")
+    spread = (high - low) / abs(level) if level else float("nan")
+    return float(brightness), float(spread)
+
+
+def inversion_level(data: np.ndarray, *, quartiles: tuple[float, float, float] | None = None) -> float:
     """The level about which to mirror an image stored inverted (the air its brightest part), else 0.
 
     An intensity scale turned upside down (a conversion that wrote ``max - x``) puts the air,
@@ -107,20 +120,17 @@ def inversion_level(data: np.ndarray) -> float:
     by its air's level, the median of the image's outer shell (as for :func:`air_offset`): at
     least :data:`MIN_INVERTED_AIR` of the image's 99.5th percentile, with the shell uniform
     (interquartile range at most :data:`MAX_INVERTED_AIR_SPREAD` of that level: not the noise of
-    an MP2RAGE UNI image, nor a head filling the shell). The level returned is the image's
-    maximum: mirrored about it, the intensities are the image's as stored the usual way, less
-    their minimum (the air's noise floor kept as it was, not clipped).
+    an MP2RAGE UNI image, nor a head filling the shell; :func:`inversion_measures`). The level
+    returned is the image's maximum: mirrored about it, the intensities are the image's as stored
+    the usual way, less their minimum (the air's noise floor kept as it was, not clipped).
     """
-    low, level, high = _shell_quartiles(data)
-    top = sampled_percentile(data, 99.5, per_side=64)
-    if not (np.isfinite(level) and np.isfinite(top)) or top <= 0 or level < MIN_INVERTED_AIR * top:
-        return 0.0
-    if high - low > MAX_INVERTED_AIR_SPREAD * level:
+    brightness, spread = inversion_measures(data, quartiles=quartiles)
+    if not (brightness >= MIN_INVERTED_AIR and spread <= MAX_INVERTED_AIR_SPREAD):  # NaN: not inverted
         return 0.0
     return float(np.max(data))
 
 
-def _shell_quartiles(data: np.ndarray) -> tuple[float, float, float]:
+def shell_quartiles(data: np.ndarray) -> tuple[float, float, float]:
     """25th, 50th and 75th percentiles of the image's outer shell (:data:`SHELL_VOXELS` thick); NaN
     where the image is too small to have one."""
     if min(data.shape[:3]) < 2 * SHELL_VOXELS + 1:

@@ -26,7 +26,7 @@ from bids_app.presence import MIN_FACE_CUT_MM2
 
 from .background import (
     MIN_SHELL_FILLED, NOISY_BACKGROUND_ROUGHNESS, air_offset, background_roughness, inversion_level, quiet_background,
-    shell_filled,
+    shell_filled, shell_quartiles,
 )
 from .ghosts import Ghost, find_ghosts, remove_ghosts
 from .mask import head_mask, image_edge_cut
@@ -102,10 +102,12 @@ def reconstruct_head(data: np.ndarray, affine: np.ndarray, zooms: Sequence[float
         If no head or no face can be found.
     """
     start = time.perf_counter()
-    offset = air_offset(data)
+    quartiles = shell_quartiles(data)  # the air's, for both checks below
+    offset = air_offset(data, quartiles=quartiles)
     if offset:  # the air stored below zero (signed, z-scored): brought to zero, as in magnitude images
         data = np.asarray(data, dtype=np.float32) - np.float32(offset)
-    inverted = inversion_level(data)
+    # an air brought to zero is not the brightest part: the check is for images with no offset
+    inverted = 0.0 if offset else inversion_level(data, quartiles=quartiles)
     if inverted:  # the air stored as the brightest part: the intensities mirrored
         data = np.float32(inverted) - np.asarray(data, dtype=np.float32)
     corrupt = tuple(find_corrupt_slices(data))
